@@ -1,0 +1,35 @@
+"""archibald_actors: a staggered, serialized, supervised sync scheduler on pykka actors."""
+
+from archibald_actors.actors.runner import SyncContext, SyncHandler
+from archibald_actors.clock import Clock, ClockNotQuietError, ManualClock, ScaledClock, SystemClock
+from archibald_actors.errors import (
+    InvalidValueError,
+    ServiceStateError,
+    ServiceUnavailableError,
+    StoreError,
+    SyncCancelledError,
+    UnknownSyncTypeError,
+)
+from archibald_actors.schedule import DEFAULT_SCHEDULE, SYNC_TYPES, ScheduleEntry
+from archibald_actors.service import ExclusiveHold, SyncService
+
+__all__ = [
+    "DEFAULT_SCHEDULE",
+    "SYNC_TYPES",
+    "Clock",
+    "ClockNotQuietError",
+    "ExclusiveHold",
+    "InvalidValueError",
+    "ManualClock",
+    "ScaledClock",
+    "ScheduleEntry",
+    "ServiceStateError",
+    "ServiceUnavailableError",
+    "StoreError",
+    "SyncCancelledError",
+    "SyncContext",
+    "SyncHandler",
+    "SyncService",
+    "SystemClock",
+    "UnknownSyncTypeError",
+]

@@ -1,0 +1,1 @@
+"""The actors: supervisor, timers, orchestrator, and the runner that executes handlers."""

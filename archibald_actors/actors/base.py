@@ -1,0 +1,150 @@
+"""What every actor of the service shares: a stable ``Address`` and the ``TrackedActor`` base.
+
+An ``Address`` outlives the actor behind it. While a supervised child is dead or waiting
+for its restart, messages sent to it are kept in order and delivered to the replacement,
+together with whatever was still in the dead actor's inbox: no accepted message is lost
+across a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from types import TracebackType
+from typing import Any, Protocol
+
+import pykka
+
+from archibald_actors.clock import Activity
+from archibald_actors.messages import Crash
+
+__all__ = ["Address", "InjectedFaultError", "TrackedActor"]
+
+log = logging.getLogger("archibald_actors")
+
+
+class InjectedFaultError(RuntimeError):
+    """Raised by an actor that received ``Crash`` (``service.inject_fault``)."""
+
+
+class _Inbox(Protocol):
+    def empty(self) -> bool: ...
+
+    def get(self) -> Any: ...
+
+
+class Address:
+    """Where messages for one named actor go, across its restarts."""
+
+    def __init__(self, name: str, activity: Activity) -> None:
+        self.name = name
+        self._activity = activity
+        self._lock = threading.Lock()
+        self._ref: pykka.ActorRef[Any] | None = None
+        self._backlog: list[object] = []
+
+    def tell(self, message: object) -> None:
+        """Deliver ``message`` now, or keep it for the next incarnation."""
+        with self._lock:
+            if self._ref is not None:
+                self._activity.begin()
+                try:
+                    self._ref.tell(message)
+                    return
+                except pykka.ActorDeadError:
+                    self._activity.end()
+                    self._ref = None
+            # Kept messages do not count as activity: the restart that delivers them is
+            # itself a clock wake-up, and a ManualClock must be able to reach it.
+            self._backlog.append(message)
+
+    @property
+    def attached(self) -> bool:
+        """True while a live actor receives this address's messages."""
+        with self._lock:
+            return self._ref is not None and self._ref.is_alive()
+
+    def attach(self, ref: pykka.ActorRef[Any]) -> None:
+        """Point the address at a (new) actor and hand it the kept messages in order."""
+        with self._lock:
+            backlog, self._backlog = self._backlog, []
+            self._ref = ref
+            for message in backlog:
+                self._activity.begin()
+                ref.tell(message)
+
+    def detach(self, inbox: _Inbox) -> None:
+        """Called by the dying actor in its own thread: keep its unread messages."""
+        with self._lock:
+            self._ref = None
+            salvaged: list[object] = []
+            # Only the dying actor's own thread reads its inbox, so empty() then get() is safe.
+            while not inbox.empty():
+                envelope = inbox.get()
+                if isinstance(envelope.message, pykka.messages._ActorStop):
+                    continue
+                salvaged.append(envelope.message)
+                self._activity.end()
+            self._backlog[:0] = salvaged
+
+    def take_backlog(self) -> list[object]:
+        """Remove and return the kept messages (used when the actor is down for good)."""
+        with self._lock:
+            backlog, self._backlog = self._backlog, []
+            return backlog
+
+
+class TrackedActor(pykka.ThreadingActor):
+    """A pykka actor that accounts its messages to the clock's ``Activity``.
+
+    Subclasses implement :meth:`handle`; ``Crash`` is handled here for every actor.
+    """
+
+    use_daemon_thread = True
+
+    def __init__(self, address: Address, activity: Activity) -> None:
+        super().__init__()
+        self._sv_address = address
+        self._sv_activity = activity
+        # Starting counts as activity until on_start has run (a ManualClock waits for it).
+        activity.begin()
+
+    def on_start(self) -> None:
+        """Run :meth:`on_started`; the start's unit of activity ends either way."""
+        try:
+            self.on_started()
+        finally:
+            self._sv_activity.end()
+
+    def on_started(self) -> None:
+        """Subclass hook: the actor's first act in its own thread."""
+
+    def on_receive(self, message: Any) -> None:
+        """Dispatch to :meth:`handle`; the message's unit of activity ends either way."""
+        try:
+            if isinstance(message, Crash):
+                raise InjectedFaultError(f"fault injected into {self._sv_address.name}")
+            self.handle(message)
+        finally:
+            self._sv_activity.end()
+
+    def handle(self, message: Any) -> None:
+        """Handle one message of this actor's protocol."""
+        log.warning("%s ignored an unexpected message: %r", self._sv_address.name, message)
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Keep unread messages for the replacement, then report the death."""
+        self._sv_address.detach(self.actor_inbox)
+        self.on_death(f"{type(exception_value).__name__}: {exception_value}")
+
+    def on_stop(self) -> None:
+        """Keep unread messages on a clean stop as well (nothing counted stays in flight)."""
+        self._sv_address.detach(self.actor_inbox)
+
+    def on_death(self, error: str) -> None:
+        """Subclass hook after a failure: release resources, tell the supervisor."""

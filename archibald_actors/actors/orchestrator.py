@@ -1,0 +1,334 @@
+"""``OrchestratorActor``: runs syncs strictly one at a time, in the order of DESIGN section 6.
+
+The actor only decides; handlers run in a ``SyncRunner`` and report back as messages,
+so status queries, retunes and holds are answered while a sync runs. Everything worth
+keeping lives in ``OrchestratorState``, which the supervisor hands to the next
+incarnation after a crash: no accepted request is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from archibald_actors.actors.base import Address, TrackedActor
+from archibald_actors.actors.runner import SyncHandler, SyncRunner
+from archibald_actors.clock import Clock, Wakeup
+from archibald_actors.events import EventBus
+from archibald_actors.ledger import History, RunRecord, iso
+from archibald_actors.messages import (
+    ChildFailed,
+    GetHistory,
+    GraceExpired,
+    Hold,
+    Outcome,
+    Pick,
+    Release,
+    Reply,
+    ReportStatus,
+    RequestSync,
+    RunTimedOut,
+    SyncFinished,
+    Trigger,
+    WaitIdle,
+    answer,
+)
+from archibald_actors.request_queue import RequestQueue
+from archibald_actors.schedule import ScheduleEntry
+from archibald_actors.status import build_status
+
+__all__ = ["OrchestratorActor", "OrchestratorState", "Running"]
+
+log = logging.getLogger("archibald_actors.orchestrator")
+
+#: Clock seconds a stopped run gets to end before it is abandoned.
+STOP_GRACE_SECONDS = 30.0
+
+
+@dataclass
+class Running:
+    """The run in progress."""
+
+    run_id: int
+    sync_type: str
+    trigger: Trigger
+    scheduled_at: float | None
+    requested_at: float
+    started_at: float
+    stop: Callable[[], None]
+    deadline: Wakeup | None = None
+    timed_out: bool = False
+    stopped_for_hold: bool = False
+
+
+@dataclass
+class TypeCounters:
+    """Per-type totals shown in the status."""
+
+    runs: int = 0
+    failures: int = 0
+    coalesced: int = 0
+
+
+@dataclass
+class OrchestratorState:
+    """All the orchestrator knows; survives restarts of the actor."""
+
+    queue: RequestQueue
+    history: History
+    counters: dict[str, TypeCounters]
+    running: Running | None = None
+    holds: int = 0
+    hold_waiters: list[Reply] = field(default_factory=list)
+    idle_waiters: list[Reply] = field(default_factory=list)
+    pick_armed: bool = False
+    next_run_id: int = 1
+
+    @classmethod
+    def fresh(cls, entries: Mapping[str, ScheduleEntry], history: History) -> OrchestratorState:
+        """An empty state for the types of ``entries``."""
+        return cls(RequestQueue(entries), history, {t: TypeCounters() for t in entries})
+
+    @property
+    def idle(self) -> bool:
+        """Nothing runs and nothing waits."""
+        return self.running is None and len(self.queue) == 0
+
+
+class OrchestratorActor(TrackedActor):
+    """Decides what runs next; never runs a handler itself."""
+
+    def __init__(
+        self,
+        *,
+        address: Address,
+        supervisor: Address,
+        clock: Clock,
+        entries: Mapping[str, ScheduleEntry],
+        handlers: Mapping[str, SyncHandler],
+        state: OrchestratorState,
+        runner: SyncRunner,
+        events: EventBus,
+        record_sink: Callable[[RunRecord], None],
+    ) -> None:
+        super().__init__(address, clock.activity)
+        self._supervisor = supervisor
+        self._clock = clock
+        self._entries = entries
+        self._handlers = handlers
+        self._state = state
+        self._runner = runner
+        self._events = events
+        self._record_sink = record_sink
+
+    def on_started(self) -> None:
+        """A new incarnation picks up where the last one stopped."""
+        self._schedule_pick()
+
+    def handle(self, message: Any) -> None:
+        """Dispatch on the message type."""
+        match message:
+            case RequestSync():
+                self._accept(message)
+            case Pick():
+                self._state.pick_armed = False
+                self._pick()
+            case SyncFinished(run_id=run_id, outcome=outcome, error=error):
+                self._finished(run_id, outcome, error)
+            case RunTimedOut(run_id=run_id):
+                self._timed_out(run_id)
+            case GraceExpired(run_id=run_id):
+                self._finished(run_id, "timeout", "did not stop within the grace period; abandoned")
+            case Hold(reply=reply):
+                self._hold(reply)
+            case Release():
+                self._state.holds = max(0, self._state.holds - 1)
+                if self._state.holds == 0:
+                    self._events.publish("hold.released")
+                    self._schedule_pick()
+            case ReportStatus():
+                answer(message.reply, self._status(message.timers, message.orchestrator_state))
+            case GetHistory(reply=reply, sync_type=sync_type, limit=limit):
+                runs = self._state.history.newest_first(sync_type, limit)
+                answer(reply, [r.to_json() for r in runs])
+            case WaitIdle(reply=reply):
+                if self._state.idle:
+                    answer(reply, True)
+                else:
+                    self._state.idle_waiters.append(reply)
+            case _:
+                super().handle(message)
+
+    # --- requests and picking -----------------------------------------------------
+
+    def _accept(self, request: RequestSync) -> None:
+        state = self._state
+        running = state.running.sync_type if state.running else None
+        coalesced = state.queue.add(
+            request.sync_type,
+            request.trigger,
+            request.scheduled_at,
+            request.requested_at,
+            running=running,
+        )
+        if coalesced:
+            state.counters[request.sync_type].coalesced += 1
+        answer(request.reply, {"syncType": request.sync_type, "coalesced": coalesced})
+        self._events.publish(
+            "queue.changed",
+            syncType=request.sync_type,
+            trigger=request.trigger,
+            coalesced=coalesced,
+            queue=[r.sync_type for r in state.queue.ordered()],
+        )
+        self._schedule_pick()
+
+    def _schedule_pick(self) -> None:
+        # Requests due at one instant arrive one after another; picking after the settle
+        # delay lets them all arrive, so priority (not arrival order) decides.
+        state = self._state
+        if state.pick_armed or state.running is not None or state.holds or not len(state.queue):
+            self._notify_idle()
+            return
+        state.pick_armed = True
+        address = self._sv_address
+        self._clock.call_at(self._clock.now() + self._clock.settle_delay, lambda: address.tell(Pick()))
+
+    def _pick(self) -> None:
+        state = self._state
+        if state.running is not None or state.holds:
+            return
+        request = state.queue.pop_next()
+        if request is None:
+            self._notify_idle()
+            return
+        run_id = state.next_run_id
+        state.next_run_id += 1
+        now = self._clock.now()
+        handler = self._handlers[request.sync_type]
+        stop = self._runner.start(
+            run_id,
+            handler,
+            {
+                "sync_type": request.sync_type,
+                "trigger": request.trigger,
+                "scheduled_at": request.scheduled_at,
+            },
+        )
+        running = Running(
+            run_id,
+            request.sync_type,
+            request.trigger,
+            request.scheduled_at,
+            request.requested_at,
+            now,
+            stop,
+        )
+        timeout = self._entries[request.sync_type].timeout_seconds
+        address = self._sv_address
+        running.deadline = self._clock.call_at(now + timeout, lambda: address.tell(RunTimedOut(run_id)))
+        state.running = running
+        self._events.publish(
+            "sync.started",
+            syncType=running.sync_type,
+            trigger=running.trigger,
+            scheduledAt=self._iso(running.scheduled_at),
+            startedAt=self._iso(now),
+        )
+
+    # --- ends of runs -------------------------------------------------------------
+
+    def _timed_out(self, run_id: int) -> None:
+        running = self._state.running
+        if running is None or running.run_id != run_id or running.timed_out:
+            return
+        running.timed_out = True
+        log.warning("%s sync timed out; stopping it", running.sync_type)
+        running.stop()
+        address = self._sv_address
+        running.deadline = self._clock.call_at(
+            self._clock.now() + STOP_GRACE_SECONDS, lambda: address.tell(GraceExpired(run_id))
+        )
+
+    def _finished(self, run_id: int, outcome: Outcome, error: str | None) -> None:
+        state = self._state
+        running = state.running
+        if running is None or running.run_id != run_id:
+            return  # a late report from a run already written off
+        if running.deadline is not None:
+            running.deadline.cancel()
+        if running.timed_out:
+            timeout = self._entries[running.sync_type].timeout_seconds
+            outcome, error = "timeout", error if outcome == "timeout" else f"timed out after {timeout:g} s"
+        now = self._clock.now()
+        record = RunRecord(
+            sync_type=running.sync_type,
+            trigger=running.trigger,
+            scheduled_at=self._wall(running.scheduled_at),
+            requested_at=self._clock.wall(running.requested_at),
+            started_at=self._clock.wall(running.started_at),
+            finished_at=self._clock.wall(now),
+            outcome=outcome,
+            error=error,
+        )
+        state.running = None
+        counters = state.counters[running.sync_type]
+        counters.runs += 1
+        if outcome in ("failed", "timeout"):
+            counters.failures += 1
+        state.history.add(record)
+        self._record_sink(record)
+        if running.stopped_for_hold and outcome == "cancelled":
+            # Stopped to make way for a user action: it resumes once the hold is released.
+            state.queue.add(running.sync_type, "retry", running.scheduled_at, now, running=None)
+        self._events.publish("sync.completed" if outcome == "success" else "sync.failed", **record.to_json())
+        for reply in state.hold_waiters:
+            answer(reply, True)
+        state.hold_waiters.clear()
+        self._schedule_pick()
+
+    def _hold(self, reply: Reply) -> None:
+        state = self._state
+        state.holds += 1
+        if state.holds == 1:
+            self._events.publish("hold.taken")
+        if state.running is None:
+            answer(reply, True)
+            return
+        state.running.stopped_for_hold = True
+        state.running.stop()
+        state.hold_waiters.append(reply)
+
+    def _notify_idle(self) -> None:
+        state = self._state
+        if state.idle and state.idle_waiters:
+            for reply in state.idle_waiters:
+                answer(reply, True)
+            state.idle_waiters.clear()
+
+    # --- views --------------------------------------------------------------------
+
+    def _wall(self, at: float | None) -> Any:
+        return None if at is None else self._clock.wall(at)
+
+    def _iso(self, at: float | None) -> str | None:
+        return iso(self._wall(at))
+
+    def _status(self, timers: dict[str, dict[str, Any]], orchestrator_state: str) -> dict[str, Any]:
+        return build_status(self._state, timers, orchestrator_state, self._clock)
+
+    def on_stop(self) -> None:
+        """On shutdown, ask the running sync to stop and disarm its deadline."""
+        running = self._state.running
+        if running is not None:
+            if running.deadline is not None:
+                running.deadline.cancel()
+            running.stop()
+        super().on_stop()
+
+    def on_death(self, error: str) -> None:
+        """Tell the supervisor; the state object waits for the next incarnation."""
+        self._state.pick_armed = False
+        self._supervisor.tell(ChildFailed("orchestrator", error))

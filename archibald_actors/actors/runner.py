@@ -1,0 +1,227 @@
+"""Running one sync handler outside the orchestrator's message handler.
+
+A plain function runs on a thread of its own; a coroutine function runs on the service's
+asyncio loop. Either way the outcome comes back to the orchestrator as ``SyncFinished``,
+so the orchestrator stays free to answer status queries and retunes while a sync runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from typing import Any, Protocol
+
+from archibald_actors.actors.base import Address
+from archibald_actors.clock import Clock
+from archibald_actors.errors import SyncCancelledError
+from archibald_actors.messages import Outcome, SyncFinished, Trigger
+
+__all__ = ["LoopProvider", "SyncContext", "SyncHandler", "SyncRunner"]
+
+log = logging.getLogger("archibald_actors.runner")
+
+SyncHandler = Callable[["SyncContext"], Any]
+
+
+class LoopProvider(Protocol):
+    """Gives the asyncio loop coroutine handlers run on."""
+
+    def __call__(self) -> asyncio.AbstractEventLoop:
+        """Return a running loop (starting one if needed)."""
+        ...
+
+
+class SyncContext:
+    """What a handler gets: which sync this is, and a clock-aware ``sleep``.
+
+    Attributes:
+        sync_type: the type being synced.
+        trigger: "auto", "manual" or "retry".
+        scheduled_at: clock time of the slot served (None for manual runs).
+    """
+
+    def __init__(
+        self,
+        *,
+        sync_type: str,
+        trigger: Trigger,
+        scheduled_at: float | None,
+        clock: Clock,
+        is_async: bool,
+    ) -> None:
+        self.sync_type = sync_type
+        self.trigger = trigger
+        self.scheduled_at = scheduled_at
+        self._clock = clock
+        self._is_async = is_async
+        self._lock = threading.Lock()
+        self._stop = False
+        self._interrupt: Callable[[], None] | None = None
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once the run should end at its next safe point."""
+        with self._lock:
+            return self._stop
+
+    def request_stop(self) -> None:
+        """Ask the run to stop; a ``sleep`` in progress ends with ``SyncCancelledError``."""
+        with self._lock:
+            self._stop = True
+            interrupt, self._interrupt = self._interrupt, None
+        if interrupt is not None:
+            interrupt()
+
+    def sleep(self, seconds: float) -> Any:
+        """Wait ``seconds`` on the service clock.
+
+        Blocking in a plain handler; returns an awaitable in a coroutine handler.
+
+        Raises:
+            SyncCancelledError: the run was asked to stop before or during the wait.
+        """
+        if self._is_async:
+            return self._sleep_async(seconds)
+        self._sleep_blocking(seconds)
+        return None
+
+    def _arm(self, seconds: float, wake: Callable[[], None]) -> bool:
+        """Arm the clock wake-up and the stop interrupt; False if a stop is already requested."""
+        activity = self._clock.activity
+        woken = threading.Lock()
+
+        def once() -> None:
+            # Whichever comes first, the clock or a stop, makes the sleeper runnable.
+            if woken.acquire(blocking=False):
+                activity.begin()
+                wake()
+
+        with self._lock:
+            if self._stop:
+                return False
+            handle = self._clock.call_at(self._clock.now() + max(0.0, seconds), once)
+
+            def interrupt() -> None:
+                handle.cancel()
+                once()
+
+            self._interrupt = interrupt
+        activity.end()
+        return True
+
+    def _disarm(self) -> None:
+        with self._lock:
+            self._interrupt = None
+            if self._stop:
+                raise SyncCancelledError(f"{self.sync_type} sync was asked to stop")
+
+    def _sleep_blocking(self, seconds: float) -> None:
+        event = threading.Event()
+        if self._arm(seconds, event.set):
+            event.wait()
+        self._disarm()
+
+    async def _sleep_async(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def resolve() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(resolve)
+
+        if self._arm(seconds, wake):
+            await future
+        self._disarm()
+
+
+class SyncRunner:
+    """Starts a handler for one run and reports its end to the orchestrator."""
+
+    def __init__(self, clock: Clock, orchestrator: Address, loop_provider: LoopProvider) -> None:
+        self._clock = clock
+        self._orchestrator = orchestrator
+        self._loop_provider = loop_provider
+        self._threads: set[threading.Thread] = set()
+        self._lock = threading.Lock()
+
+    def start(self, run_id: int, handler: SyncHandler, ctx_args: dict[str, Any]) -> Callable[[], None]:
+        """Start ``handler``; return a function that asks the run to stop (cancels a coroutine)."""
+        is_async = inspect.iscoroutinefunction(handler)
+        ctx = SyncContext(clock=self._clock, is_async=is_async, **ctx_args)
+        self._clock.activity.begin()  # the run is runnable until it finishes or sleeps
+        if is_async:
+            return self._start_coroutine(run_id, handler, ctx)
+        thread = threading.Thread(
+            target=self._run_blocking,
+            args=(run_id, handler, ctx),
+            name=f"archibald-sync-{ctx.sync_type}-{run_id}",
+            daemon=True,
+        )
+        with self._lock:
+            self._threads.add(thread)
+        thread.start()
+        return ctx.request_stop
+
+    def _finish(self, run_id: int, ctx: SyncContext, outcome: Outcome, error: str | None) -> None:
+        self._orchestrator.tell(SyncFinished(run_id, outcome, error, self._clock.now()))
+        self._clock.activity.end()
+
+    def _run_blocking(self, run_id: int, handler: SyncHandler, ctx: SyncContext) -> None:
+        try:
+            handler(ctx)
+        except SyncCancelledError as exc:
+            self._finish(run_id, ctx, "cancelled", str(exc))
+        except Exception as exc:  # a failing handler is recorded, never fatal
+            log.warning("%s sync failed: %s", ctx.sync_type, exc, exc_info=True)
+            self._finish(run_id, ctx, "failed", f"{type(exc).__name__}: {exc}")
+        else:
+            self._finish(run_id, ctx, "success", None)
+        finally:
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+    def _start_coroutine(self, run_id: int, handler: SyncHandler, ctx: SyncContext) -> Callable[[], None]:
+        loop = self._loop_provider()
+        task_box: Future[asyncio.Task[Any]] = Future()
+
+        async def run() -> None:
+            try:
+                await handler(ctx)
+            except (asyncio.CancelledError, SyncCancelledError) as exc:
+                self._finish(run_id, ctx, "cancelled", str(exc) or "cancelled")
+            except Exception as exc:  # a failing handler is recorded, never fatal
+                log.warning("%s sync failed: %s", ctx.sync_type, exc, exc_info=True)
+                self._finish(run_id, ctx, "failed", f"{type(exc).__name__}: {exc}")
+            else:
+                self._finish(run_id, ctx, "success", None)
+
+        def create() -> None:
+            coro: Awaitable[None] = run()
+            task_box.set_result(loop.create_task(coro))  # type: ignore[arg-type]
+
+        loop.call_soon_threadsafe(create)
+
+        def stop() -> None:
+            ctx.request_stop()
+
+            def cancel(done: Future[asyncio.Task[Any]]) -> None:
+                task = done.result()
+                loop.call_soon_threadsafe(task.cancel)
+
+            task_box.add_done_callback(cancel)
+
+        return stop
+
+    def join(self, timeout: float) -> None:
+        """Wait up to ``timeout`` real seconds for handler threads to end."""
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(timeout)

@@ -1,0 +1,278 @@
+"""``SupervisorActor``: starts the timers and the orchestrator and restarts them one-for-one.
+
+A child that dies is restarted after an exponential backoff on the service clock (0.1 s
+doubling, at most 30 s) while it has had fewer than ``MAX_RESTARTS`` restarts in the last
+``RESTART_WINDOW`` seconds; past that it stays down as ``failed`` and the others go on.
+The supervisor also owns the schedule: retunes go through it to the timer concerned.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+
+from archibald_actors.actors.base import Address, TrackedActor
+from archibald_actors.actors.orchestrator import OrchestratorState
+from archibald_actors.actors.timer import TimerActor
+from archibald_actors.clock import Clock, Wakeup
+from archibald_actors.errors import InvalidValueError
+from archibald_actors.events import EventBus
+from archibald_actors.ledger import iso
+from archibald_actors.messages import (
+    ChildFailed,
+    GetHealth,
+    GetSchedule,
+    GetStatus,
+    Rearm,
+    Reply,
+    ReportStatus,
+    RestartChild,
+    Retune,
+    TimerArmed,
+    answer,
+    fail,
+)
+from archibald_actors.schedule import ScheduleEntry
+from archibald_actors.status import build_status
+from archibald_actors.store.base import Store
+
+__all__ = ["ORCHESTRATOR", "ChildInfo", "SupervisorActor"]
+
+log = logging.getLogger("archibald_actors.supervisor")
+
+ORCHESTRATOR = "orchestrator"
+MAX_RESTARTS = 5
+RESTART_WINDOW = 60.0
+BACKOFF_FIRST = 0.1
+BACKOFF_MAX = 30.0
+#: Real seconds the supervisor waits for each child to stop.
+CHILD_STOP_TIMEOUT = 5.0
+
+
+@dataclass
+class ChildInfo:
+    """What the supervisor knows of one child."""
+
+    state: str = "running"  # running | restarting | failed
+    restarts: int = 0
+    recent: list[float] = field(default_factory=list)
+    ref: pykka.ActorRef[Any] | None = None
+    restart_wakeup: Wakeup | None = None
+    last_error: str | None = None
+
+
+@dataclass
+class TimerView:
+    """A timer's last report."""
+
+    served: float | None = None
+    next_slot: float | None = None
+    missed: int = 0
+
+
+class SupervisorActor(TrackedActor):
+    """Parent of every other actor of the service."""
+
+    def __init__(
+        self,
+        *,
+        address: Address,
+        clock: Clock,
+        epoch: float,
+        entries: dict[str, ScheduleEntry],
+        served: Mapping[str, float | None],
+        addresses: Mapping[str, Address],
+        start_orchestrator: Callable[[], pykka.ActorRef[Any]],
+        orchestrator_state: OrchestratorState,
+        events: EventBus,
+        store: Store,
+    ) -> None:
+        super().__init__(address, clock.activity)
+        self._clock = clock
+        self._epoch = epoch
+        self._entries = entries
+        self._addresses = addresses
+        self._start_orchestrator = start_orchestrator
+        self._orchestrator_state = orchestrator_state
+        self._events = events
+        self._store = store
+        self._children = {name: ChildInfo() for name in addresses}
+        self._timers = {t: TimerView(served=served.get(t)) for t in entries}
+        self._retune_seq = dict.fromkeys(entries, 0)
+        self._retune_replies: dict[str, list[tuple[int, Reply]]] = {t: [] for t in entries}
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    def on_started(self) -> None:
+        """Start the orchestrator first, so the timers' first requests find it."""
+        self._start_child(ORCHESTRATOR)
+        for sync_type in self._entries:
+            self._start_child(sync_type)
+
+    def _start_child(self, name: str) -> None:
+        ref: pykka.ActorRef[Any]
+        if name == ORCHESTRATOR:
+            ref = self._start_orchestrator()
+        else:
+            ref = TimerActor.start(
+                address=self._addresses[name],
+                clock=self._clock,
+                entry=self._entries[name],
+                epoch=self._epoch,
+                served=self._timers[name].served,
+                retune_seq=self._retune_seq[name],
+                orchestrator=self._addresses[ORCHESTRATOR],
+                supervisor=self._sv_address,
+            )
+        child = self._children[name]
+        child.ref = ref
+        child.state = "running"
+        self._addresses[name].attach(ref)
+
+    def on_stop(self) -> None:
+        """Stop the timers (no new requests), then the orchestrator."""
+        for name in [*self._entries, ORCHESTRATOR]:
+            child = self._children[name]
+            if child.restart_wakeup is not None:
+                child.restart_wakeup.cancel()
+            if child.ref is not None:
+                try:
+                    child.ref.stop(block=True, timeout=CHILD_STOP_TIMEOUT)
+                except pykka.Timeout:
+                    log.error("%s did not stop within %s s", name, CHILD_STOP_TIMEOUT)
+        super().on_stop()
+
+    # --- messages -----------------------------------------------------------------
+
+    def handle(self, message: Any) -> None:
+        """Dispatch on the message type."""
+        match message:
+            case TimerArmed():
+                self._timer_armed(message)
+            case ChildFailed(name=name, error=error):
+                self._child_failed(name, error)
+            case RestartChild(name=name):
+                self._restart(name)
+            case Retune():
+                self._retune(message)
+            case GetSchedule(reply=reply):
+                answer(reply, self._schedule())
+            case GetStatus(reply=reply):
+                self._status(reply)
+            case GetHealth(reply=reply):
+                answer(reply, {n: c.state for n, c in self._children.items()})
+            case _:
+                super().handle(message)
+
+    def _timer_armed(self, report: TimerArmed) -> None:
+        view = self._timers[report.sync_type]
+        if report.served is not None and report.served != view.served:
+            self._store.save_served(report.sync_type, report.served - self._epoch)
+        view.served = report.served
+        view.next_slot = report.next_slot
+        view.missed += report.missed
+        pending = self._retune_replies[report.sync_type]
+        done = [reply for seq, reply in pending if seq <= report.retune_seq]
+        if done:
+            pending[:] = [(seq, reply) for seq, reply in pending if seq > report.retune_seq]
+            schedule = self._schedule()
+            for reply in done:
+                answer(reply, schedule)
+
+    def _child_failed(self, name: str, error: str) -> None:
+        child = self._children[name]
+        child.ref = None
+        child.last_error = error
+        now = self._clock.now()
+        child.recent = [t for t in child.recent if now - t < RESTART_WINDOW]
+        if len(child.recent) >= MAX_RESTARTS:
+            child.state = "failed"
+            log.error("%s failed %d times within %g s; leaving it down: %s",
+                      name, len(child.recent) + 1, RESTART_WINDOW, error)
+            self._events.publish("child.failed", name=name, error=error)
+            if name != ORCHESTRATOR:
+                self._answer_retunes(name)
+            return
+        delay = min(BACKOFF_FIRST * 2 ** len(child.recent), BACKOFF_MAX)
+        child.state = "restarting"
+        child.recent.append(now)
+        log.warning("%s died (%s); restarting in %.1f s", name, error, delay)
+        address = self._sv_address
+        child.restart_wakeup = self._clock.call_at(now + delay, lambda: address.tell(RestartChild(name)))
+
+    def _restart(self, name: str) -> None:
+        child = self._children[name]
+        child.restart_wakeup = None
+        if child.state != "restarting":
+            return
+        child.restarts += 1
+        self._start_child(name)
+        self._events.publish("child.restarted", name=name, restarts=child.restarts)
+
+    def _retune(self, message: Retune) -> None:
+        entry = self._entries[message.sync_type]
+        try:
+            new_entry = entry.retuned(
+                interval_minutes=message.interval_minutes,
+                start_delay_minutes=message.start_delay_minutes,
+                enabled=message.enabled,
+            )
+            self._store.save_entry(new_entry)
+        except (InvalidValueError, OSError, RuntimeError) as exc:
+            fail(message.reply, exc)
+            return
+        self._entries[message.sync_type] = new_entry
+        self._events.publish("schedule.changed", syncType=message.sync_type, **new_entry.to_json())
+        if self._children[message.sync_type].state == "failed":
+            self._timers[message.sync_type].next_slot = None
+            answer(message.reply, self._schedule())
+            return
+        self._retune_seq[message.sync_type] += 1
+        seq = self._retune_seq[message.sync_type]
+        self._retune_replies[message.sync_type].append((seq, message.reply))
+        self._addresses[message.sync_type].tell(Rearm(new_entry, seq))
+
+    def _answer_retunes(self, sync_type: str) -> None:
+        view = self._timers[sync_type]
+        self._timer_armed(TimerArmed(sync_type, view.served, None, 0, self._retune_seq[sync_type]))
+
+    # --- views --------------------------------------------------------------------
+
+    def _next_run_at(self, sync_type: str) -> str | None:
+        view = self._timers[sync_type]
+        if view.next_slot is None or not self._entries[sync_type].enabled:
+            return None
+        return iso(self._clock.wall(view.next_slot))
+
+    def _schedule(self) -> dict[str, dict[str, Any]]:
+        return {
+            t: {**entry.to_json(), "nextRunAt": self._next_run_at(t)}
+            for t, entry in self._entries.items()
+        }
+
+    def _timer_state(self, sync_type: str) -> str:
+        state = self._children[sync_type].state
+        if state == "running" and not self._entries[sync_type].enabled:
+            return "paused"
+        return state
+
+    def _status(self, reply: Any) -> None:
+        timers = {
+            t: {
+                "nextRunAt": self._next_run_at(t),
+                "missed": self._timers[t].missed,
+                "timer": self._timer_state(t),
+                "restarts": self._children[t].restarts,
+            }
+            for t in self._entries
+        }
+        orchestrator = self._children[ORCHESTRATOR]
+        if orchestrator.state == "failed":
+            # Down for good: nobody else touches the state any more, so read it here.
+            answer(reply, build_status(self._orchestrator_state, timers, "failed", self._clock))
+            return
+        self._addresses[ORCHESTRATOR].tell(ReportStatus(reply, timers, orchestrator.state))

@@ -1,0 +1,126 @@
+"""``TimerActor``: fires one sync type's slots, drift-free, by the slot rule of DESIGN section 5."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from archibald_actors.actors.base import Address, TrackedActor
+from archibald_actors.clock import Clock, Wakeup
+from archibald_actors.messages import ChildFailed, Rearm, RequestSync, TimerArmed, Wake
+from archibald_actors.schedule import (
+    ScheduleEntry,
+    first_slot_after,
+    slot_index,
+    slot_time,
+)
+
+__all__ = ["TimerActor"]
+
+log = logging.getLogger("archibald_actors.timer")
+
+
+class TimerActor(TrackedActor):
+    """Arms one clock wake-up at a time for the next slot of its type.
+
+    Every arming (start, retune, resume, restart, wake-up) applies the same rule: if a
+    slot <= now exists that is newer than the one served, fire once for the latest such
+    slot, then wait for the first slot after now. A wake-up carries the token of the
+    arming that made it, so wake-ups from before a retune or a restart never fire.
+    """
+
+    def __init__(
+        self,
+        *,
+        address: Address,
+        clock: Clock,
+        entry: ScheduleEntry,
+        epoch: float,
+        served: float | None,
+        retune_seq: int,
+        orchestrator: Address,
+        supervisor: Address,
+    ) -> None:
+        super().__init__(address, clock.activity)
+        self._clock = clock
+        self._entry = entry
+        self._epoch = epoch
+        self._served = served
+        self._retune_seq = retune_seq
+        self._orchestrator = orchestrator
+        self._supervisor = supervisor
+        self._token: object = object()
+        self._wakeup: Wakeup | None = None
+
+    def on_started(self) -> None:
+        """Arm for the first time in this incarnation."""
+        self._arm()
+
+    def handle(self, message: Any) -> None:
+        """Wake-ups and retunes both end in :meth:`_arm`."""
+        if isinstance(message, Wake):
+            if message.token is self._token:
+                self._arm()
+        elif isinstance(message, Rearm):
+            self._entry = message.entry
+            self._retune_seq = max(self._retune_seq, message.seq)
+            self._arm()
+        else:
+            super().handle(message)
+
+    def _arm(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.cancel()
+            self._wakeup = None
+        self._token = token = object()
+        entry = self._entry
+        if not entry.enabled:
+            self._report(None, 0)
+            return
+        now = self._clock.now()
+        latest = slot_index(self._epoch, entry, now)
+        missed = 0
+        if latest >= 0:
+            slot = slot_time(self._epoch, entry, latest)
+            if self._served is None or self._served < slot:
+                missed = self._slots_between(self._served, latest)
+                self._fire(slot, missed)
+        next_slot = first_slot_after(self._epoch, entry, now)
+        address = self._sv_address
+        self._wakeup = self._clock.call_at(next_slot, lambda: address.tell(Wake(token, next_slot)))
+        self._report(next_slot, missed)
+
+    def _slots_between(self, served: float | None, latest: int) -> int:
+        """Slots strictly between the one served and slot ``latest`` (skipped by a catch-up)."""
+        served_index = -1 if served is None else slot_index(self._epoch, self._entry, served)
+        return max(0, latest - served_index - 1)
+
+    def _fire(self, slot: float, missed: int) -> None:
+        self._served = slot
+        if missed:
+            log.info("%s: catch-up for slot %.3f, %d slots missed", self._entry.sync_type, slot, missed)
+        self._orchestrator.tell(
+            RequestSync(
+                sync_type=self._entry.sync_type,
+                trigger="auto",
+                scheduled_at=slot,
+                requested_at=self._clock.now(),
+                missed=missed,
+            )
+        )
+
+    def _report(self, next_slot: float | None, missed: int) -> None:
+        report = TimerArmed(self._entry.sync_type, self._served, next_slot, missed, self._retune_seq)
+        self._supervisor.tell(report)
+
+    def on_death(self, error: str) -> None:
+        """Disarm, then tell the supervisor."""
+        if self._wakeup is not None:
+            self._wakeup.cancel()
+        self._supervisor.tell(ChildFailed(self._entry.sync_type, error))
+
+    def on_stop(self) -> None:
+        """Disarm on a clean stop."""
+        if self._wakeup is not None:
+            self._wakeup.cancel()
+        super().on_stop()

@@ -1,0 +1,203 @@
+"""Immutable messages between the actors, and the reply helper.
+
+Commands are verb-noun, events past tense. A message that expects an answer carries a
+``concurrent.futures.Future`` in ``reply``: the actor completes it, and the caller waits on
+it with a timeout (or, on an event loop, awaits ``asyncio.wrap_future``) so nobody ever
+blocks inside a message handler waiting for another actor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from archibald_actors.schedule import ScheduleEntry
+
+Trigger = Literal["auto", "manual", "retry"]
+Outcome = Literal["success", "failed", "timeout", "cancelled"]
+Reply = Future[Any]
+
+
+def answer(reply: Reply | None, value: object) -> None:
+    """Complete ``reply`` with ``value`` unless the caller already gave up on it."""
+    if reply is not None:
+        with contextlib.suppress(InvalidStateError):
+            reply.set_result(value)
+
+
+def fail(reply: Reply | None, error: BaseException) -> None:
+    """Complete ``reply`` with ``error`` unless the caller already gave up on it."""
+    if reply is not None:
+        with contextlib.suppress(InvalidStateError):
+            reply.set_exception(error)
+
+
+# --- every actor -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Crash:
+    """Make the receiving actor raise, so it dies the way a real failure kills it."""
+
+
+# --- timer ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """A clock wake-up for the slot at ``slot``; ignored unless ``token`` is the timer's current one."""
+
+    token: object
+    slot: float
+
+
+@dataclass(frozen=True, slots=True)
+class Rearm:
+    """Adopt ``entry`` (retune ``seq`` of its type) and arm again by the slot rule."""
+
+    entry: ScheduleEntry
+    seq: int
+
+
+# --- orchestrator --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSync:
+    """Ask for one run of ``sync_type``; ``scheduled_at`` is the slot served (None if manual)."""
+
+    sync_type: str
+    trigger: Trigger
+    scheduled_at: float | None
+    requested_at: float
+    missed: int = 0
+    reply: Reply | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """Choose and start the next run, if any may start."""
+
+
+@dataclass(frozen=True, slots=True)
+class SyncFinished:
+    """The runner's report that run ``run_id`` ended."""
+
+    run_id: int
+    outcome: Outcome
+    error: str | None
+    finished_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunTimedOut:
+    """Run ``run_id`` reached its timeout."""
+
+    run_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class GraceExpired:
+    """Run ``run_id`` did not end within the grace period after being stopped."""
+
+    run_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Take an exclusive hold; ``reply`` completes once no sync runs."""
+
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Give back one exclusive hold."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportStatus:
+    """Answer the status, merging the supervisor's view of timers and children."""
+
+    reply: Reply
+    timers: dict[str, dict[str, Any]]
+    orchestrator_state: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetHistory:
+    """Answer runs newest first, optionally of one type, at most ``limit``."""
+
+    reply: Reply
+    sync_type: str | None
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class WaitIdle:
+    """Complete ``reply`` once nothing runs or waits."""
+
+    reply: Reply
+
+
+# --- supervisor ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChildFailed:
+    """A child died; ``name`` is a sync type or ``"orchestrator"``."""
+
+    name: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class RestartChild:
+    """The backoff for ``name`` has passed: start it again."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimerArmed:
+    """A timer's view after arming: slot served, next slot, slots newly missed, retune applied."""
+
+    sync_type: str
+    served: float | None
+    next_slot: float | None
+    missed: int
+    retune_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Retune:
+    """Change one type's interval, start delay or enabled flag; None keeps a field."""
+
+    sync_type: str
+    interval_minutes: float | None
+    start_delay_minutes: float | None
+    enabled: bool | None
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class GetSchedule:
+    """Answer the schedule as it now stands, ``nextRunAt`` included."""
+
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class GetStatus:
+    """Answer the full status (the supervisor forwards it to the orchestrator)."""
+
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class GetHealth:
+    """Answer which children are failed."""
+
+    reply: Reply

@@ -1,0 +1,177 @@
+"""The schedule table, ``ScheduleEntry``, validation and the slot arithmetic (pure functions).
+
+Slots of a type with start delay ``d`` and interval ``i`` under epoch ``E`` are
+``E + d + k*i`` for k = 0, 1, 2, ... (DESIGN section 5). They are computed from the
+epoch, never from "now + interval", so nothing drifts and retunes keep the staggering.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+
+from archibald_actors.errors import InvalidValueError, UnknownSyncTypeError
+
+__all__ = [
+    "DEFAULT_SCHEDULE",
+    "INTERVAL_RANGE",
+    "START_DELAY_RANGE",
+    "SYNC_TYPES",
+    "ScheduleEntry",
+    "check_sync_type",
+    "first_slot_after",
+    "latest_slot_at_or_before",
+    "slot_index",
+    "slot_time",
+]
+
+SYNC_TYPES: tuple[str, ...] = ("orders", "customers", "prices", "invoices", "ddt", "products")
+
+#: Bounds in minutes accepted for a retune (inclusive).
+INTERVAL_RANGE = (5.0, 180.0)
+START_DELAY_RANGE = (0.0, 180.0)
+#: Sync timeout when a type names none (DESIGN section 6).
+DEFAULT_TIMEOUT_SECONDS = 15 * 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleEntry:
+    """How one sync type is timed and ranked.
+
+    Attributes:
+        sync_type: one of ``SYNC_TYPES``.
+        interval_minutes: time between slots.
+        start_delay_minutes: offset of the first slot from the epoch.
+        priority: queue rank, higher runs first.
+        enabled: False pauses the timer.
+        timeout_seconds: a run longer than this is stopped and recorded as ``timeout``.
+    """
+
+    sync_type: str
+    interval_minutes: float
+    start_delay_minutes: float
+    priority: int
+    enabled: bool = True
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+
+    @property
+    def interval(self) -> float:
+        """Interval in seconds."""
+        return self.interval_minutes * 60.0
+
+    @property
+    def start_delay(self) -> float:
+        """Start delay in seconds."""
+        return self.start_delay_minutes * 60.0
+
+    def retuned(
+        self,
+        *,
+        interval_minutes: float | None = None,
+        start_delay_minutes: float | None = None,
+        enabled: bool | None = None,
+    ) -> ScheduleEntry:
+        """A validated copy with the given fields changed (None keeps a field).
+
+        Raises:
+            InvalidValueError: a value is of the wrong type or out of range; names the field.
+        """
+        changes: dict[str, object] = {}
+        if interval_minutes is not None:
+            changes["interval_minutes"] = _minutes("intervalMinutes", interval_minutes, INTERVAL_RANGE)
+        if start_delay_minutes is not None:
+            changes["start_delay_minutes"] = _minutes(
+                "startDelayMinutes", start_delay_minutes, START_DELAY_RANGE
+            )
+        if enabled is not None:
+            if not isinstance(enabled, bool):
+                raise InvalidValueError("enabled", f"must be a boolean, got {enabled!r}")
+            changes["enabled"] = enabled
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def to_json(self) -> dict[str, object]:
+        """The seed's JSON shape, without ``nextRunAt``."""
+        return {
+            "interval": _number(self.interval_minutes),
+            "startDelay": _number(self.start_delay_minutes),
+            "unit": "minutes",
+            "enabled": self.enabled,
+        }
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
+def _minutes(field: str, value: object, bounds: tuple[float, float]) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidValueError(field, f"must be a number, got {value!r}")
+    number = float(value)
+    low, high = bounds
+    if not math.isfinite(number):
+        raise InvalidValueError(field, f"must be a finite number, got {value!r}")
+    if not low <= number <= high:
+        raise InvalidValueError(field, f"must be between {low:g} and {high:g} minutes, got {value!r}")
+    return number
+
+
+def check_sync_type(sync_type: object) -> str:
+    """Return ``sync_type`` if it is known.
+
+    Raises:
+        UnknownSyncTypeError: it is not one of ``SYNC_TYPES``.
+    """
+    if not isinstance(sync_type, str) or sync_type not in SYNC_TYPES:
+        raise UnknownSyncTypeError(sync_type, SYNC_TYPES)
+    return sync_type
+
+
+def _entry(sync_type: str, interval: float, delay: float, priority: int) -> ScheduleEntry:
+    return ScheduleEntry(sync_type, float(interval), float(delay), priority)
+
+
+#: The approved table (DESIGN section 3): interval and start delay in minutes, priority.
+DEFAULT_SCHEDULE: Mapping[str, ScheduleEntry] = MappingProxyType(
+    {
+        "orders": _entry("orders", 10, 0, 6),
+        "customers": _entry("customers", 30, 5, 5),
+        "prices": _entry("prices", 30, 10, 1),
+        "invoices": _entry("invoices", 30, 15, 3),
+        "ddt": _entry("ddt", 45, 20, 4),
+        "products": _entry("products", 90, 30, 2),
+    }
+)
+
+
+def slot_time(epoch: float, entry: ScheduleEntry, index: int) -> float:
+    """Clock time of slot ``index`` of ``entry`` under ``epoch``."""
+    return epoch + entry.start_delay + index * entry.interval
+
+
+def slot_index(epoch: float, entry: ScheduleEntry, at: float) -> int:
+    """Index of the latest slot at or before ``at`` (-1 if the first slot is later).
+
+    Exact despite float division: the estimate is corrected against ``slot_time``.
+    """
+    first = epoch + entry.start_delay
+    if at < first:
+        return -1
+    k = int((at - first) // entry.interval)
+    while slot_time(epoch, entry, k + 1) <= at:
+        k += 1
+    while k >= 0 and slot_time(epoch, entry, k) > at:
+        k -= 1
+    return k
+
+
+def latest_slot_at_or_before(epoch: float, entry: ScheduleEntry, at: float) -> float | None:
+    """The latest slot <= ``at``, or None before the first slot."""
+    k = slot_index(epoch, entry, at)
+    return None if k < 0 else slot_time(epoch, entry, k)
+
+
+def first_slot_after(epoch: float, entry: ScheduleEntry, at: float) -> float:
+    """The earliest slot strictly after ``at``."""
+    return slot_time(epoch, entry, slot_index(epoch, entry, at) + 1)

@@ -1,0 +1,441 @@
+"""``SyncService``: wires clock, store and actors together; the embedding facade.
+
+Every method that talks to the actors has two forms: ``status()`` blocks the calling
+thread with a timeout, ``status_future()`` returns a ``concurrent.futures.Future`` that an
+asyncio caller awaits through ``asyncio.wrap_future`` without blocking its loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from types import TracebackType
+from typing import Any, TypeVar
+
+import pykka
+
+from archibald_actors.actors.base import Address
+from archibald_actors.actors.orchestrator import OrchestratorActor, OrchestratorState
+from archibald_actors.actors.runner import SyncHandler, SyncRunner
+from archibald_actors.actors.supervisor import ORCHESTRATOR, SupervisorActor
+from archibald_actors.clock import Clock, SystemClock
+from archibald_actors.errors import InvalidValueError, ServiceStateError, ServiceUnavailableError
+from archibald_actors.events import EventBus
+from archibald_actors.ledger import History
+from archibald_actors.messages import (
+    Crash,
+    GetHealth,
+    GetHistory,
+    GetSchedule,
+    GetStatus,
+    Hold,
+    Release,
+    RequestSync,
+    Retune,
+    Trigger,
+    WaitIdle,
+)
+from archibald_actors.schedule import DEFAULT_SCHEDULE, ScheduleEntry, check_sync_type
+from archibald_actors.store.base import Store
+from archibald_actors.store.memory import MemoryStore
+
+__all__ = ["ExclusiveHold", "SyncService"]
+
+log = logging.getLogger("archibald_actors")
+
+T = TypeVar("T")
+TRIGGERS: tuple[Trigger, ...] = ("auto", "manual", "retry")
+#: Real seconds a blocking call waits for the actors by default.
+ASK_TIMEOUT = 5.0
+
+
+def _noop_handler(ctx: Any) -> None:
+    """The handler of a type the service was given none for: succeeds at once."""
+
+
+class _LoopThread:
+    """A private asyncio loop on its own thread, for coroutine handlers when no loop is given."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="archibald-loop", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout: float) -> None:
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        try:
+            asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(timeout)
+        except (FutureTimeout, RuntimeError):
+            log.warning("coroutine handlers did not finish cancelling within %s s", timeout)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
+class SyncService:
+    """Staggered, serialized, supervised syncs of the ERP data types.
+
+    Args:
+        handlers: sync handler per type (plain or coroutine function taking ``ctx``);
+            a type without one gets a handler that succeeds at once.
+        clock: ``SystemClock()`` by default; ``ManualClock()`` in tests.
+        schedule: the table to start from (``DEFAULT_SCHEDULE``); stored retunes win.
+        store: durable state; ``MemoryStore()`` by default.
+        loop: the asyncio loop coroutine handlers run on; by default the loop running
+            when ``start()`` is called, else a private one.
+
+    Raises:
+        UnknownSyncTypeError: a handler or schedule entry names an unknown type.
+    """
+
+    def __init__(
+        self,
+        handlers: Mapping[str, SyncHandler] | None = None,
+        *,
+        clock: Clock | None = None,
+        schedule: Mapping[str, ScheduleEntry] | None = None,
+        store: Store | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        handlers = dict(handlers or {})
+        schedule = dict(schedule or DEFAULT_SCHEDULE)
+        for name in [*handlers, *schedule]:
+            check_sync_type(name)
+        for sync_type, handler in handlers.items():
+            if not callable(handler):
+                raise InvalidValueError(f"handlers[{sync_type!r}]", "must be callable")
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self._own_clock = clock is None
+        self.store: Store = store if store is not None else MemoryStore()
+        self.events = EventBus()
+        self._handlers = {t: handlers.get(t, _noop_handler) for t in schedule}
+        self._initial_schedule = schedule
+        self._loop = loop
+        self._loop_thread: _LoopThread | None = None
+        self._lock = threading.Lock()
+        self._started = False
+        self._stopped = False
+        self._supervisor_ref: pykka.ActorRef[Any] | None = None
+        self._addresses: dict[str, Address] = {}
+        self._supervisor = Address("supervisor", self.clock.activity)
+        self._runner: SyncRunner | None = None
+        self.epoch: float | None = None
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the actors; the epoch is now, or the stored one.
+
+        Raises:
+            ServiceStateError: already started, or stopped.
+            StoreError: the store cannot be read.
+        """
+        with self._lock:
+            if self._started:
+                raise ServiceStateError("the service is already started; start() runs once")
+            self._started = True
+        if self._loop is None:
+            with contextlib.suppress(RuntimeError):
+                self._loop = asyncio.get_running_loop()
+        stored = self.store.load()
+        entries = {t: stored.entries.get(t, e) for t, e in self._initial_schedule.items()}
+        clock = self.clock
+        if stored.epoch is None:
+            epoch = clock.now()
+            self.store.save_epoch(clock.wall(epoch))
+        else:
+            epoch = clock.now() - (clock.wall() - stored.epoch).total_seconds()
+        self.epoch = epoch
+        served = {t: epoch + offset for t, offset in stored.served.items() if t in entries}
+        self._log_plan(entries)
+
+        activity = clock.activity
+        self._addresses = {name: Address(name, activity) for name in [ORCHESTRATOR, *entries]}
+        supervisor_address = self._supervisor
+        runner = SyncRunner(clock, self._addresses[ORCHESTRATOR], self._coroutine_loop)
+        self._runner = runner
+        history = History(entries)
+        for record in reversed(self.store.runs(limit=len(entries) * 100)):
+            history.add(record)
+        state = OrchestratorState.fresh(entries, history)
+
+        def start_orchestrator() -> pykka.ActorRef[Any]:
+            return OrchestratorActor.start(
+                address=self._addresses[ORCHESTRATOR],
+                supervisor=supervisor_address,
+                clock=clock,
+                entries=entries,
+                handlers=self._handlers,
+                state=state,
+                runner=runner,
+                events=self.events,
+                record_sink=self.store.append_run,
+            )
+
+        self._supervisor_ref = SupervisorActor.start(
+            address=supervisor_address,
+            clock=clock,
+            epoch=epoch,
+            entries=dict(entries),
+            served=served,
+            addresses=self._addresses,
+            start_orchestrator=start_orchestrator,
+            orchestrator_state=state,
+            events=self.events,
+            store=self.store,
+        )
+        supervisor_address.attach(self._supervisor_ref)
+        self._supervisor = supervisor_address
+
+    def _log_plan(self, entries: Mapping[str, ScheduleEntry]) -> None:
+        log.info("[SyncService] Starting staggered auto-sync...")
+        for entry in entries.values():
+            state = "" if entry.enabled else " (paused)"
+            log.info(
+                "  %s: %gmin (T+%g)%s",
+                entry.sync_type.capitalize() if entry.sync_type != "ddt" else "DDT",
+                entry.interval_minutes,
+                entry.start_delay_minutes,
+                state,
+            )
+        log.info("[SyncService] Staggered auto-sync configured")
+
+    def _coroutine_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is not None and not self._loop.is_closed():
+                return self._loop
+            if self._loop_thread is None:
+                self._loop_thread = _LoopThread()
+            return self._loop_thread.loop
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop timers, ask a running sync to stop, stop every actor and thread.
+
+        Afterwards no thread of the service is left (a handler that ignores the stop
+        request for longer than ``timeout`` is abandoned on its daemon thread).
+        """
+        with self._lock:
+            if not self._started or self._stopped:
+                self._stopped = True
+                return
+            self._stopped = True
+        if self._supervisor_ref is not None:
+            try:
+                self._supervisor_ref.stop(block=True, timeout=timeout)
+            except pykka.Timeout:
+                log.error("the supervisor did not stop within %s s", timeout)
+        if self._runner is not None:
+            self._runner.join(timeout)
+        if self._loop_thread is not None:
+            self._loop_thread.close(timeout)
+        if self._own_clock and isinstance(self.clock, SystemClock):
+            self.clock.join(timeout)
+        self.store.close()
+
+    def __enter__(self) -> SyncService:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- talking to the actors ----------------------------------------------------
+
+    def _check_running(self) -> None:
+        if not self._started or self._stopped:
+            raise ServiceStateError("the service is not running; call start() first")
+
+    def _send(self, to: str, make: Callable[[Future[Any]], object]) -> Future[Any]:
+        """Tell the actor named ``to`` (``"supervisor"`` or a child) a message carrying a reply."""
+        self._check_running()
+        reply: Future[Any] = Future()
+        address = self._supervisor if to == "supervisor" else self._addresses[to]
+        address.tell(make(reply))
+        return reply
+
+    @staticmethod
+    def _wait(reply: Future[T], timeout: float | None, what: str) -> T:
+        try:
+            return reply.result(timeout)
+        except FutureTimeout:
+            reply.cancel()
+            raise ServiceUnavailableError(f"{what}: no answer from the actors within {timeout} s") from None
+
+    def schedule_future(self) -> Future[dict[str, dict[str, Any]]]:
+        """Future of :meth:`schedule`."""
+        return self._send("supervisor", GetSchedule)
+
+    def schedule(self, timeout: float = ASK_TIMEOUT) -> dict[str, dict[str, Any]]:
+        """The schedule as it stands: ``{type: {interval, startDelay, unit, enabled, nextRunAt}}``."""
+        return self._wait(self.schedule_future(), timeout, "schedule")
+
+    def status_future(self) -> Future[dict[str, Any]]:
+        """Future of :meth:`status`."""
+        return self._send("supervisor", GetStatus)
+
+    def status(self, timeout: float = ASK_TIMEOUT) -> dict[str, Any]:
+        """Running sync, queue, hold, orchestrator state and per-type details."""
+        return self._wait(self.status_future(), timeout, "status")
+
+    def retune_future(
+        self,
+        sync_type: str,
+        interval_minutes: float | None = None,
+        start_delay_minutes: float | None = None,
+        enabled: bool | None = None,
+    ) -> Future[dict[str, dict[str, Any]]]:
+        """Future of :meth:`retune`; fails with the validation error if a value is bad."""
+        check_sync_type(sync_type)
+        if interval_minutes is None and start_delay_minutes is None and enabled is None:
+            raise InvalidValueError(
+                "intervalMinutes", "or startDelayMinutes or enabled is required: nothing to change"
+            )
+        return self._send(
+            "supervisor",
+            lambda reply: Retune(sync_type, interval_minutes, start_delay_minutes, enabled, reply),
+        )
+
+    def retune(
+        self,
+        sync_type: str,
+        interval_minutes: float | None = None,
+        start_delay_minutes: float | None = None,
+        enabled: bool | None = None,
+        *,
+        timeout: float = ASK_TIMEOUT,
+    ) -> dict[str, dict[str, Any]]:
+        """Change one type's timing live; returns the schedule once the timer applied it.
+
+        Raises:
+            UnknownSyncTypeError: ``sync_type`` is unknown.
+            InvalidValueError: a value is of the wrong type or out of range (names the field).
+        """
+        future = self.retune_future(sync_type, interval_minutes, start_delay_minutes, enabled)
+        return self._wait(future, timeout, "retune")
+
+    def request_sync_future(self, sync_type: str, trigger: Trigger = "manual") -> Future[dict[str, Any]]:
+        """Future of :meth:`request_sync`."""
+        check_sync_type(sync_type)
+        if trigger not in TRIGGERS:
+            raise InvalidValueError("trigger", f"must be one of {', '.join(TRIGGERS)}, got {trigger!r}")
+        now = self.clock.now()
+        return self._send(
+            ORCHESTRATOR,
+            lambda reply: RequestSync(sync_type, trigger, None, now, reply=reply),
+        )
+
+    def request_sync(
+        self, sync_type: str, trigger: Trigger = "manual", *, timeout: float = ASK_TIMEOUT
+    ) -> dict[str, Any]:
+        """Queue a run of ``sync_type``; returns ``{"syncType", "coalesced"}``."""
+        return self._wait(self.request_sync_future(sync_type, trigger), timeout, "request_sync")
+
+    def history_future(self, sync_type: str | None = None, limit: int = 100) -> Future[list[dict[str, Any]]]:
+        """Future of :meth:`history`."""
+        if sync_type is not None:
+            check_sync_type(sync_type)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidValueError("limit", f"must be a positive whole number, got {limit!r}")
+        return self._send(ORCHESTRATOR, lambda reply: GetHistory(reply, sync_type, limit))
+
+    def history(
+        self, sync_type: str | None = None, limit: int = 100, *, timeout: float = ASK_TIMEOUT
+    ) -> list[dict[str, Any]]:
+        """Runs newest first, of one type or all."""
+        return self._wait(self.history_future(sync_type, limit), timeout, "history")
+
+    def health_future(self) -> Future[dict[str, str]]:
+        """Future of the children's states (``running`` | ``restarting`` | ``failed``)."""
+        return self._send("supervisor", GetHealth)
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """True once nothing runs or waits; False if that did not happen within ``timeout``."""
+        try:
+            return bool(self._send(ORCHESTRATOR, WaitIdle).result(timeout))
+        except FutureTimeout:
+            return False
+
+    def exclusive(self, timeout: float | None = None) -> ExclusiveHold:
+        """A hold that stops the running sync and keeps new ones from starting.
+
+        Use as ``with service.exclusive():`` or ``async with service.exclusive():``.
+        """
+        return ExclusiveHold(self, timeout)
+
+    def inject_fault(self, name: str) -> None:
+        """Crash the timer of type ``name`` (or ``"orchestrator"``) through the real failure path.
+
+        Raises:
+            UnknownSyncTypeError: ``name`` is neither a sync type nor "orchestrator".
+        """
+        if name != ORCHESTRATOR:
+            check_sync_type(name)
+        self._check_running()
+        self._addresses[name].tell(Crash())
+
+    def _tell(self, name: str, message: object) -> None:
+        self._addresses[name].tell(message)
+
+
+class ExclusiveHold:
+    """A reference-counted hold on the orchestrator (see ``SyncService.exclusive``)."""
+
+    def __init__(self, service: SyncService, timeout: float | None) -> None:
+        self._service = service
+        self._timeout = timeout
+        self._held = False
+
+    def _take(self) -> Future[Any]:
+        self._held = True
+        return self._service._send(ORCHESTRATOR, Hold)
+
+    def _release(self) -> None:
+        if self._held:
+            self._held = False
+            self._service._tell(ORCHESTRATOR, Release())
+
+    def __enter__(self) -> ExclusiveHold:
+        reply = self._take()
+        try:
+            reply.result(self._timeout)
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._release()
+
+    async def __aenter__(self) -> ExclusiveHold:
+        reply = self._take()
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(reply), self._timeout)
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._release()
+

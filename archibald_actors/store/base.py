@@ -1,0 +1,67 @@
+"""The ``Store`` protocol: what the service keeps across restarts, one backend per module."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from archibald_actors.ledger import RunRecord
+from archibald_actors.schedule import ScheduleEntry
+
+__all__ = ["Store", "StoredState"]
+
+
+@dataclass
+class StoredState:
+    """What a store held at start.
+
+    Attributes:
+        epoch: the UTC wall time the slot grid counts from (None on first start).
+        entries: schedule entries as last retuned, by type (types never retuned are absent).
+        served: per type, the latest slot fired, as seconds after the epoch.
+    """
+
+    epoch: datetime | None = None
+    entries: dict[str, ScheduleEntry] = field(default_factory=dict)
+    served: dict[str, float] = field(default_factory=dict)
+
+
+class Store(Protocol):
+    """Durable state of one service (or of a cluster sharing it)."""
+
+    def load(self) -> StoredState:
+        """Open the store and read everything needed to start.
+
+        Raises:
+            StoreError: the store is unreadable or corrupt (never silently reset).
+        """
+        ...
+
+    def save_epoch(self, epoch: datetime) -> None:
+        """Record the epoch of the slot grid (first start only)."""
+        ...
+
+    def save_entry(self, entry: ScheduleEntry) -> None:
+        """Record a retune or pause; durable when this returns."""
+        ...
+
+    def save_served(self, sync_type: str, slot_offset: float) -> None:
+        """Record the latest slot fired for ``sync_type`` (seconds after the epoch)."""
+        ...
+
+    def append_run(self, record: RunRecord) -> None:
+        """Add a finished run to the ledger."""
+        ...
+
+    def runs(self, sync_type: str | None = None, limit: int = 100) -> list[RunRecord]:
+        """Runs newest first, of one type or all."""
+        ...
+
+    def prune(self, older_than: datetime) -> int:
+        """Delete runs that finished before ``older_than``; return how many."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files."""
+        ...

@@ -1,0 +1,64 @@
+"""``MemoryStore``: the ``Store`` kept in this process only (tests, simulations)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+
+from archibald_actors.ledger import RunRecord
+from archibald_actors.schedule import ScheduleEntry
+from archibald_actors.store.base import StoredState
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    """Keeps everything in dicts; survives service restarts within one process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = StoredState()
+        self._runs: list[RunRecord] = []
+
+    def load(self) -> StoredState:
+        """A copy of what is stored."""
+        with self._lock:
+            return StoredState(self._state.epoch, dict(self._state.entries), dict(self._state.served))
+
+    def save_epoch(self, epoch: datetime) -> None:
+        """Record the epoch."""
+        with self._lock:
+            self._state.epoch = epoch
+
+    def save_entry(self, entry: ScheduleEntry) -> None:
+        """Record a retune."""
+        with self._lock:
+            self._state.entries[entry.sync_type] = entry
+
+    def save_served(self, sync_type: str, slot_offset: float) -> None:
+        """Record the latest slot fired."""
+        with self._lock:
+            self._state.served[sync_type] = slot_offset
+
+    def append_run(self, record: RunRecord) -> None:
+        """Add a run."""
+        with self._lock:
+            self._runs.append(record)
+
+    def runs(self, sync_type: str | None = None, limit: int = 100) -> list[RunRecord]:
+        """Runs newest first."""
+        with self._lock:
+            runs = [r for r in self._runs if sync_type is None or r.sync_type == sync_type]
+        runs.sort(key=lambda r: (r.finished_at, r.started_at), reverse=True)
+        return runs[:limit]
+
+    def prune(self, older_than: datetime) -> int:
+        """Drop runs finished before ``older_than``."""
+        with self._lock:
+            kept = [r for r in self._runs if r.finished_at >= older_than]
+            dropped = len(self._runs) - len(kept)
+            self._runs = kept
+            return dropped
+
+    def close(self) -> None:
+        """Nothing to release."""
