@@ -75,20 +75,21 @@ class Activity:
 class Wakeup:
     """A callback armed on a clock; :meth:`cancel` disarms it if it has not fired."""
 
-    __slots__ = ("_callback", "_lock", "deadline", "fired_or_cancelled")
+    __slots__ = ("_callback", "_cond", "deadline", "fired_or_cancelled")
 
-    def __init__(self, deadline: float, callback: Callable[[], None], lock: threading.Lock) -> None:
+    def __init__(self, deadline: float, callback: Callable[[], None], cond: threading.Condition) -> None:
         self.deadline = deadline
         self._callback = callback
-        self._lock = lock
+        self._cond = cond
         self.fired_or_cancelled = False
 
     def cancel(self) -> bool:
         """Disarm; return True if the callback will now never run."""
-        with self._lock:
+        with self._cond:
             if self.fired_or_cancelled:
                 return False
             self.fired_or_cancelled = True
+            self._cond.notify_all()  # a dispatcher with nothing left to wait for may end
             return True
 
     def _claim(self) -> Callable[[], None] | None:
@@ -125,13 +126,13 @@ class Clock(Protocol):
 class _WakeupHeap:
     """Wake-ups ordered by (deadline, arming order); cancelled ones are skipped lazily."""
 
-    def __init__(self, lock: threading.Lock) -> None:
-        self._lock = lock
+    def __init__(self, cond: threading.Condition) -> None:
+        self._cond = cond
         self._heap: list[tuple[float, int, Wakeup]] = []
         self._seq = itertools.count()
 
     def push(self, deadline: float, callback: Callable[[], None]) -> Wakeup:
-        wakeup = Wakeup(deadline, callback, self._lock)
+        wakeup = Wakeup(deadline, callback, self._cond)
         heapq.heappush(self._heap, (deadline, next(self._seq), wakeup))
         return wakeup
 
@@ -163,9 +164,8 @@ class SystemClock:
             raise ValueError(f"speed must be a positive number, got {speed!r}")
         self._speed = float(speed)
         self.activity = Activity()
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._wakeups = _WakeupHeap(self._lock)
-        self._changed = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
         self._origin_real = self._real()
         self._origin_wall = datetime.now(UTC)
@@ -198,14 +198,16 @@ class SystemClock:
                     target=self._dispatch, name="archibald-clock", daemon=True
                 )
                 self._thread.start()
-            self._changed.notify()
+            self._lock.notify_all()
         return wakeup
 
     def join(self, timeout: float) -> bool:
-        """Wait for the dispatcher thread to end (it ends once nothing is armed)."""
+        """Wait for the dispatcher thread to end if nothing is armed; False if it goes on."""
         with self._lock:
+            if self._wakeups.next_deadline() is not None:
+                return False
             thread = self._thread
-            self._changed.notify()
+            self._lock.notify_all()
         if thread is not None:
             thread.join(timeout)
             return not thread.is_alive()
@@ -223,7 +225,7 @@ class SystemClock:
                     if remaining <= 0:
                         callback = self._wakeups.pop_due(self.now())
                         break
-                    self._changed.wait(min(remaining, _SUSPEND_CHECK))
+                    self._lock.wait(min(remaining, _SUSPEND_CHECK))
             if callback is not None:
                 callback()
 
@@ -255,7 +257,7 @@ class ManualClock:
     ) -> None:
         self.activity = Activity()
         self._now = float(start)
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._wakeups = _WakeupHeap(self._lock)
         self._wall_origin = wall_origin or self.DEFAULT_WALL_ORIGIN
         self._quiet_timeout = quiet_timeout

@@ -116,7 +116,6 @@ class SyncService:
             if not callable(handler):
                 raise InvalidValueError(f"handlers[{sync_type!r}]", "must be callable")
         self.clock: Clock = clock if clock is not None else SystemClock()
-        self._own_clock = clock is None
         self.store: Store = store if store is not None else MemoryStore()
         self.events = EventBus()
         self._handlers = {t: handlers.get(t, _noop_handler) for t in schedule}
@@ -239,8 +238,8 @@ class SyncService:
             self._runner.join(timeout)
         if self._loop_thread is not None:
             self._loop_thread.close(timeout)
-        if self._own_clock and isinstance(self.clock, SystemClock):
-            self.clock.join(timeout)
+        if isinstance(self.clock, SystemClock):
+            self.clock.join(timeout)  # returns at once if another user still has wake-ups armed
         self.store.close()
 
     def __enter__(self) -> SyncService:

@@ -120,13 +120,15 @@ class TrackedActor(pykka.ThreadingActor):
         """Subclass hook: the actor's first act in its own thread."""
 
     def on_receive(self, message: Any) -> None:
-        """Dispatch to :meth:`handle`; the message's unit of activity ends either way."""
-        try:
-            if isinstance(message, Crash):
-                raise InjectedFaultError(f"fault injected into {self._sv_address.name}")
-            self.handle(message)
-        finally:
-            self._sv_activity.end()
+        """Dispatch to :meth:`handle`; the message's unit of activity ends when it is done.
+
+        When the handler raises, the unit lasts until :meth:`on_failure` has reported the
+        death, so a ManualClock never sees the system quiet in between.
+        """
+        if isinstance(message, Crash):
+            raise InjectedFaultError(f"fault injected into {self._sv_address.name}")
+        self.handle(message)
+        self._sv_activity.end()
 
     def handle(self, message: Any) -> None:
         """Handle one message of this actor's protocol."""
@@ -139,8 +141,11 @@ class TrackedActor(pykka.ThreadingActor):
         traceback: TracebackType | None,
     ) -> None:
         """Keep unread messages for the replacement, then report the death."""
-        self._sv_address.detach(self.actor_inbox)
-        self.on_death(f"{type(exception_value).__name__}: {exception_value}")
+        try:
+            self._sv_address.detach(self.actor_inbox)
+            self.on_death(f"{type(exception_value).__name__}: {exception_value}")
+        finally:
+            self._sv_activity.end()  # the unit of the message that killed the actor
 
     def on_stop(self) -> None:
         """Keep unread messages on a clean stop as well (nothing counted stays in flight)."""

@@ -144,6 +144,10 @@ class SupervisorActor(TrackedActor):
                     child.ref.stop(block=True, timeout=CHILD_STOP_TIMEOUT)
                 except pykka.Timeout:
                     log.error("%s did not stop within %s s", name, CHILD_STOP_TIMEOUT)
+        running = self._orchestrator_state.running
+        if running is not None:
+            # The orchestrator may have been down at shutdown: the run must still be told.
+            running.stop()
         super().on_stop()
 
     # --- messages -----------------------------------------------------------------

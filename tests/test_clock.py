@@ -1,0 +1,90 @@
+"""The clocks: ManualClock's discrete events, the real clocks' dispatcher."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from archibald_actors import ClockNotQuietError, ManualClock, ScaledClock, SystemClock
+
+
+def test_manual_clock_runs_wakeups_in_deadline_then_arming_order() -> None:
+    clock = ManualClock()
+    fired: list[tuple[str, float]] = []
+    for name, deadline in [("c", 5.0), ("a", 2.0), ("b", 5.0), ("late", 11.0)]:
+        clock.call_at(deadline, lambda name=name: fired.append((name, clock.now())))
+    cancelled = clock.call_at(3.0, lambda: fired.append(("cancelled", clock.now())))
+    assert cancelled.cancel() is True
+    clock.advance(10)
+    assert fired == [("a", 2.0), ("c", 5.0), ("b", 5.0)]
+    assert clock.now() == 10.0
+    assert cancelled.cancel() is False
+
+
+def test_manual_clock_wall_time_and_negative_advance() -> None:
+    clock = ManualClock()
+    clock.advance(90)
+    assert clock.wall().isoformat() == "2026-01-01T00:01:30+00:00"
+    with pytest.raises(ValueError, match="seconds"):
+        clock.advance(-1)
+
+
+def test_manual_clock_raises_when_the_system_never_goes_quiet() -> None:
+    clock = ManualClock(quiet_timeout=0.2)
+    clock.activity.begin()  # something runnable that never finishes
+    with pytest.raises(ClockNotQuietError, match="still busy"):
+        clock.advance(1)
+    clock.activity.end()
+    clock.advance(1)
+    assert clock.now() == 1.0
+
+
+def test_system_clock_fires_and_its_dispatcher_ends_when_nothing_is_armed() -> None:
+    clock = SystemClock()
+    fired = threading.Event()
+    t0 = clock.now()
+    clock.call_at(t0 + 0.02, fired.set)
+    assert fired.wait(5)
+    assert clock.now() >= t0 + 0.02
+    assert clock.join(5)
+    assert not [t for t in threading.enumerate() if t.name == "archibald-clock"]
+
+
+def test_system_clock_counts_time_asleep() -> None:
+    # Scheduling reads CLOCK_BOOTTIME (Linux), which keeps counting while suspended.
+    clock = SystemClock()
+    before = time.clock_gettime(time.CLOCK_BOOTTIME)
+    now = clock.now()
+    after = time.clock_gettime(time.CLOCK_BOOTTIME)
+    assert 0 <= now <= after - before + 1.0
+
+
+def test_scaled_clock_runs_faster() -> None:
+    clock = ScaledClock(600)
+    fired = threading.Event()
+    real_start = time.monotonic()
+    clock.call_at(clock.now() + 60, fired.set)  # one schedule minute = 0.1 real seconds
+    assert fired.wait(5)
+    assert time.monotonic() - real_start >= 0.09
+    assert clock.settle_delay == pytest.approx(0.002 * 600)
+    clock.join(5)
+
+
+def test_cancelled_wakeups_never_fire_on_the_real_clock() -> None:
+    clock = SystemClock()
+    fired = threading.Event()
+    marker = threading.Event()
+    handle = clock.call_at(clock.now() + 0.01, fired.set)
+    handle.cancel()
+    clock.call_at(clock.now() + 0.03, marker.set)
+    assert marker.wait(5)
+    assert not fired.is_set()
+    clock.join(5)
+
+
+@pytest.mark.parametrize("speed", [0, -1])
+def test_speed_must_be_positive(speed: float) -> None:
+    with pytest.raises(ValueError, match="speed"):
+        SystemClock(speed)
