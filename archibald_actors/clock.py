@@ -117,9 +117,13 @@ class Clock(Protocol):
         """Run ``callback`` (quick and non-blocking) once the clock reaches ``deadline``."""
         ...
 
+    def has_due(self) -> bool:
+        """True while some wake-up due now has not been run yet."""
+        ...
+
     @property
     def settle_delay(self) -> float:
-        """Schedule seconds to let requests of one instant arrive before choosing among them."""
+        """Schedule seconds to wait at most for requests of one instant still in flight."""
         ...
 
 
@@ -143,6 +147,10 @@ class _WakeupHeap:
     def next_deadline(self) -> float | None:
         self._drop_cancelled()
         return self._heap[0][0] if self._heap else None
+
+    def has_due(self, now: float) -> bool:
+        deadline = self.next_deadline()
+        return deadline is not None and deadline <= now
 
     def pop_due(self, now: float) -> Callable[[], None] | None:
         """Claim the earliest wake-up due at ``now``; caller holds the lock."""
@@ -201,6 +209,11 @@ class SystemClock:
             self._lock.notify_all()
         return wakeup
 
+    def has_due(self) -> bool:
+        """True while a due wake-up waits for the dispatcher."""
+        with self._lock:
+            return self._wakeups.has_due(self.now())
+
     def join(self, timeout: float) -> bool:
         """Wait for the dispatcher thread to end if nothing is armed; False if it goes on."""
         with self._lock:
@@ -214,20 +227,21 @@ class SystemClock:
         return True
 
     def _dispatch(self) -> None:
-        while True:
-            with self._lock:
-                while True:
-                    deadline = self._wakeups.next_deadline()
-                    if deadline is None:
-                        self._thread = None
-                        return
-                    remaining = (deadline - self.now()) / self._speed
-                    if remaining <= 0:
-                        callback = self._wakeups.pop_due(self.now())
-                        break
+        # Callbacks run under the (reentrant) lock: whoever asks has_due() sees a wake-up
+        # either still pending or already delivered, never half-way in between.
+        with self._lock:
+            while True:
+                deadline = self._wakeups.next_deadline()
+                if deadline is None:
+                    self._thread = None
+                    return
+                remaining = (deadline - self.now()) / self._speed
+                if remaining > 0:
                     self._lock.wait(min(remaining, _SUSPEND_CHECK))
-            if callback is not None:
-                callback()
+                    continue
+                callback = self._wakeups.pop_due(self.now())
+                if callback is not None:
+                    callback()
 
 
 class ScaledClock(SystemClock):
@@ -286,6 +300,11 @@ class ManualClock:
         """The earliest armed deadline, or None."""
         with self._lock:
             return self._wakeups.next_deadline()
+
+    def has_due(self) -> bool:
+        """True while a wake-up due at the current time has not run yet."""
+        with self._lock:
+            return self._wakeups.has_due(self._now)
 
     def wait_quiet(self) -> None:
         """Block until the system is quiet; raise ``ClockNotQuietError`` after the guard."""

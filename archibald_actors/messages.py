@@ -74,6 +74,8 @@ class RequestSync:
     requested_at: float
     missed: int = 0
     reply: Reply | None = None
+    #: Sent for a clock wake-up: the receiver ends that fire's count in ``fires_in_flight``.
+    from_wake: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,12 +194,5 @@ class GetSchedule:
 @dataclass(frozen=True, slots=True)
 class GetStatus:
     """Answer the full status (the supervisor forwards it to the orchestrator)."""
-
-    reply: Reply
-
-
-@dataclass(frozen=True, slots=True)
-class GetHealth:
-    """Answer which children are failed."""
 
     reply: Reply

@@ -89,6 +89,15 @@ class RequestQueue:
     def __iter__(self) -> Iterator[PendingRequest]:
         return iter(self.ordered())
 
+    def restore(self, request: PendingRequest) -> None:
+        """Put back a request taken by :meth:`pop_next` (merging with any newer one)."""
+        newer = self._pending.get(request.sync_type)
+        if newer is None:
+            self._pending[request.sync_type] = request
+        else:
+            self.add(request.sync_type, request.trigger, request.scheduled_at, request.requested_at,
+                     running=None)
+
     def pop_next(self) -> PendingRequest | None:
         """Remove and return the request to run next."""
         if not self._pending:

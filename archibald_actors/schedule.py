@@ -47,6 +47,8 @@ class ScheduleEntry:
         priority: queue rank, higher runs first.
         enabled: False pauses the timer.
         timeout_seconds: a run longer than this is stopped and recorded as ``timeout``.
+        stale_after_minutes: with no success for this long the type reads stale and
+            health turns degraded (DOMAIN.md thresholds by default).
     """
 
     sync_type: str
@@ -55,6 +57,7 @@ class ScheduleEntry:
     priority: int
     enabled: bool = True
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    stale_after_minutes: float = 24 * 60.0
 
     @property
     def interval(self) -> float:
@@ -128,19 +131,22 @@ def check_sync_type(sync_type: object) -> str:
     return sync_type
 
 
-def _entry(sync_type: str, interval: float, delay: float, priority: int) -> ScheduleEntry:
-    return ScheduleEntry(sync_type, float(interval), float(delay), priority)
+def _entry(sync_type: str, interval: float, delay: float, priority: int, stale_hours: float) -> ScheduleEntry:
+    return ScheduleEntry(
+        sync_type, float(interval), float(delay), priority, stale_after_minutes=stale_hours * 60.0
+    )
 
 
-#: The approved table (DESIGN section 3): interval and start delay in minutes, priority.
+#: The approved table (DESIGN section 3): interval and start delay in minutes, priority,
+#: and the staleness thresholds the admin page used (DOMAIN.md).
 DEFAULT_SCHEDULE: Mapping[str, ScheduleEntry] = MappingProxyType(
     {
-        "orders": _entry("orders", 10, 0, 6),
-        "customers": _entry("customers", 30, 5, 5),
-        "prices": _entry("prices", 30, 10, 1),
-        "invoices": _entry("invoices", 30, 15, 3),
-        "ddt": _entry("ddt", 45, 20, 4),
-        "products": _entry("products", 90, 30, 2),
+        "orders": _entry("orders", 10, 0, 6, stale_hours=1),
+        "customers": _entry("customers", 30, 5, 5, stale_hours=2),
+        "prices": _entry("prices", 30, 10, 1, stale_hours=4),
+        "invoices": _entry("invoices", 30, 15, 3, stale_hours=3),
+        "ddt": _entry("ddt", 45, 20, 4, stale_hours=3),
+        "products": _entry("products", 90, 30, 2, stale_hours=8),
     }
 )
 

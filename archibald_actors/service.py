@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -23,13 +24,12 @@ from archibald_actors.actors.base import Address
 from archibald_actors.actors.orchestrator import OrchestratorActor, OrchestratorState
 from archibald_actors.actors.runner import SyncHandler, SyncRunner
 from archibald_actors.actors.supervisor import ORCHESTRATOR, SupervisorActor
-from archibald_actors.clock import Clock, SystemClock
+from archibald_actors.clock import Activity, Clock, SystemClock
 from archibald_actors.errors import InvalidValueError, ServiceStateError, ServiceUnavailableError
 from archibald_actors.events import EventBus
 from archibald_actors.ledger import History
 from archibald_actors.messages import (
     Crash,
-    GetHealth,
     GetHistory,
     GetSchedule,
     GetStatus,
@@ -41,6 +41,7 @@ from archibald_actors.messages import (
     WaitIdle,
 )
 from archibald_actors.schedule import DEFAULT_SCHEDULE, ScheduleEntry, check_sync_type
+from archibald_actors.status import health_from_status
 from archibald_actors.store.base import Store
 from archibald_actors.store.memory import MemoryStore
 
@@ -56,6 +57,18 @@ ASK_TIMEOUT = 5.0
 
 def _noop_handler(ctx: Any) -> None:
     """The handler of a type the service was given none for: succeeds at once."""
+
+
+def _with_stored_timing(entry: ScheduleEntry, stored: ScheduleEntry | None) -> ScheduleEntry:
+    """The configured entry with the timing an admin retuned last (stored retunes win)."""
+    if stored is None:
+        return entry
+    return replace(
+        entry,
+        interval_minutes=stored.interval_minutes,
+        start_delay_minutes=stored.start_delay_minutes,
+        enabled=stored.enabled,
+    )
 
 
 class _LoopThread:
@@ -133,8 +146,12 @@ class SyncService:
 
     # --- lifecycle ----------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Start the actors; the epoch is now, or the stored one.
+
+        Args:
+            loop: the loop for coroutine handlers, if none was given to the constructor
+                (the web layer starts the service off its loop, since the store is read here).
 
         Raises:
             ServiceStateError: already started, or stopped.
@@ -144,11 +161,15 @@ class SyncService:
             if self._started:
                 raise ServiceStateError("the service is already started; start() runs once")
             self._started = True
+        if loop is not None:
+            self._loop = loop
         if self._loop is None:
             with contextlib.suppress(RuntimeError):
                 self._loop = asyncio.get_running_loop()
         stored = self.store.load()
-        entries = {t: stored.entries.get(t, e) for t, e in self._initial_schedule.items()}
+        entries = {
+            t: _with_stored_timing(e, stored.entries.get(t)) for t, e in self._initial_schedule.items()
+        }
         clock = self.clock
         if stored.epoch is None:
             epoch = clock.now()
@@ -160,6 +181,7 @@ class SyncService:
         self._log_plan(entries)
 
         activity = clock.activity
+        fires_in_flight = Activity()
         self._addresses = {name: Address(name, activity) for name in [ORCHESTRATOR, *entries]}
         supervisor_address = self._supervisor
         runner = SyncRunner(clock, self._addresses[ORCHESTRATOR], self._coroutine_loop)
@@ -167,7 +189,7 @@ class SyncService:
         history = History(entries)
         for record in reversed(self.store.runs(limit=len(entries) * 100)):
             history.add(record)
-        state = OrchestratorState.fresh(entries, history)
+        state = OrchestratorState.fresh(entries, history, since=clock.wall())
 
         def start_orchestrator() -> pykka.ActorRef[Any]:
             return OrchestratorActor.start(
@@ -180,6 +202,8 @@ class SyncService:
                 runner=runner,
                 events=self.events,
                 record_sink=self.store.append_run,
+                claim_slot=lambda sync_type, slot: self.store.claim_slot(sync_type, slot - epoch),
+                fires_in_flight=fires_in_flight,
             )
 
         self._supervisor_ref = SupervisorActor.start(
@@ -193,6 +217,7 @@ class SyncService:
             orchestrator_state=state,
             events=self.events,
             store=self.store,
+            fires_in_flight=fires_in_flight,
         )
         supervisor_address.attach(self._supervisor_ref)
         self._supervisor = supervisor_address
@@ -354,9 +379,22 @@ class SyncService:
         """Runs newest first, of one type or all."""
         return self._wait(self.history_future(sync_type, limit), timeout, "history")
 
-    def health_future(self) -> Future[dict[str, str]]:
-        """Future of the children's states (``running`` | ``restarting`` | ``failed``)."""
-        return self._send("supervisor", GetHealth)
+    def health_future(self) -> Future[dict[str, Any]]:
+        """Future of :meth:`health`."""
+        health: Future[dict[str, Any]] = Future()
+
+        def derive(status: Future[dict[str, Any]]) -> None:
+            try:
+                health.set_result(health_from_status(status.result()))
+            except BaseException as exc:
+                health.set_exception(exc)
+
+        self.status_future().add_done_callback(derive)
+        return health
+
+    def health(self, timeout: float = ASK_TIMEOUT) -> dict[str, Any]:
+        """``{"status": "ok"}``, or ``{"status": "degraded", "failed": [...], "stale": [...]}``."""
+        return self._wait(self.health_future(), timeout, "health")
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """True once nothing runs or waits; False if that did not happen within ``timeout``."""

@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from archibald_actors.clock import Clock
 from archibald_actors.ledger import iso
+from archibald_actors.schedule import ScheduleEntry
 
 if TYPE_CHECKING:
     from archibald_actors.actors.orchestrator import OrchestratorState
 
-__all__ = ["build_status"]
+__all__ = ["build_status", "health_from_status", "is_stale"]
+
+
+def is_stale(
+    last_success: datetime | None, since: datetime | None, entry: ScheduleEntry, now: datetime
+) -> bool:
+    """No success for longer than the type's threshold (counted from ``since`` if never)."""
+    reference = last_success or since
+    if reference is None:
+        return False
+    return (now - reference).total_seconds() > entry.stale_after_minutes * 60.0
 
 
 def build_status(
     state: OrchestratorState,
+    entries: Mapping[str, ScheduleEntry],
     timers: dict[str, dict[str, Any]],
     orchestrator_state: str,
     clock: Clock,
 ) -> dict[str, Any]:
     """The status dict (camelCase keys); ``timers`` is the supervisor's per-type view."""
+    now = clock.wall()
     running = state.running
     queued = state.queue.ordered()
     queued_types = {r.sync_type for r in queued}
@@ -39,6 +54,9 @@ def build_status(
             "runs": counters.runs,
             "failures": counters.failures,
             "coalesced": counters.coalesced,
+            "duplicates": counters.duplicates,
+            "lastSuccessAt": iso(counters.last_success),
+            "fresh": not is_stale(counters.last_success, state.since, entries[sync_type], now),
             **timer,
         }
     return {
@@ -58,3 +76,14 @@ def build_status(
         "orchestrator": orchestrator_state,
         "types": types,
     }
+
+
+def health_from_status(status: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"status": "ok"}``, or ``"degraded"`` with the failed children and stale types."""
+    failed = [t for t, v in status["types"].items() if v["timer"] == "failed"]
+    if status["orchestrator"] == "failed":
+        failed.insert(0, "orchestrator")
+    stale = [t for t, v in status["types"].items() if not v["fresh"]]
+    if not failed and not stale:
+        return {"status": "ok"}
+    return {"status": "degraded", "failed": failed, "stale": stale}

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from archibald_actors.actors.base import Address, TrackedActor
 from archibald_actors.actors.runner import SyncHandler, SyncRunner
-from archibald_actors.clock import Clock, Wakeup
+from archibald_actors.clock import Activity, Clock, Wakeup
 from archibald_actors.events import EventBus
 from archibald_actors.ledger import History, RunRecord, iso
 from archibald_actors.messages import (
@@ -35,7 +37,7 @@ from archibald_actors.messages import (
     WaitIdle,
     answer,
 )
-from archibald_actors.request_queue import RequestQueue
+from archibald_actors.request_queue import PendingRequest, RequestQueue
 from archibald_actors.schedule import ScheduleEntry
 from archibald_actors.status import build_status
 
@@ -45,6 +47,12 @@ log = logging.getLogger("archibald_actors.orchestrator")
 
 #: Clock seconds a stopped run gets to end before it is abandoned.
 STOP_GRACE_SECONDS = 30.0
+#: Clock seconds before a pick is retried when the store could not claim a slot.
+CLAIM_RETRY = 5.0
+
+
+class _ClaimDeferredError(Exception):
+    """The store could not claim a slot; the pick was re-armed."""
 
 
 @dataclass
@@ -70,6 +78,8 @@ class TypeCounters:
     runs: int = 0
     failures: int = 0
     coalesced: int = 0
+    duplicates: int = 0
+    last_success: datetime | None = None
 
 
 @dataclass
@@ -85,11 +95,18 @@ class OrchestratorState:
     idle_waiters: list[Reply] = field(default_factory=list)
     pick_armed: bool = False
     next_run_id: int = 1
+    since: datetime | None = None
 
     @classmethod
-    def fresh(cls, entries: Mapping[str, ScheduleEntry], history: History) -> OrchestratorState:
-        """An empty state for the types of ``entries``."""
-        return cls(RequestQueue(entries), history, {t: TypeCounters() for t in entries})
+    def fresh(
+        cls, entries: Mapping[str, ScheduleEntry], history: History, since: datetime
+    ) -> OrchestratorState:
+        """A state for the types of ``entries``; ``since`` is when staleness starts counting."""
+        counters = {t: TypeCounters() for t in entries}
+        for sync_type, counter in counters.items():
+            successes = [r for r in history.newest_first(sync_type) if r.outcome == "success"]
+            counter.last_success = successes[0].finished_at if successes else None
+        return cls(RequestQueue(entries), history, counters, since=since)
 
     @property
     def idle(self) -> bool:
@@ -112,6 +129,8 @@ class OrchestratorActor(TrackedActor):
         runner: SyncRunner,
         events: EventBus,
         record_sink: Callable[[RunRecord], None],
+        claim_slot: Callable[[str, float], bool],
+        fires_in_flight: Activity,
     ) -> None:
         super().__init__(address, clock.activity)
         self._supervisor = supervisor
@@ -122,6 +141,8 @@ class OrchestratorActor(TrackedActor):
         self._runner = runner
         self._events = events
         self._record_sink = record_sink
+        self._claim_slot = claim_slot
+        self._fires = fires_in_flight
 
     def on_started(self) -> None:
         """A new incarnation picks up where the last one stopped."""
@@ -164,6 +185,8 @@ class OrchestratorActor(TrackedActor):
     # --- requests and picking -----------------------------------------------------
 
     def _accept(self, request: RequestSync) -> None:
+        if request.from_wake:
+            self._fires.end()
         state = self._state
         running = state.running.sync_type if state.running else None
         coalesced = state.queue.add(
@@ -186,21 +209,39 @@ class OrchestratorActor(TrackedActor):
         self._schedule_pick()
 
     def _schedule_pick(self) -> None:
-        # Requests due at one instant arrive one after another; picking after the settle
-        # delay lets them all arrive, so priority (not arrival order) decides.
+        """Pick now, or as soon as every request of this instant has arrived.
+
+        Timers of one instant deliver their requests one after another. While a due
+        wake-up has not run yet, or a fired one's request is still on its way, picking
+        now could let arrival order beat priority: then a pick is armed on the clock,
+        after the due wake-ups (``settle_delay`` bounds the wait for one in flight).
+        """
         state = self._state
-        if state.pick_armed or state.running is not None or state.holds or not len(state.queue):
+        if state.running is not None or state.holds or not len(state.queue):
             self._notify_idle()
+            return
+        in_flight = self._fires.count > 0
+        if not in_flight and not self._clock.has_due():
+            self._pick()
+            return
+        if state.pick_armed:
             return
         state.pick_armed = True
         address = self._sv_address
-        self._clock.call_at(self._clock.now() + self._clock.settle_delay, lambda: address.tell(Pick()))
+        delay = self._clock.settle_delay if in_flight else 0.0
+        self._clock.call_at(self._clock.now() + delay, lambda: address.tell(Pick()))
 
     def _pick(self) -> None:
+        with suppress(_ClaimDeferredError):
+            self._start_next()
+
+    def _start_next(self) -> None:
         state = self._state
         if state.running is not None or state.holds:
             return
         request = state.queue.pop_next()
+        while request is not None and not self._claimed(request):
+            request = state.queue.pop_next()
         if request is None:
             self._notify_idle()
             return
@@ -237,6 +278,31 @@ class OrchestratorActor(TrackedActor):
             scheduledAt=self._iso(running.scheduled_at),
             startedAt=self._iso(now),
         )
+
+    def _claimed(self, request: PendingRequest) -> bool:
+        """Claim the request's slot in the store, so no slot ever runs twice.
+
+        A slot already claimed (served before a restart, or by another replica) is
+        skipped. If the store cannot answer, the request goes back to the queue and the
+        pick is retried later: running without the claim could run a slot twice.
+        """
+        if request.scheduled_at is None or request.trigger == "manual":
+            return True
+        try:
+            claimed = self._claim_slot(request.sync_type, request.scheduled_at)
+        except Exception as exc:  # the store is down: keep the request, try again later
+            log.error("cannot claim %s slot, retrying in %g s: %s", request.sync_type, CLAIM_RETRY, exc)
+            self._state.queue.restore(request)
+            self._state.pick_armed = True
+            address = self._sv_address
+            self._clock.call_at(self._clock.now() + CLAIM_RETRY, lambda: address.tell(Pick()))
+            raise _ClaimDeferredError from exc
+        if not claimed:
+            self._state.counters[request.sync_type].duplicates += 1
+            log.info("%s slot %s was already claimed; skipped", request.sync_type, request.scheduled_at)
+            self._events.publish("slot.skipped", syncType=request.sync_type,
+                                 scheduledAt=self._iso(request.scheduled_at))
+        return claimed
 
     # --- ends of runs -------------------------------------------------------------
 
@@ -278,6 +344,8 @@ class OrchestratorActor(TrackedActor):
         counters.runs += 1
         if outcome in ("failed", "timeout"):
             counters.failures += 1
+        elif outcome == "success":
+            counters.last_success = record.finished_at
         state.history.add(record)
         self._record_sink(record)
         if running.stopped_for_hold and outcome == "cancelled":
@@ -317,7 +385,7 @@ class OrchestratorActor(TrackedActor):
         return iso(self._wall(at))
 
     def _status(self, timers: dict[str, dict[str, Any]], orchestrator_state: str) -> dict[str, Any]:
-        return build_status(self._state, timers, orchestrator_state, self._clock)
+        return build_status(self._state, self._entries, timers, orchestrator_state, self._clock)
 
     def on_stop(self) -> None:
         """On shutdown, ask the running sync to stop and disarm its deadline."""

@@ -18,13 +18,12 @@ import pykka
 from archibald_actors.actors.base import Address, TrackedActor
 from archibald_actors.actors.orchestrator import OrchestratorState
 from archibald_actors.actors.timer import TimerActor
-from archibald_actors.clock import Clock, Wakeup
+from archibald_actors.clock import Activity, Clock, Wakeup
 from archibald_actors.errors import InvalidValueError
 from archibald_actors.events import EventBus
 from archibald_actors.ledger import iso
 from archibald_actors.messages import (
     ChildFailed,
-    GetHealth,
     GetSchedule,
     GetStatus,
     Rearm,
@@ -90,6 +89,7 @@ class SupervisorActor(TrackedActor):
         orchestrator_state: OrchestratorState,
         events: EventBus,
         store: Store,
+        fires_in_flight: Activity,
     ) -> None:
         super().__init__(address, clock.activity)
         self._clock = clock
@@ -100,6 +100,7 @@ class SupervisorActor(TrackedActor):
         self._orchestrator_state = orchestrator_state
         self._events = events
         self._store = store
+        self._fires = fires_in_flight
         self._children = {name: ChildInfo() for name in addresses}
         self._timers = {t: TimerView(served=served.get(t)) for t in entries}
         self._retune_seq = dict.fromkeys(entries, 0)
@@ -127,6 +128,7 @@ class SupervisorActor(TrackedActor):
                 retune_seq=self._retune_seq[name],
                 orchestrator=self._addresses[ORCHESTRATOR],
                 supervisor=self._sv_address,
+                fires_in_flight=self._fires,
             )
         child = self._children[name]
         child.ref = ref
@@ -167,8 +169,6 @@ class SupervisorActor(TrackedActor):
                 answer(reply, self._schedule())
             case GetStatus(reply=reply):
                 self._status(reply)
-            case GetHealth(reply=reply):
-                answer(reply, {n: c.state for n, c in self._children.items()})
             case _:
                 super().handle(message)
 
@@ -275,8 +275,10 @@ class SupervisorActor(TrackedActor):
             for t in self._entries
         }
         orchestrator = self._children[ORCHESTRATOR]
-        if orchestrator.state == "failed":
-            # Down for good: nobody else touches the state any more, so read it here.
-            answer(reply, build_status(self._orchestrator_state, timers, "failed", self._clock))
+        if orchestrator.state != "running":
+            # No incarnation is alive (restarts happen in this very thread), so nobody
+            # else touches the state: read it here rather than wait for the restart.
+            state = self._orchestrator_state
+            answer(reply, build_status(state, self._entries, timers, orchestrator.state, self._clock))
             return
         self._addresses[ORCHESTRATOR].tell(ReportStatus(reply, timers, orchestrator.state))

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from archibald_actors.actors.base import Address, TrackedActor
-from archibald_actors.clock import Clock, Wakeup
+from archibald_actors.clock import Activity, Clock, Wakeup
 from archibald_actors.messages import ChildFailed, Rearm, RequestSync, TimerArmed, Wake
 from archibald_actors.schedule import (
     ScheduleEntry,
@@ -40,6 +40,7 @@ class TimerActor(TrackedActor):
         retune_seq: int,
         orchestrator: Address,
         supervisor: Address,
+        fires_in_flight: Activity,
     ) -> None:
         super().__init__(address, clock.activity)
         self._clock = clock
@@ -49,6 +50,7 @@ class TimerActor(TrackedActor):
         self._retune_seq = retune_seq
         self._orchestrator = orchestrator
         self._supervisor = supervisor
+        self._fires = fires_in_flight
         self._token: object = object()
         self._wakeup: Wakeup | None = None
 
@@ -59,8 +61,9 @@ class TimerActor(TrackedActor):
     def handle(self, message: Any) -> None:
         """Wake-ups and retunes both end in :meth:`_arm`."""
         if isinstance(message, Wake):
-            if message.token is self._token:
-                self._arm()
+            fired = message.token is self._token and self._arm(from_wake=True)
+            if not fired:
+                self._fires.end()  # no request will carry this wake-up's count
         elif isinstance(message, Rearm):
             self._entry = message.entry
             self._retune_seq = max(self._retune_seq, message.seq)
@@ -68,7 +71,9 @@ class TimerActor(TrackedActor):
         else:
             super().handle(message)
 
-    def _arm(self) -> None:
+    def _arm(self, *, from_wake: bool = False) -> bool:
+        """Apply the slot rule; return True if a request was sent."""
+        fired = False
         if self._wakeup is not None:
             self._wakeup.cancel()
             self._wakeup = None
@@ -76,7 +81,7 @@ class TimerActor(TrackedActor):
         entry = self._entry
         if not entry.enabled:
             self._report(None, 0)
-            return
+            return False
         now = self._clock.now()
         latest = slot_index(self._epoch, entry, now)
         missed = 0
@@ -84,18 +89,27 @@ class TimerActor(TrackedActor):
             slot = slot_time(self._epoch, entry, latest)
             if self._served is None or self._served < slot:
                 missed = self._slots_between(self._served, latest)
-                self._fire(slot, missed)
+                self._fire(slot, missed, from_wake)
+                fired = True
         next_slot = first_slot_after(self._epoch, entry, now)
-        address = self._sv_address
-        self._wakeup = self._clock.call_at(next_slot, lambda: address.tell(Wake(token, next_slot)))
+        address, fires = self._sv_address, self._fires
+
+        def wake() -> None:
+            # Counted from the clock's dispatch until the request reaches the orchestrator,
+            # so it knows to wait for requests of the same instant before it picks.
+            fires.begin()
+            address.tell(Wake(token, next_slot))
+
+        self._wakeup = self._clock.call_at(next_slot, wake)
         self._report(next_slot, missed)
+        return fired
 
     def _slots_between(self, served: float | None, latest: int) -> int:
         """Slots strictly between the one served and slot ``latest`` (skipped by a catch-up)."""
         served_index = -1 if served is None else slot_index(self._epoch, self._entry, served)
         return max(0, latest - served_index - 1)
 
-    def _fire(self, slot: float, missed: int) -> None:
+    def _fire(self, slot: float, missed: int, from_wake: bool) -> None:
         self._served = slot
         if missed:
             log.info("%s: catch-up for slot %.3f, %d slots missed", self._entry.sync_type, slot, missed)
@@ -106,6 +120,7 @@ class TimerActor(TrackedActor):
                 scheduled_at=slot,
                 requested_at=self._clock.now(),
                 missed=missed,
+                from_wake=from_wake,
             )
         )
 

@@ -2,5 +2,7 @@
 
 from archibald_actors.store.base import Store, StoredState
 from archibald_actors.store.memory import MemoryStore
+from archibald_actors.store.postgres import PostgresStore
+from archibald_actors.store.sqlite import SqliteStore
 
-__all__ = ["MemoryStore", "Store", "StoredState"]
+__all__ = ["MemoryStore", "PostgresStore", "SqliteStore", "Store", "StoredState"]

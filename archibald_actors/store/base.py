@@ -54,6 +54,10 @@ class Store(Protocol):
         """Add a finished run to the ledger."""
         ...
 
+    def claim_slot(self, sync_type: str, slot_offset: float) -> bool:
+        """Claim slot ``slot_offset`` of ``sync_type`` for one run; False if already claimed."""
+        ...
+
     def runs(self, sync_type: str | None = None, limit: int = 100) -> list[RunRecord]:
         """Runs newest first, of one type or all."""
         ...

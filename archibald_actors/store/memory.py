@@ -19,6 +19,7 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._state = StoredState()
         self._runs: list[RunRecord] = []
+        self._claims: set[tuple[str, int]] = set()
 
     def load(self) -> StoredState:
         """A copy of what is stored."""
@@ -44,6 +45,15 @@ class MemoryStore:
         """Add a run."""
         with self._lock:
             self._runs.append(record)
+
+    def claim_slot(self, sync_type: str, slot_offset: float) -> bool:
+        """Claim a slot (keyed to the millisecond); False if it was claimed before."""
+        key = (sync_type, round(slot_offset * 1000))
+        with self._lock:
+            if key in self._claims:
+                return False
+            self._claims.add(key)
+            return True
 
     def runs(self, sync_type: str | None = None, limit: int = 100) -> list[RunRecord]:
         """Runs newest first."""
