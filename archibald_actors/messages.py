@@ -138,6 +138,14 @@ class GetHistory:
 
 
 @dataclass(frozen=True, slots=True)
+class Drain:
+    """Start nothing new; ``reply`` completes once no sync runs (stopping it if asked)."""
+
+    reply: Reply
+    stop_running: bool
+
+
+@dataclass(frozen=True, slots=True)
 class WaitIdle:
     """Complete ``reply`` once nothing runs or waits."""
 

@@ -30,6 +30,7 @@ from archibald_actors.events import EventBus
 from archibald_actors.ledger import History
 from archibald_actors.messages import (
     Crash,
+    Drain,
     GetHistory,
     GetSchedule,
     GetStatus,
@@ -166,7 +167,12 @@ class SyncService:
         if self._loop is None:
             with contextlib.suppress(RuntimeError):
                 self._loop = asyncio.get_running_loop()
-        stored = self.store.load()
+        try:
+            stored = self.store.load()
+        except BaseException:
+            with self._lock:
+                self._started = False  # nothing was started; start() may be tried again
+            raise
         entries = {
             t: _with_stored_timing(e, stored.entries.get(t)) for t, e in self._initial_schedule.items()
         }
@@ -202,7 +208,7 @@ class SyncService:
                 runner=runner,
                 events=self.events,
                 record_sink=self.store.append_run,
-                claim_slot=lambda sync_type, slot: self.store.claim_slot(sync_type, slot - epoch),
+                claim_slot=self._slot_claimer(epoch, served),
                 fires_in_flight=fires_in_flight,
             )
 
@@ -221,6 +227,26 @@ class SyncService:
         )
         supervisor_address.attach(self._supervisor_ref)
         self._supervisor = supervisor_address
+
+    def _slot_claimer(self, epoch: float, served: Mapping[str, float]) -> Callable[[str, float], bool]:
+        """Claim a slot in the store and remember it as the type's latest served slot.
+
+        Served means claimed (about to run), not merely fired: a slot fired but still
+        queued when the service stopped fires again after the restart, and the claim
+        keeps it from ever running twice.
+        """
+        latest = dict(served)
+        store = self.store
+
+        def claim(sync_type: str, slot: float) -> bool:
+            if not store.claim_slot(sync_type, slot - epoch):
+                return False
+            if slot > latest.get(sync_type, float("-inf")):
+                latest[sync_type] = slot
+                store.save_served(sync_type, slot - epoch)
+            return True
+
+        return claim
 
     def _log_plan(self, entries: Mapping[str, ScheduleEntry]) -> None:
         log.info("[SyncService] Starting staggered auto-sync...")
@@ -243,8 +269,13 @@ class SyncService:
                 self._loop_thread = _LoopThread()
             return self._loop_thread.loop
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop timers, ask a running sync to stop, stop every actor and thread.
+    def stop(self, timeout: float = 10.0, *, drain: bool = False) -> None:
+        """Let the running sync end and be recorded, then stop every actor and thread.
+
+        Args:
+            timeout: real seconds to wait for each step.
+            drain: let the running sync finish by itself (its own timeout still applies)
+                instead of asking it to stop at its next safe point.
 
         Afterwards no thread of the service is left (a handler that ignores the stop
         request for longer than ``timeout`` is abandoned on its daemon thread).
@@ -253,6 +284,15 @@ class SyncService:
             if not self._started or self._stopped:
                 self._stopped = True
                 return
+        orchestrator = self._addresses.get(ORCHESTRATOR)
+        if orchestrator is not None and orchestrator.attached:
+            reply: Future[Any] = Future()
+            orchestrator.tell(Drain(reply, stop_running=not drain))
+            try:
+                reply.result(timeout)
+            except FutureTimeout:
+                log.error("the running sync did not end within %s s; stopping anyway", timeout)
+        with self._lock:
             self._stopped = True
         if self._supervisor_ref is not None:
             try:

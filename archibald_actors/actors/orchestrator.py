@@ -22,6 +22,7 @@ from archibald_actors.events import EventBus
 from archibald_actors.ledger import History, RunRecord, iso
 from archibald_actors.messages import (
     ChildFailed,
+    Drain,
     GetHistory,
     GraceExpired,
     Hold,
@@ -96,6 +97,8 @@ class OrchestratorState:
     pick_armed: bool = False
     next_run_id: int = 1
     since: datetime | None = None
+    draining: bool = False
+    drain_waiters: list[Reply] = field(default_factory=list)
 
     @classmethod
     def fresh(
@@ -174,6 +177,8 @@ class OrchestratorActor(TrackedActor):
             case GetHistory(reply=reply, sync_type=sync_type, limit=limit):
                 runs = self._state.history.newest_first(sync_type, limit)
                 answer(reply, [r.to_json() for r in runs])
+            case Drain(reply=reply, stop_running=stop_running):
+                self._drain(reply, stop_running)
             case WaitIdle(reply=reply):
                 if self._state.idle:
                     answer(reply, True)
@@ -217,7 +222,7 @@ class OrchestratorActor(TrackedActor):
         after the due wake-ups (``settle_delay`` bounds the wait for one in flight).
         """
         state = self._state
-        if state.running is not None or state.holds or not len(state.queue):
+        if state.running is not None or state.holds or state.draining or not len(state.queue):
             self._notify_idle()
             return
         in_flight = self._fires.count > 0
@@ -237,7 +242,7 @@ class OrchestratorActor(TrackedActor):
 
     def _start_next(self) -> None:
         state = self._state
-        if state.running is not None or state.holds:
+        if state.running is not None or state.holds or state.draining:
             return
         request = state.queue.pop_next()
         while request is not None and not self._claimed(request):
@@ -352,9 +357,10 @@ class OrchestratorActor(TrackedActor):
             # Stopped to make way for a user action: it resumes once the hold is released.
             state.queue.add(running.sync_type, "retry", running.scheduled_at, now, running=None)
         self._events.publish("sync.completed" if outcome == "success" else "sync.failed", **record.to_json())
-        for reply in state.hold_waiters:
+        for reply in [*state.hold_waiters, *state.drain_waiters]:
             answer(reply, True)
         state.hold_waiters.clear()
+        state.drain_waiters.clear()
         self._schedule_pick()
 
     def _hold(self, reply: Reply) -> None:
@@ -368,6 +374,16 @@ class OrchestratorActor(TrackedActor):
         state.running.stopped_for_hold = True
         state.running.stop()
         state.hold_waiters.append(reply)
+
+    def _drain(self, reply: Reply, stop_running: bool) -> None:
+        state = self._state
+        state.draining = True
+        if state.running is None:
+            answer(reply, True)
+            return
+        if stop_running:
+            state.running.stop()
+        state.drain_waiters.append(reply)
 
     def _notify_idle(self) -> None:
         state = self._state

@@ -174,8 +174,6 @@ class SupervisorActor(TrackedActor):
 
     def _timer_armed(self, report: TimerArmed) -> None:
         view = self._timers[report.sync_type]
-        if report.served is not None and report.served != view.served:
-            self._store.save_served(report.sync_type, report.served - self._epoch)
         view.served = report.served
         view.next_slot = report.next_slot
         view.missed += report.missed

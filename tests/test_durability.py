@@ -1,0 +1,135 @@
+"""Durable state on a real SQLite file: restarts keep the schedule, the grid and the ledger."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from archibald_actors import DEFAULT_SCHEDULE, SYNC_TYPES, ManualClock, StoreError, SyncService
+from archibald_actors.store import MemoryStore, SqliteStore
+
+MIN = 60.0
+HOUR = 60 * MIN
+#: Realistic run lengths in seconds (DOMAIN.md, after the move to report exports).
+DURATIONS = {"orders": 45, "customers": 20, "prices": 75, "invoices": 30, "ddt": 30, "products": 50}
+
+
+def handlers() -> dict[str, Any]:
+    def make(sync_type: str) -> Any:
+        def handle(ctx: Any) -> None:
+            ctx.sleep(DURATIONS[sync_type])
+
+        return handle
+
+    return {t: make(t) for t in SYNC_TYPES}
+
+
+def restart_gracefully(service: SyncService, clock: ManualClock) -> None:
+    """stop(drain=True) lets the running sync finish; the clock moves on until it has."""
+    stopper = threading.Thread(target=service.stop, kwargs={"timeout": 30, "drain": True}, name="t-stop")
+    stopper.start()
+    while stopper.is_alive():
+        deadline = clock.next_deadline()
+        if deadline is not None:
+            clock.advance_to(deadline)
+        stopper.join(timeout=0.05)
+
+
+def test_restarts_every_20_minutes_for_12_hours_lose_and_repeat_nothing(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    db = tmp_path / "sync.db"
+    service = SyncService(handlers(), clock=clock, store=SqliteStore(db))
+    service.start()
+    service.retune("ddt", interval_minutes=60)
+    restarts = 0
+    while clock.now() < 12 * HOUR:
+        clock.advance_to(min(12 * HOUR, (clock.now() // (20 * MIN) + 1) * 20 * MIN))
+        restart_gracefully(service, clock)
+        restarts += 1
+        service = SyncService(handlers(), clock=clock, store=SqliteStore(db))
+        service.start()
+        assert service.schedule()["ddt"]["interval"] == 60  # the retune survived
+    service.stop()
+    assert restarts >= 36
+
+    ledger = SqliteStore(db).runs(limit=100_000)
+    slots = Counter((r.sync_type, r.scheduled_at) for r in ledger)
+    assert [key for key, n in slots.items() if n > 1] == []  # no slot ran twice
+    assert {r.outcome for r in ledger} == {"success"}
+    products = sorted(r.finished_at for r in ledger if r.sync_type == "products")
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(products)]
+    assert len(products) >= 7
+    assert max(gaps) <= 90 * MIN + 10 * MIN  # once per slot; start waits at most a few runs
+    first_start = min(r.started_at for r in ledger)
+    assert (products[0] - first_start).total_seconds() <= 40 * MIN
+
+
+def test_the_grid_continues_from_the_stored_epoch(tmp_path: Path, clock: ManualClock) -> None:
+    db = tmp_path / "sync.db"
+    with SyncService(clock=clock, store=SqliteStore(db)) as service:
+        clock.run_due()
+        clock.advance(7 * MIN)
+        assert service.schedule()["orders"]["nextRunAt"] == "2026-01-01T00:10:00.000Z"
+    clock.advance(45 * MIN)  # down from T+7 to T+52: orders' T+50 slot is due
+    with SyncService(clock=clock, store=SqliteStore(db)) as service:
+        clock.run_due()
+        orders = service.history(sync_type="orders")
+        assert [h["scheduledAt"] for h in orders] == ["2026-01-01T00:50:00.000Z", "2026-01-01T00:00:00.000Z"]
+        status = service.status()["types"]["orders"]
+        assert status["missed"] == 4  # 10, 20, 30, 40 were skipped by the catch-up
+        assert service.schedule()["orders"]["nextRunAt"] == "2026-01-01T01:00:00.000Z"
+
+
+def test_a_slot_fired_but_still_queued_at_shutdown_runs_after_the_restart(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    db = tmp_path / "sync.db"
+    schedule = {t: e.retuned(enabled=t in ("orders", "prices")) for t, e in DEFAULT_SCHEDULE.items()}
+    service = SyncService(handlers(), clock=clock, store=SqliteStore(db), schedule=schedule)
+    service.start()
+    clock.advance(10 * MIN)  # orders runs, prices (same instant, lower priority) waits
+    assert [q["syncType"] for q in service.status()["queue"]] == ["prices"]
+    restart_gracefully(service, clock)
+    service = SyncService(handlers(), clock=clock, store=SqliteStore(db), schedule=schedule)
+    service.start()
+    clock.advance(5 * MIN)
+    service.stop()
+    ledger = SqliteStore(db).runs()
+    assert sorted((r.sync_type, r.scheduled_at.minute) for r in ledger if r.scheduled_at) == [
+        ("orders", 0),
+        ("orders", 10),
+        ("prices", 10),
+    ]
+
+
+def test_a_retune_that_cannot_be_stored_is_not_applied(clock: ManualClock) -> None:
+    class BrokenStore(MemoryStore):
+        def save_entry(self, entry: Any) -> None:
+            raise StoreError("disk full")
+
+    service = SyncService(clock=clock, store=BrokenStore())
+    service.start()
+    try:
+        clock.run_due()
+        before = service.schedule()
+        with pytest.raises(StoreError, match="disk full"):
+            service.retune("orders", interval_minutes=20)
+        assert service.schedule() == before
+    finally:
+        service.stop()
+
+
+def test_a_corrupt_database_fails_the_start_and_is_left_alone(tmp_path: Path, clock: ManualClock) -> None:
+    db = tmp_path / "sync.db"
+    db.write_bytes(b"this is not a database" * 100)
+    service = SyncService(clock=clock, store=SqliteStore(db))
+    with pytest.raises(StoreError, match=str(db)):
+        service.start()
+    assert db.read_bytes() == b"this is not a database" * 100
+    service.stop()
