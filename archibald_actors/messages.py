@@ -171,6 +171,11 @@ class RestartChild:
 
 
 @dataclass(frozen=True, slots=True)
+class PruneLedger:
+    """Time to drop ledger rows past the retention."""
+
+
+@dataclass(frozen=True, slots=True)
 class TimerArmed:
     """A timer's view after arming: slot served, next slot, slots newly missed, retune applied."""
 

@@ -108,6 +108,7 @@ class SyncService:
         store: durable state; ``MemoryStore()`` by default.
         loop: the asyncio loop coroutine handlers run on; by default the loop running
             when ``start()`` is called, else a private one.
+        retention_days: runs older than this are pruned from the store's ledger.
 
     Raises:
         UnknownSyncTypeError: a handler or schedule entry names an unknown type.
@@ -121,6 +122,7 @@ class SyncService:
         schedule: Mapping[str, ScheduleEntry] | None = None,
         store: Store | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        retention_days: float = 30.0,
     ) -> None:
         handlers = dict(handlers or {})
         schedule = dict(schedule or DEFAULT_SCHEDULE)
@@ -134,6 +136,10 @@ class SyncService:
         self.events = EventBus()
         self._handlers = {t: handlers.get(t, _noop_handler) for t in schedule}
         self._initial_schedule = schedule
+        valid = isinstance(retention_days, int | float) and not isinstance(retention_days, bool)
+        if not valid or not retention_days > 0:
+            raise InvalidValueError("retention_days", f"must be a positive number, got {retention_days!r}")
+        self._retention_days = float(retention_days)
         self._loop = loop
         self._loop_thread: _LoopThread | None = None
         self._lock = threading.Lock()
@@ -224,6 +230,7 @@ class SyncService:
             events=self.events,
             store=self.store,
             fires_in_flight=fires_in_flight,
+            retention_days=self._retention_days,
         )
         supervisor_address.attach(self._supervisor_ref)
         self._supervisor = supervisor_address

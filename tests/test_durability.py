@@ -133,3 +133,18 @@ def test_a_corrupt_database_fails_the_start_and_is_left_alone(tmp_path: Path, cl
         service.start()
     assert db.read_bytes() == b"this is not a database" * 100
     service.stop()
+
+
+def test_runs_past_the_retention_are_pruned(clock: ManualClock) -> None:
+    store = MemoryStore()
+    with SyncService(clock=clock, store=store, retention_days=1) as service:
+        clock.run_due()
+        clock.advance(30 * HOUR)  # the 6-hourly prune at T+30h drops runs that ended before T+6h
+        oldest = min(r.finished_at for r in store.runs(limit=10_000))
+        assert (oldest - clock.wall(0)).total_seconds() >= 5 * HOUR
+        assert len(service.history(sync_type="orders")) == 100
+
+
+def test_retention_must_be_positive(clock: ManualClock) -> None:
+    with pytest.raises(ValueError, match="retention_days"):
+        SyncService(clock=clock, retention_days=0)

@@ -9,8 +9,10 @@ The supervisor also owns the schedule: retunes go through it to the timer concer
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pykka
@@ -26,6 +28,7 @@ from archibald_actors.messages import (
     ChildFailed,
     GetSchedule,
     GetStatus,
+    PruneLedger,
     Rearm,
     Reply,
     ReportStatus,
@@ -48,6 +51,8 @@ MAX_RESTARTS = 5
 RESTART_WINDOW = 60.0
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 30.0
+#: Clock seconds between two prunes of the ledger.
+PRUNE_EVERY = 6 * 3600.0
 #: Real seconds the supervisor waits for each child to stop.
 CHILD_STOP_TIMEOUT = 5.0
 
@@ -90,6 +95,7 @@ class SupervisorActor(TrackedActor):
         events: EventBus,
         store: Store,
         fires_in_flight: Activity,
+        retention_days: float,
     ) -> None:
         super().__init__(address, clock.activity)
         self._clock = clock
@@ -101,6 +107,9 @@ class SupervisorActor(TrackedActor):
         self._events = events
         self._store = store
         self._fires = fires_in_flight
+        self._retention = retention_days * 86400.0
+        self._pruner: threading.Thread | None = None
+        self._prune_wakeup: Wakeup | None = None
         self._children = {name: ChildInfo() for name in addresses}
         self._timers = {t: TimerView(served=served.get(t)) for t in entries}
         self._retune_seq = dict.fromkeys(entries, 0)
@@ -113,6 +122,34 @@ class SupervisorActor(TrackedActor):
         self._start_child(ORCHESTRATOR)
         for sync_type in self._entries:
             self._start_child(sync_type)
+        self._prune()
+
+    def _prune(self) -> None:
+        """Drop ledger rows and slot claims past the retention, on a thread of its own.
+
+        The delete may take a while on a big ledger; nothing waits for it.
+        """
+        cutoff = self._clock.wall() - timedelta(seconds=self._retention)
+        store, activity = self._store, self._clock.activity
+
+        def prune() -> None:
+            try:
+                runs, claims = store.prune(cutoff), store.prune_claims(cutoff)
+                if runs or claims:
+                    log.info("pruned %d runs and %d slot claims older than %s", runs, claims, cutoff)
+            except Exception:  # pruning is housekeeping: log, try again next time
+                log.exception("pruning the ledger failed")
+            finally:
+                activity.end()
+
+        if self._pruner is None or not self._pruner.is_alive():
+            activity.begin()
+            self._pruner = threading.Thread(target=prune, name="archibald-prune", daemon=True)
+            self._pruner.start()
+        address = self._sv_address
+        self._prune_wakeup = self._clock.call_at(
+            self._clock.now() + PRUNE_EVERY, lambda: address.tell(PruneLedger())
+        )
 
     def _start_child(self, name: str) -> None:
         ref: pykka.ActorRef[Any]
@@ -146,6 +183,10 @@ class SupervisorActor(TrackedActor):
                     child.ref.stop(block=True, timeout=CHILD_STOP_TIMEOUT)
                 except pykka.Timeout:
                     log.error("%s did not stop within %s s", name, CHILD_STOP_TIMEOUT)
+        if self._prune_wakeup is not None:
+            self._prune_wakeup.cancel()
+        if self._pruner is not None:
+            self._pruner.join(CHILD_STOP_TIMEOUT)
         running = self._orchestrator_state.running
         if running is not None:
             # The orchestrator may have been down at shutdown: the run must still be told.
@@ -163,6 +204,8 @@ class SupervisorActor(TrackedActor):
                 self._child_failed(name, error)
             case RestartChild(name=name):
                 self._restart(name)
+            case PruneLedger():
+                self._prune()
             case Retune():
                 self._retune(message)
             case GetSchedule(reply=reply):

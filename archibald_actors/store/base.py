@@ -58,6 +58,10 @@ class Store(Protocol):
         """Claim slot ``slot_offset`` of ``sync_type`` for one run; False if already claimed."""
         ...
 
+    def prune_claims(self, older_than: datetime) -> int:
+        """Forget slot claims made before ``older_than``; return how many."""
+        ...
+
     def runs(self, sync_type: str | None = None, limit: int = 100) -> list[RunRecord]:
         """Runs newest first, of one type or all."""
         ...

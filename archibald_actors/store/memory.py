@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 
 from archibald_actors.ledger import RunRecord
 from archibald_actors.schedule import ScheduleEntry
@@ -19,7 +19,7 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._state = StoredState()
         self._runs: list[RunRecord] = []
-        self._claims: set[tuple[str, int]] = set()
+        self._claims: dict[tuple[str, int], datetime] = {}
 
     def load(self) -> StoredState:
         """A copy of what is stored."""
@@ -52,8 +52,16 @@ class MemoryStore:
         with self._lock:
             if key in self._claims:
                 return False
-            self._claims.add(key)
+            self._claims[key] = datetime.now(UTC)
             return True
+
+    def prune_claims(self, older_than: datetime) -> int:
+        """Forget claims made before ``older_than``."""
+        with self._lock:
+            old = [key for key, at in self._claims.items() if at < older_than]
+            for key in old:
+                del self._claims[key]
+            return len(old)
 
     def runs(self, sync_type: str | None = None, limit: int = 100) -> list[RunRecord]:
         """Runs newest first."""
