@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from typing import Any, Protocol
 
 from archibald_actors.actors.base import Address
+from archibald_actors.actors.workers import WorkerPool
 from archibald_actors.clock import Clock
 from archibald_actors.errors import SyncCancelledError
 from archibald_actors.messages import Outcome, SyncFinished, Trigger
@@ -148,8 +149,7 @@ class SyncRunner:
         self._clock = clock
         self._orchestrator = orchestrator
         self._loop_provider = loop_provider
-        self._threads: set[threading.Thread] = set()
-        self._lock = threading.Lock()
+        self._workers = WorkerPool()
 
     def start(self, run_id: int, handler: SyncHandler, ctx_args: dict[str, Any]) -> Callable[[], None]:
         """Start ``handler``; return a function that asks the run to stop (cancels a coroutine)."""
@@ -158,15 +158,7 @@ class SyncRunner:
         self._clock.activity.begin()  # the run is runnable until it finishes or sleeps
         if is_async:
             return self._start_coroutine(run_id, handler, ctx)
-        thread = threading.Thread(
-            target=self._run_blocking,
-            args=(run_id, handler, ctx),
-            name=f"archibald-sync-{ctx.sync_type}-{run_id}",
-            daemon=True,
-        )
-        with self._lock:
-            self._threads.add(thread)
-        thread.start()
+        self._workers.submit(lambda: self._run_blocking(run_id, handler, ctx))
         return ctx.request_stop
 
     def _finish(self, run_id: int, ctx: SyncContext, outcome: Outcome, error: str | None) -> None:
@@ -183,9 +175,6 @@ class SyncRunner:
             self._finish(run_id, ctx, "failed", f"{type(exc).__name__}: {exc}")
         else:
             self._finish(run_id, ctx, "success", None)
-        finally:
-            with self._lock:
-                self._threads.discard(threading.current_thread())
 
     def _start_coroutine(self, run_id: int, handler: SyncHandler, ctx: SyncContext) -> Callable[[], None]:
         loop = self._loop_provider()
@@ -221,7 +210,4 @@ class SyncRunner:
 
     def join(self, timeout: float) -> None:
         """Wait up to ``timeout`` real seconds for handler threads to end."""
-        with self._lock:
-            threads = list(self._threads)
-        for thread in threads:
-            thread.join(timeout)
+        self._workers.close(timeout)
