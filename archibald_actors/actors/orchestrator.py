@@ -204,11 +204,14 @@ class OrchestratorActor(TrackedActor):
         if coalesced:
             state.counters[request.sync_type].coalesced += 1
         answer(request.reply, {"syncType": request.sync_type, "coalesced": coalesced})
+        lateness = None if request.scheduled_at is None else request.requested_at - request.scheduled_at
         self._events.publish(
             "queue.changed",
             syncType=request.sync_type,
             trigger=request.trigger,
             coalesced=coalesced,
+            missed=request.missed,
+            fireLatenessSeconds=lateness,
             queue=[r.sync_type for r in state.queue.ordered()],
         )
         self._schedule_pick()
@@ -282,6 +285,7 @@ class OrchestratorActor(TrackedActor):
             trigger=running.trigger,
             scheduledAt=self._iso(running.scheduled_at),
             startedAt=self._iso(now),
+            queue=[r.sync_type for r in state.queue.ordered()],
         )
 
     def _claimed(self, request: PendingRequest) -> bool:
