@@ -1,0 +1,323 @@
+"""The ``--config`` TOML file: read once, validated at start, errors that point at the line.
+
+Format (every key optional; a type left out keeps its default row and the demo handler)::
+
+    [sync.orders]
+    interval_minutes = 10        # 5 to 180
+    start_delay_minutes = 0      # 0 to 180
+    priority = 6                 # 0 to 100, higher runs first
+    timeout_seconds = 900        # 1 to 86400, on the service clock
+    enabled = true
+    handler = "mypkg.erp:sync_orders"       # a callable taking ctx, imported at start
+    # url = "http://127.0.0.1:9000/sync"    # or a webhook (not both)
+
+Every problem raises :class:`ConfigError` naming the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from archibald_actors.actors.runner import SyncHandler
+from archibald_actors.clock import Clock
+from archibald_actors.handlers.webhook import webhook_handler
+from archibald_actors.schedule import (
+    DEFAULT_SCHEDULE,
+    INTERVAL_RANGE,
+    START_DELAY_RANGE,
+    SYNC_TYPES,
+    ScheduleEntry,
+)
+
+__all__ = [
+    "KNOWN_KEYS",
+    "PRIORITY_RANGE",
+    "TIMEOUT_RANGE",
+    "ConfigError",
+    "ServiceConfig",
+    "find_line",
+    "import_handler",
+    "load_config",
+    "parse_config",
+]
+
+SECTION = "sync"
+KNOWN_KEYS: tuple[str, ...] = (
+    "interval_minutes",
+    "start_delay_minutes",
+    "priority",
+    "timeout_seconds",
+    "enabled",
+    "handler",
+    "url",
+)
+#: Inclusive bounds of ``priority`` and ``timeout_seconds``.
+PRIORITY_RANGE = (0, 100)
+TIMEOUT_RANGE = (1.0, 24 * 3600.0)
+
+
+class ConfigError(ValueError):
+    """The config file is unreadable or invalid.
+
+    Attributes:
+        path: the file.
+        line: 1-based line of the offending table or key (None if it has none).
+        field: dotted name of the offending key (``sync.orders.priority``), or None.
+    """
+
+    def __init__(self, path: str, line: int | None, field: str | None, problem: str) -> None:
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {field} {problem}" if field else f"{where}: {problem}")
+        self.path = path
+        self.line = line
+        self.field = field
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """A validated config file.
+
+    Attributes:
+        path: where it was read from.
+        schedule: the full table, the file's values over ``DEFAULT_SCHEDULE``.
+        handlers: handlers the file names (types without ``handler``/``url`` are absent).
+    """
+
+    path: str
+    schedule: Mapping[str, ScheduleEntry]
+    handlers: Mapping[str, SyncHandler] = field(default_factory=dict)
+
+
+def load_config(path: str | Path, *, clock: Clock) -> ServiceConfig:
+    """Read and validate the TOML file at ``path``.
+
+    Args:
+        path: the file.
+        clock: the service clock (webhook handlers report slot times with it).
+
+    Raises:
+        ConfigError: the file cannot be read, is not TOML, or a value is invalid.
+    """
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(name, None, None, f"cannot be read: {exc}") from exc
+    return parse_config(text, path=name, clock=clock)
+
+
+def parse_config(text: str, *, path: str = "<config>", clock: Clock) -> ServiceConfig:
+    """Validate TOML ``text`` (see the module docstring for the format).
+
+    Raises:
+        ConfigError: the text is not TOML or a value is invalid; names ``path``, line and field.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"at line (\d+)", str(exc))
+        raise ConfigError(path, int(match[1]) if match else None, None, f"is not valid TOML: {exc}") from None
+    return _Validator(text, path, clock).config(data)
+
+
+class _Validator:
+    """Turns parsed TOML into a ``ServiceConfig``, failing on the first problem."""
+
+    def __init__(self, text: str, path: str, clock: Clock) -> None:
+        self._text = text
+        self._path = path
+        self._clock = clock
+
+    def fail(self, keys: tuple[str, ...], problem: str) -> ConfigError:
+        return ConfigError(self._path, find_line(self._text, keys), ".".join(keys), problem)
+
+    def config(self, data: dict[str, Any]) -> ServiceConfig:
+        for key in data:
+            if key != SECTION:
+                raise self.fail((key,), f"is not a known section; the file holds [{SECTION}.<type>] tables")
+        section = data.get(SECTION, {})
+        if not isinstance(section, dict):
+            raise self.fail((SECTION,), f"must be a table of sync types, got {_kind(section)}")
+        schedule = dict(DEFAULT_SCHEDULE)
+        handlers: dict[str, SyncHandler] = {}
+        for sync_type, table in section.items():
+            keys = (SECTION, sync_type)
+            if sync_type not in SYNC_TYPES:
+                raise self.fail(keys, f"is not a known sync type; expected one of {', '.join(SYNC_TYPES)}")
+            if not isinstance(table, dict):
+                raise self.fail(keys, f"must be a table, got {_kind(table)}")
+            schedule[sync_type], handler = self._type(sync_type, table, schedule[sync_type])
+            if handler is not None:
+                handlers[sync_type] = handler
+        return ServiceConfig(self._path, MappingProxyType(schedule), MappingProxyType(handlers))
+
+    def _type(
+        self, sync_type: str, table: dict[str, Any], entry: ScheduleEntry
+    ) -> tuple[ScheduleEntry, SyncHandler | None]:
+        prefix = (SECTION, sync_type)
+        for key in table:
+            if key not in KNOWN_KEYS:
+                raise self.fail(
+                    (*prefix, key), f"is not a known key; expected one of {', '.join(KNOWN_KEYS)}"
+                )
+        changes: dict[str, Any] = {}
+        if "interval_minutes" in table:
+            changes["interval_minutes"] = self._number(
+                prefix, "interval_minutes", table, INTERVAL_RANGE, "minutes"
+            )
+        if "start_delay_minutes" in table:
+            changes["start_delay_minutes"] = self._number(
+                prefix, "start_delay_minutes", table, START_DELAY_RANGE, "minutes"
+            )
+        if "timeout_seconds" in table:
+            changes["timeout_seconds"] = self._number(
+                prefix, "timeout_seconds", table, TIMEOUT_RANGE, "seconds"
+            )
+        if "priority" in table:
+            changes["priority"] = self._priority(prefix, table["priority"])
+        if "enabled" in table:
+            if not isinstance(table["enabled"], bool):
+                raise self.fail((*prefix, "enabled"), f"must be true or false, got {table['enabled']!r}")
+            changes["enabled"] = table["enabled"]
+        entry = replace(entry, **changes)
+        if "handler" in table and "url" in table:
+            # Point at whichever of the two comes second: that is the line to delete.
+            url_line = find_line(self._text, (*prefix, "url")) or 0
+            handler_line = find_line(self._text, (*prefix, "handler")) or 0
+            second, first = ("url", "handler") if url_line >= handler_line else ("handler", "url")
+            raise self.fail(
+                (*prefix, second), f"cannot be given together with {first}: a type has one handler"
+            )
+        if "handler" in table:
+            return entry, self._handler(prefix, table["handler"])
+        if "url" in table:
+            return entry, self._webhook(prefix, table["url"], entry.timeout_seconds)
+        return entry, None
+
+    def _number(
+        self,
+        prefix: tuple[str, ...],
+        key: str,
+        table: dict[str, Any],
+        bounds: tuple[float, float],
+        unit: str,
+    ) -> float:
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail((*prefix, key), f"must be a number of {unit}, got {value!r}")
+        low, high = bounds
+        if not math.isfinite(value) or not low <= value <= high:
+            raise self.fail((*prefix, key), f"must be between {low:g} and {high:g} {unit}, got {value!r}")
+        return float(value)
+
+    def _priority(self, prefix: tuple[str, ...], value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail((*prefix, "priority"), f"must be a whole number, got {value!r}")
+        low, high = PRIORITY_RANGE
+        if not low <= value <= high:
+            raise self.fail((*prefix, "priority"), f"must be between {low} and {high}, got {value!r}")
+        return value
+
+    def _handler(self, prefix: tuple[str, ...], spec: object) -> SyncHandler:
+        keys = (*prefix, "handler")
+        if not isinstance(spec, str):
+            raise self.fail(keys, f'must be a string "package.module:function", got {spec!r}')
+        try:
+            return import_handler(spec)
+        except ValueError as exc:
+            raise self.fail(keys, str(exc)) from None
+
+    def _webhook(self, prefix: tuple[str, ...], url: object, timeout: float) -> SyncHandler:
+        keys = (*prefix, "url")
+        if not isinstance(url, str):
+            raise self.fail(keys, f'must be a string "http://host:port/path", got {url!r}')
+        try:
+            return webhook_handler(url, clock=self._clock, timeout_seconds=timeout)
+        except ValueError as exc:
+            raise self.fail(keys, str(exc).removeprefix("url ")) from None
+
+
+def import_handler(spec: str) -> SyncHandler:
+    """Import the callable named by ``"package.module:function"`` (the part after ``:`` may be dotted).
+
+    Raises:
+        ValueError: the spec is malformed, cannot be imported, or names something not callable.
+    """
+    module_name, colon, attribute = spec.partition(":")
+    if not colon or not module_name or not attribute:
+        raise ValueError(f'must look like "package.module:function", got {spec!r}')
+    try:
+        target: Any = importlib.import_module(module_name)
+    except Exception as exc:  # any failure of the user's module is a config error
+        raise ValueError(f"{spec!r} cannot be imported: {type(exc).__name__}: {exc}") from exc
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise ValueError(
+                f"{spec!r} cannot be imported: {module_name} has no attribute {attribute!r}"
+            ) from None
+    if not callable(target):
+        raise ValueError(f"{spec!r} is not callable (it is {_kind(target)})")
+    handler: SyncHandler = target
+    return handler
+
+
+def _kind(value: object) -> str:
+    return type(value).__name__
+
+
+# --- finding the line of a key in TOML text (tomllib keeps no positions) ------------
+
+_BARE_OR_QUOTED = r"(?:[A-Za-z0-9_-]+|\"(?:[^\"\\]|\\.)*\"|'[^']*')"
+_DOTTED = rf"{_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*"
+_HEADER = re.compile(rf"^\s*\[\[?\s*(?P<key>{_DOTTED})\s*\]\]?")
+_ASSIGN = re.compile(rf"^\s*(?P<key>{_DOTTED})\s*=")
+_PART = re.compile(_BARE_OR_QUOTED)
+
+
+def _split_key(dotted: str) -> tuple[str, ...]:
+    parts = []
+    for match in _PART.finditer(dotted):
+        part = match[0]
+        parts.append(part[1:-1] if part[:1] in "\"'" else part)
+    return tuple(parts)
+
+
+def find_line(text: str, keys: tuple[str, ...]) -> int | None:
+    """The 1-based line where ``keys`` (a dotted path) is defined in TOML ``text``.
+
+    The line of the key itself, or of its table header; failing both (an inline table),
+    the line of the nearest enclosing key. None if nothing matches.
+    """
+    table: tuple[str, ...] = ()
+    best: tuple[int, int] | None = None  # (length of the matched prefix, line)
+    open_string: str | None = None
+    for number, line in enumerate(text.splitlines(), 1):
+        if open_string is not None:  # inside a multi-line string: no keys here
+            if open_string in line:
+                open_string = None
+            continue
+        if header := _HEADER.match(line):
+            table = path = _split_key(header["key"])
+        elif assign := _ASSIGN.match(line):
+            path = (*table, *_split_key(assign["key"]))
+            rest = line[assign.end() :]
+            for quote in ('"""', "'''"):
+                if rest.count(quote) % 2 == 1:
+                    open_string = quote
+        else:
+            continue
+        if path[: len(keys)] == keys:
+            return number
+        if keys[: len(path)] == path and (best is None or len(path) > best[0]):
+            best = (len(path), number)
+    return None if best is None else best[1]

@@ -1,0 +1,1 @@
+"""Tests of the command line, the config file, the simulation and the built-in handlers."""
