@@ -3,7 +3,7 @@
 One connection in autocommit mode, used under a ``threading.Lock``; every operation is one
 transaction. A dropped connection is replaced and the operation retried once; the
 operations are written so that a retry after a commit whose acknowledgement was lost does
-no harm (upserts, a per-call key on runs, a per-call token on slot claims).
+no harm (upserts, a per-call key on runs and requests, a per-call token on slot claims).
 All tables live in one schema (``archibald`` by default), created and migrated on first use
 under an advisory lock, so several instances may start at once.
 """
@@ -11,12 +11,10 @@ under an advisory lock, so several instances may start at once.
 from __future__ import annotations
 
 import logging
-import math
 import threading
-from collections.abc import Callable
-from dataclasses import fields
-from datetime import UTC, datetime
-from typing import Any, LiteralString, TypeVar, cast
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, LiteralString, TypeVar
 from uuid import uuid4
 
 import psycopg
@@ -24,11 +22,22 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import Jsonb
 
+from archibald_actors.cluster.channel import channel_name, encode_change
 from archibald_actors.errors import InvalidValueError, StoreError
 from archibald_actors.ledger import RunRecord
-from archibald_actors.messages import Outcome, Trigger
 from archibald_actors.schedule import ScheduleEntry
 from archibald_actors.store.base import StoredState
+from archibald_actors.store.codec import (
+    ENTRY_COLUMNS,
+    RUN_COLUMNS,
+    check_aware,
+    check_limit,
+    entry_extra,
+    entry_from_row,
+    run_from_row,
+    slot_ms,
+    stored_time,
+)
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
@@ -75,20 +84,21 @@ _MIGRATIONS: tuple[tuple[LiteralString, ...], ...] = (
             UNIQUE (sync_type, slot_ms))""",
         "CREATE INDEX slot_claims_by_time ON slot_claims (claimed_at)",
     ),
+    (
+        # Manual requests outlive the leader that was to run them (cluster failover).
+        """CREATE TABLE requests (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            request_key uuid NOT NULL UNIQUE,
+            sync_type text NOT NULL,
+            trigger text NOT NULL,
+            requested_at timestamptz NOT NULL)""",
+        "CREATE INDEX requests_by_time ON requests (requested_at, id)",
+    ),
 )
 
 #: The schema version this code writes and reads.
 SCHEMA_VERSION = len(_MIGRATIONS)
 
-_ENTRY_COLUMNS: LiteralString = (
-    "sync_type, interval_minutes, start_delay_minutes, priority, enabled, timeout_seconds, extra"
-)
-#: ``ScheduleEntry`` fields with a column of their own; any other field goes to ``extra`` (JSON),
-#: so a field added to ``ScheduleEntry`` later is kept without a migration.
-_ENTRY_FIELDS = frozenset(_ENTRY_COLUMNS.replace(" ", "").split(",")) - {"extra"}
-_RUN_COLUMNS: LiteralString = (
-    "sync_type, trigger, scheduled_at, requested_at, started_at, finished_at, outcome, error"
-)
 _RUN_ORDER: LiteralString = "ORDER BY finished_at DESC, started_at DESC, id DESC LIMIT %s"
 
 
@@ -131,9 +141,9 @@ class PostgresStore:
             state = StoredState()
             with conn.transaction():
                 row = conn.execute("SELECT epoch FROM epoch WHERE id = 1").fetchone()
-                state.epoch = None if row is None else _utc(row[0])
-                for row in conn.execute(f"SELECT {_ENTRY_COLUMNS} FROM schedule_entries"):
-                    state.entries[row[0]] = _entry_from_row(row)
+                state.epoch = None if row is None else stored_time(row[0])
+                for row in conn.execute(f"SELECT {ENTRY_COLUMNS} FROM schedule_entries"):
+                    state.entries[row[0]] = entry_from_row(row)
                 for sync_type, offset in conn.execute("SELECT sync_type, slot_offset FROM served"):
                     state.served[sync_type] = float(offset)
             return state
@@ -142,7 +152,7 @@ class PostgresStore:
 
     def save_epoch(self, epoch: datetime) -> None:
         """Record the epoch of the slot grid."""
-        _check_aware(epoch, "epoch")
+        check_aware(epoch, "epoch")
         self._execute(
             "save_epoch",
             "INSERT INTO epoch (id, epoch) VALUES (1, %s)"
@@ -154,7 +164,7 @@ class PostgresStore:
         """Record a retune or pause (upsert by type); committed when this returns."""
         self._execute(
             "save_entry",
-            f"INSERT INTO schedule_entries ({_ENTRY_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            f"INSERT INTO schedule_entries ({ENTRY_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (sync_type) DO UPDATE SET interval_minutes = EXCLUDED.interval_minutes,"
             " start_delay_minutes = EXCLUDED.start_delay_minutes, priority = EXCLUDED.priority,"
             " enabled = EXCLUDED.enabled, timeout_seconds = EXCLUDED.timeout_seconds,"
@@ -166,7 +176,7 @@ class PostgresStore:
                 int(entry.priority),
                 bool(entry.enabled),
                 float(entry.timeout_seconds),
-                Jsonb(_entry_extra(entry)),
+                Jsonb(entry_extra(entry)),
             ),
         )
 
@@ -192,10 +202,10 @@ class PostgresStore:
             ("finishedAt", record.finished_at),
         ):
             if moment is not None:
-                _check_aware(moment, field)
+                check_aware(moment, field)
         self._execute(
             "append_run",
-            f"INSERT INTO runs (run_key, {_RUN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            f"INSERT INTO runs (run_key, {RUN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (run_key) DO NOTHING",
             (
                 uuid4(),
@@ -216,21 +226,18 @@ class PostgresStore:
         Raises:
             InvalidValueError: ``limit`` is negative.
         """
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise InvalidValueError("limit", f"must be a whole number >= 0, got {limit!r}")
+        check_limit(limit)
 
-        def select(conn: _Connection) -> list[tuple[Any, ...]]:
-            if sync_type is None:
-                return conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs {_RUN_ORDER}", (limit,)).fetchall()
-            return conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE sync_type = %s {_RUN_ORDER}", (sync_type, limit)
-            ).fetchall()
-
-        return [_run_from_row(row) for row in self._run("runs", select)]
+        if sync_type is None:
+            rows = self._fetch("runs", f"SELECT {RUN_COLUMNS} FROM runs {_RUN_ORDER}", (limit,))
+        else:
+            query: LiteralString = f"SELECT {RUN_COLUMNS} FROM runs WHERE sync_type = %s {_RUN_ORDER}"
+            rows = self._fetch("runs", query, (sync_type, limit))
+        return [run_from_row(row) for row in rows]
 
     def prune(self, older_than: datetime) -> int:
         """Delete runs that finished before ``older_than``; return how many."""
-        _check_aware(older_than, "olderThan")
+        check_aware(older_than, "olderThan")
         return self._execute("prune", "DELETE FROM runs WHERE finished_at < %s", (older_than,))
 
     def close(self) -> None:
@@ -253,22 +260,20 @@ class PostgresStore:
         Raises:
             InvalidValueError: ``slot_offset`` is not finite.
         """
-        if not math.isfinite(slot_offset):
-            raise InvalidValueError("slotOffset", f"must be a finite number, got {slot_offset!r}")
-        slot_ms = round(slot_offset * 1000)
+        slot = slot_ms(slot_offset)
         token = uuid4()
 
         def claim(conn: _Connection) -> bool:
             inserted = conn.execute(
                 "INSERT INTO slot_claims (sync_type, slot_ms, token) VALUES (%s, %s, %s)"
                 " ON CONFLICT (sync_type, slot_ms) DO NOTHING RETURNING token",
-                (sync_type, slot_ms, token),
+                (sync_type, slot, token),
             ).fetchone()
             if inserted is not None:
                 return True
             # A retry after a lost acknowledgement finds its own claim: still ours.
             holder = conn.execute(
-                "SELECT token FROM slot_claims WHERE sync_type = %s AND slot_ms = %s", (sync_type, slot_ms)
+                "SELECT token FROM slot_claims WHERE sync_type = %s AND slot_ms = %s", (sync_type, slot)
             ).fetchone()
             return holder is not None and holder[0] == token
 
@@ -276,14 +281,79 @@ class PostgresStore:
 
     def prune_claims(self, older_than: datetime) -> int:
         """Forget slot claims made before ``older_than`` (wall time); return how many."""
-        _check_aware(older_than, "olderThan")
+        check_aware(older_than, "olderThan")
         return self._execute("prune_claims", "DELETE FROM slot_claims WHERE claimed_at < %s", (older_than,))
+
+    def ensure_epoch(self, epoch: datetime) -> datetime:
+        """Record ``epoch`` unless an epoch is stored already; return the stored one (UTC).
+
+        The first writer wins across every instance sharing the schema: replicas starting
+        together all get the same epoch, whichever came first.
+
+        Raises:
+            InvalidValueError: ``epoch`` is naive.
+        """
+        check_aware(epoch, "epoch")
+        # On conflict the no-op update waits for a concurrent first writer to commit, then
+        # returns its epoch: one statement, no window between writing and reading.
+        query: LiteralString = (
+            "INSERT INTO epoch (id, epoch) VALUES (1, %s)"
+            " ON CONFLICT (id) DO UPDATE SET epoch = epoch.epoch RETURNING epoch"
+        )
+        [(stored,)] = self._fetch("ensure_epoch", query, (epoch,))
+        return stored_time(stored)
+
+    def load_entries(self) -> dict[str, ScheduleEntry]:
+        """The schedule entries as last retuned, by type (one query: cheap on every notification)."""
+        rows = self._fetch("load_entries", f"SELECT {ENTRY_COLUMNS} FROM schedule_entries")
+        return {row[0]: entry_from_row(row) for row in rows}
+
+    def add_request(self, sync_type: str, trigger: str, requested_at: datetime) -> int:
+        """Store a request to run ``sync_type`` so it survives a change of leader; return its id.
+
+        Every call adds a row (the orchestrator coalesces); an internal retry adds none.
+
+        Raises:
+            InvalidValueError: ``requested_at`` is naive.
+        """
+        check_aware(requested_at, "requestedAt")
+        # A conflict on the per-call key is our own row from before the retry: return its id.
+        query: LiteralString = (
+            "INSERT INTO requests (request_key, sync_type, trigger, requested_at) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (request_key) DO UPDATE SET request_key = EXCLUDED.request_key RETURNING id"
+        )
+        [(request_id,)] = self._fetch("add_request", query, (uuid4(), sync_type, trigger, requested_at))
+        return int(request_id)
+
+    def pending_requests(self) -> list[tuple[int, str, str, datetime]]:
+        """Stored requests, oldest first: ``(id, sync_type, trigger, requested_at)``."""
+        query: LiteralString = "SELECT id, sync_type, trigger, requested_at FROM requests"
+        rows = self._fetch("pending_requests", f"{query} ORDER BY requested_at, id")
+        return [(int(id_), sync_type, trigger, stored_time(at)) for id_, sync_type, trigger, at in rows]
+
+    def delete_requests(self, ids: list[int]) -> None:
+        """Forget the requests ``ids`` (taken over by the orchestrator); unknown ids are ignored."""
+        if ids:
+            self._execute("delete_requests", "DELETE FROM requests WHERE id = ANY(%s)", ([*map(int, ids)],))
+
+    def notify(self, kind: str, payload: Mapping[str, Any]) -> None:
+        """Announce a change to every replica listening on this schema (``ChangeListener``).
+
+        Raises:
+            InvalidValueError: ``payload`` is not JSON-serializable or too long for NOTIFY.
+        """
+        message = encode_change(kind, payload)
+        self._execute("notify", "SELECT pg_notify(%s, %s)", (channel_name(self.schema), message))
 
     # --- connection and schema -----------------------------------------------------
 
     def _execute(self, what: str, query: LiteralString, params: tuple[Any, ...]) -> int:
         """Run one statement in its own transaction; return the rows it touched."""
         return self._run(what, lambda conn: conn.execute(query, params).rowcount)
+
+    def _fetch(self, what: str, query: LiteralString, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run one query in its own transaction; return its rows."""
+        return self._run(what, lambda conn: conn.execute(query, params).fetchall())
 
     def _run(self, what: str, operation: Callable[[_Connection], _T]) -> _T:
         """Run ``operation`` under the lock, reconnecting and retrying once if the link drops.
@@ -379,38 +449,3 @@ def _describe(dsn: str, schema: str) -> str:
     parts = [f"{key}={info[key]}" for key in ("host", "port", "dbname", "user") if info.get(key)]
     return " ".join([*parts, f"schema={schema}"])
 
-
-def _check_aware(moment: datetime, field: str) -> None:
-    if moment.utcoffset() is None:
-        raise InvalidValueError(field, f"must be a timezone-aware datetime, got {moment!r}")
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC)
-
-
-def _entry_extra(entry: ScheduleEntry) -> dict[str, Any]:
-    return {f.name: getattr(entry, f.name) for f in fields(entry) if f.name not in _ENTRY_FIELDS}
-
-
-def _entry_from_row(row: tuple[Any, ...]) -> ScheduleEntry:
-    sync_type, interval, delay, priority, enabled, timeout, extra = row
-    known = {f.name for f in fields(ScheduleEntry)}  # a field since removed is dropped
-    more = {name: value for name, value in extra.items() if name in known}
-    return ScheduleEntry(
-        sync_type, float(interval), float(delay), int(priority), bool(enabled), float(timeout), **more
-    )
-
-
-def _run_from_row(row: tuple[Any, ...]) -> RunRecord:
-    sync_type, trigger, scheduled_at, requested_at, started_at, finished_at, outcome, error = row
-    return RunRecord(
-        sync_type=sync_type,
-        trigger=cast(Trigger, trigger),
-        scheduled_at=None if scheduled_at is None else _utc(scheduled_at),
-        requested_at=_utc(requested_at),
-        started_at=_utc(started_at),
-        finished_at=_utc(finished_at),
-        outcome=cast(Outcome, outcome),
-        error=error,
-    )

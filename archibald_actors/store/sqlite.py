@@ -17,22 +17,30 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Literal
 
-from archibald_actors.errors import InvalidValueError, StoreError
+from archibald_actors.errors import StoreError
 from archibald_actors.ledger import RunRecord
-from archibald_actors.messages import Outcome, Trigger
 from archibald_actors.schedule import ScheduleEntry
 from archibald_actors.store.base import StoredState
+from archibald_actors.store.codec import (
+    ENTRY_COLUMNS,
+    RUN_COLUMNS,
+    check_aware,
+    check_limit,
+    entry_extra,
+    entry_from_row,
+    run_from_row,
+    slot_ms,
+    stored_time,
+)
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -78,12 +86,6 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
 #: The schema version this code writes and reads.
 SCHEMA_VERSION = len(_MIGRATIONS)
 
-_ENTRY_COLUMNS = "sync_type, interval_minutes, start_delay_minutes, priority, enabled, timeout_seconds, extra"
-#: ``ScheduleEntry`` fields with a column of their own; any other field goes to ``extra`` (JSON),
-#: so a field added to ``ScheduleEntry`` later is kept without a migration.
-_ENTRY_FIELDS = frozenset(_ENTRY_COLUMNS.replace(" ", "").split(",")) - {"extra"}
-_RUN_COLUMNS = "sync_type, trigger, scheduled_at, requested_at, started_at, finished_at, outcome, error"
-
 
 class SqliteStore:
     """The ``Store`` in an SQLite file; the file is created if missing, never recreated.
@@ -114,9 +116,9 @@ class SqliteStore:
         state = StoredState()
         with self._transaction("load", "DEFERRED") as conn:
             row = conn.execute("SELECT epoch FROM epoch WHERE id = 1").fetchone()
-            state.epoch = None if row is None else _from_text(row[0])
-            for row in conn.execute(f"SELECT {_ENTRY_COLUMNS} FROM schedule_entries"):
-                state.entries[row[0]] = _entry_from_row(row)
+            state.epoch = None if row is None else stored_time(row[0])
+            for row in conn.execute(f"SELECT {ENTRY_COLUMNS} FROM schedule_entries"):
+                state.entries[row[0]] = entry_from_row(row)
             for sync_type, offset in conn.execute("SELECT sync_type, slot_offset FROM served"):
                 state.served[sync_type] = float(offset)
         return state
@@ -131,11 +133,26 @@ class SqliteStore:
                 (text,),
             )
 
+    def ensure_epoch(self, epoch: datetime) -> datetime:
+        """Record ``epoch`` unless an epoch is stored already; return the stored one.
+
+        The first writer wins, across every process sharing the file: a later caller gets
+        the epoch stored first, and its own argument is dropped.
+
+        Raises:
+            InvalidValueError: ``epoch`` is naive.
+        """
+        text = _to_text(epoch, "epoch")
+        with self._transaction("ensure_epoch") as conn:
+            conn.execute("INSERT INTO epoch (id, epoch) VALUES (1, ?) ON CONFLICT (id) DO NOTHING", (text,))
+            stored: str = conn.execute("SELECT epoch FROM epoch WHERE id = 1").fetchone()[0]
+        return stored_time(stored)
+
     def save_entry(self, entry: ScheduleEntry) -> None:
         """Record a retune or pause (upsert by type); durable when this returns."""
         with self._transaction("save_entry") as conn:
             conn.execute(
-                f"INSERT INTO schedule_entries ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                f"INSERT INTO schedule_entries ({ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (sync_type) DO UPDATE SET interval_minutes = excluded.interval_minutes,"
                 " start_delay_minutes = excluded.start_delay_minutes, priority = excluded.priority,"
                 " enabled = excluded.enabled, timeout_seconds = excluded.timeout_seconds,"
@@ -147,7 +164,7 @@ class SqliteStore:
                     int(entry.priority),
                     int(bool(entry.enabled)),
                     float(entry.timeout_seconds),
-                    json.dumps(_entry_extra(entry), sort_keys=True),
+                    json.dumps(entry_extra(entry), sort_keys=True),
                 ),
             )
 
@@ -177,7 +194,7 @@ class SqliteStore:
             record.error,
         )
         with self._transaction("append_run") as conn:
-            conn.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
+            conn.execute(f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
 
     def runs(self, sync_type: str | None = None, limit: int = 100) -> list[RunRecord]:
         """Runs newest first (by finish, then start, then insertion), of one type or all.
@@ -185,16 +202,16 @@ class SqliteStore:
         Raises:
             InvalidValueError: ``limit`` is negative.
         """
-        _check_limit(limit)
+        check_limit(limit)
         order = "ORDER BY finished_at DESC, started_at DESC, id DESC LIMIT ?"
         with self._transaction("runs", "DEFERRED") as conn:
             if sync_type is None:
-                rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs {order}", (limit,)).fetchall()
+                rows = conn.execute(f"SELECT {RUN_COLUMNS} FROM runs {order}", (limit,)).fetchall()
             else:
                 rows = conn.execute(
-                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE sync_type = ? {order}", (sync_type, limit)
+                    f"SELECT {RUN_COLUMNS} FROM runs WHERE sync_type = ? {order}", (sync_type, limit)
                 ).fetchall()
-        return [_run_from_row(row) for row in rows]
+        return [run_from_row(row) for row in rows]
 
     def prune(self, older_than: datetime) -> int:
         """Delete runs that finished before ``older_than``; return how many."""
@@ -224,13 +241,13 @@ class SqliteStore:
         Raises:
             InvalidValueError: ``slot_offset`` is not finite.
         """
-        slot_ms = _slot_ms(slot_offset)
+        slot = slot_ms(slot_offset)
         claimed_at = datetime.now(UTC).isoformat(timespec="microseconds")
         with self._transaction("claim_slot") as conn:
             cursor = conn.execute(
                 "INSERT INTO slot_claims (sync_type, slot_ms, claimed_at) VALUES (?, ?, ?)"
                 " ON CONFLICT (sync_type, slot_ms) DO NOTHING",
-                (sync_type, slot_ms, claimed_at),
+                (sync_type, slot, claimed_at),
             )
             return cursor.rowcount == 1
 
@@ -344,48 +361,5 @@ class SqliteStore:
 
 
 def _to_text(moment: datetime, field: str) -> str:
-    if moment.utcoffset() is None:
-        raise InvalidValueError(field, f"must be a timezone-aware datetime, got {moment!r}")
+    check_aware(moment, field)
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _from_text(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
-
-
-def _check_limit(limit: int) -> None:
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise InvalidValueError("limit", f"must be a whole number >= 0, got {limit!r}")
-
-
-def _slot_ms(slot_offset: float) -> int:
-    if not math.isfinite(slot_offset):
-        raise InvalidValueError("slotOffset", f"must be a finite number, got {slot_offset!r}")
-    return round(slot_offset * 1000)
-
-
-def _entry_extra(entry: ScheduleEntry) -> dict[str, Any]:
-    return {f.name: getattr(entry, f.name) for f in fields(entry) if f.name not in _ENTRY_FIELDS}
-
-
-def _entry_from_row(row: tuple[Any, ...]) -> ScheduleEntry:
-    sync_type, interval, delay, priority, enabled, timeout, extra = row
-    known = {f.name for f in fields(ScheduleEntry)}  # a field since removed is dropped
-    more = {name: value for name, value in json.loads(extra).items() if name in known}
-    return ScheduleEntry(
-        sync_type, float(interval), float(delay), int(priority), bool(enabled), float(timeout), **more
-    )
-
-
-def _run_from_row(row: tuple[Any, ...]) -> RunRecord:
-    sync_type, trigger, scheduled_at, requested_at, started_at, finished_at, outcome, error = row
-    return RunRecord(
-        sync_type=sync_type,
-        trigger=cast(Trigger, trigger),
-        scheduled_at=None if scheduled_at is None else _from_text(scheduled_at),
-        requested_at=_from_text(requested_at),
-        started_at=_from_text(started_at),
-        finished_at=_from_text(finished_at),
-        outcome=cast(Outcome, outcome),
-        error=error,
-    )
