@@ -126,6 +126,7 @@ class ReportStatus:
     reply: Reply
     timers: dict[str, dict[str, Any]]
     orchestrator_state: str
+    role: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +144,18 @@ class Drain:
 
     reply: Reply
     stop_running: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SetLeading:
+    """This replica now leads (runs syncs) or follows (only records requests)."""
+
+    leading: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LoadRequests:
+    """Read the durable manual requests and queue those not seen yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,3 +222,17 @@ class GetStatus:
     """Answer the full status (the supervisor forwards it to the orchestrator)."""
 
     reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class LeadershipChanged:
+    """This replica won or lost the cluster's leadership."""
+
+    leading: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterChanged:
+    """Another replica announced a change (``retune``, ``request`` or ``resync``)."""
+
+    kind: str

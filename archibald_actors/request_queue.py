@@ -89,6 +89,10 @@ class RequestQueue:
     def __iter__(self) -> Iterator[PendingRequest]:
         return iter(self.ordered())
 
+    def clear(self) -> None:
+        """Drop every pending request."""
+        self._pending.clear()
+
     def restore(self, request: PendingRequest) -> None:
         """Put back a request taken by :meth:`pop_next` (merging with any newer one)."""
         newer = self._pending.get(request.sync_type)

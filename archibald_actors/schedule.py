@@ -94,6 +94,17 @@ class ScheduleEntry:
             changes["enabled"] = enabled
         return replace(self, **changes)  # type: ignore[arg-type]
 
+    def with_timing_of(self, other: ScheduleEntry | None) -> ScheduleEntry:
+        """This entry with ``other``'s interval, start delay and enabled flag (what a retune sets)."""
+        if other is None:
+            return self
+        return replace(
+            self,
+            interval_minutes=other.interval_minutes,
+            start_delay_minutes=other.start_delay_minutes,
+            enabled=other.enabled,
+        )
+
     def to_json(self) -> dict[str, object]:
         """The seed's JSON shape, without ``nextRunAt``."""
         return {

@@ -14,7 +14,6 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import replace
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -22,9 +21,11 @@ import pykka
 
 from archibald_actors.actors.base import Address
 from archibald_actors.actors.orchestrator import OrchestratorActor, OrchestratorState
+from archibald_actors.actors.request_rows import RequestRows
 from archibald_actors.actors.runner import SyncHandler, SyncRunner
 from archibald_actors.actors.supervisor import ORCHESTRATOR, SupervisorActor
 from archibald_actors.clock import Activity, Clock, SystemClock
+from archibald_actors.cluster.link import ClusterLink
 from archibald_actors.errors import InvalidValueError, ServiceStateError, ServiceUnavailableError
 from archibald_actors.events import EventBus
 from archibald_actors.ledger import History
@@ -43,7 +44,7 @@ from archibald_actors.messages import (
 )
 from archibald_actors.schedule import DEFAULT_SCHEDULE, ScheduleEntry, check_sync_type
 from archibald_actors.status import health_from_status
-from archibald_actors.store.base import Store
+from archibald_actors.store.base import ClusterStore, Store
 from archibald_actors.store.memory import MemoryStore
 
 __all__ = ["ExclusiveHold", "SyncService"]
@@ -60,16 +61,6 @@ def _noop_handler(ctx: Any) -> None:
     """The handler of a type the service was given none for: succeeds at once."""
 
 
-def _with_stored_timing(entry: ScheduleEntry, stored: ScheduleEntry | None) -> ScheduleEntry:
-    """The configured entry with the timing an admin retuned last (stored retunes win)."""
-    if stored is None:
-        return entry
-    return replace(
-        entry,
-        interval_minutes=stored.interval_minutes,
-        start_delay_minutes=stored.start_delay_minutes,
-        enabled=stored.enabled,
-    )
 
 
 class _LoopThread:
@@ -148,6 +139,7 @@ class SyncService:
         self._supervisor_ref: pykka.ActorRef[Any] | None = None
         self._addresses: dict[str, Address] = {}
         self._supervisor = Address("supervisor", self.clock.activity)
+        self._cluster: ClusterLink | None = None
         self._runner: SyncRunner | None = None
         self.epoch: float | None = None
 
@@ -175,19 +167,15 @@ class SyncService:
                 self._loop = asyncio.get_running_loop()
         try:
             stored = self.store.load()
+            clock = self.clock
+            # First writer wins: every replica of a cluster counts slots from one epoch.
+            stored_epoch = self.store.ensure_epoch(clock.wall())
         except BaseException:
             with self._lock:
                 self._started = False  # nothing was started; start() may be tried again
             raise
-        entries = {
-            t: _with_stored_timing(e, stored.entries.get(t)) for t, e in self._initial_schedule.items()
-        }
-        clock = self.clock
-        if stored.epoch is None:
-            epoch = clock.now()
-            self.store.save_epoch(clock.wall(epoch))
-        else:
-            epoch = clock.now() - (clock.wall() - stored.epoch).total_seconds()
+        entries = {t: e.with_timing_of(stored.entries.get(t)) for t, e in self._initial_schedule.items()}
+        epoch = clock.now() - (clock.wall() - stored_epoch).total_seconds()
         self.epoch = epoch
         served = {t: epoch + offset for t, offset in stored.served.items() if t in entries}
         self._log_plan(entries)
@@ -201,7 +189,15 @@ class SyncService:
         history = History(entries)
         for record in reversed(self.store.runs(limit=len(entries) * 100)):
             history.add(record)
-        state = OrchestratorState.fresh(entries, history, since=clock.wall())
+        cluster_store = self.store if isinstance(self.store, ClusterStore) else None
+        role = "follower" if cluster_store is not None else "standalone"
+        state = OrchestratorState.fresh(
+            entries,
+            history,
+            since=clock.wall(),
+            rows=RequestRows(cluster_store, clock),
+            leading=cluster_store is None,
+        )
 
         def start_orchestrator() -> pykka.ActorRef[Any]:
             return OrchestratorActor.start(
@@ -231,9 +227,12 @@ class SyncService:
             store=self.store,
             fires_in_flight=fires_in_flight,
             retention_days=self._retention_days,
+            role=role,
         )
         supervisor_address.attach(self._supervisor_ref)
-        self._supervisor = supervisor_address
+        if cluster_store is not None:
+            self._cluster = ClusterLink(cluster_store, supervisor_address)
+            self._cluster.start()
 
     def _slot_claimer(self, epoch: float, served: Mapping[str, float]) -> Callable[[str, float], bool]:
         """Claim a slot in the store and remember it as the type's latest served slot.
@@ -291,6 +290,8 @@ class SyncService:
             if not self._started or self._stopped:
                 self._stopped = True
                 return
+        if self._cluster is not None:
+            self._cluster.stop(timeout)  # steps down first: no slot fires while we stop
         orchestrator = self._addresses.get(ORCHESTRATOR)
         if orchestrator is not None and orchestrator.attached:
             reply: Future[Any] = Future()

@@ -26,11 +26,12 @@ def is_stale(
     return (now - reference).total_seconds() > entry.stale_after_minutes * 60.0
 
 
-def build_status(
+def build_status(  # noqa: PLR0917 - one call site per actor, all positional for brevity
     state: OrchestratorState,
     entries: Mapping[str, ScheduleEntry],
     timers: dict[str, dict[str, Any]],
     orchestrator_state: str,
+    role: str,
     clock: Clock,
 ) -> dict[str, Any]:
     """The status dict (camelCase keys); ``timers`` is the supervisor's per-type view."""
@@ -74,6 +75,7 @@ def build_status(
         ],
         "held": state.holds > 0,
         "orchestrator": orchestrator_state,
+        "role": role,
         "types": types,
     }
 

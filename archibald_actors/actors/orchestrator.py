@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from archibald_actors.actors.base import Address, TrackedActor
+from archibald_actors.actors.request_rows import RequestRows
 from archibald_actors.actors.runner import SyncHandler, SyncRunner
 from archibald_actors.clock import Activity, Clock, Wakeup
 from archibald_actors.events import EventBus
@@ -26,6 +27,7 @@ from archibald_actors.messages import (
     GetHistory,
     GraceExpired,
     Hold,
+    LoadRequests,
     Outcome,
     Pick,
     Release,
@@ -33,10 +35,12 @@ from archibald_actors.messages import (
     ReportStatus,
     RequestSync,
     RunTimedOut,
+    SetLeading,
     SyncFinished,
     Trigger,
     WaitIdle,
     answer,
+    fail,
 )
 from archibald_actors.request_queue import PendingRequest, RequestQueue
 from archibald_actors.schedule import ScheduleEntry
@@ -99,17 +103,25 @@ class OrchestratorState:
     since: datetime | None = None
     draining: bool = False
     drain_waiters: list[Reply] = field(default_factory=list)
+    leading: bool = True
+    rows: RequestRows | None = None
 
     @classmethod
     def fresh(
-        cls, entries: Mapping[str, ScheduleEntry], history: History, since: datetime
+        cls,
+        entries: Mapping[str, ScheduleEntry],
+        history: History,
+        since: datetime,
+        *,
+        rows: RequestRows,
+        leading: bool,
     ) -> OrchestratorState:
         """A state for the types of ``entries``; ``since`` is when staleness starts counting."""
         counters = {t: TypeCounters() for t in entries}
         for sync_type, counter in counters.items():
             successes = [r for r in history.newest_first(sync_type) if r.outcome == "success"]
             counter.last_success = successes[0].finished_at if successes else None
-        return cls(RequestQueue(entries), history, counters, since=since)
+        return cls(RequestQueue(entries), history, counters, since=since, rows=rows, leading=leading)
 
     @property
     def idle(self) -> bool:
@@ -173,7 +185,11 @@ class OrchestratorActor(TrackedActor):
                     self._events.publish("hold.released")
                     self._schedule_pick()
             case ReportStatus():
-                answer(message.reply, self._status(message.timers, message.orchestrator_state))
+                answer(message.reply, self._status(message))
+            case SetLeading(leading=leading):
+                self._set_leading(leading)
+            case LoadRequests():
+                self._load_requests()
             case GetHistory(reply=reply, sync_type=sync_type, limit=limit):
                 runs = self._state.history.newest_first(sync_type, limit)
                 answer(reply, [r.to_json() for r in runs])
@@ -193,6 +209,16 @@ class OrchestratorActor(TrackedActor):
         if request.from_wake:
             self._fires.end()
         state = self._state
+        if request.reply is not None and state.rows is not None:
+            # A caller's request is durable before it is acknowledged.
+            try:
+                state.rows.record(request.sync_type, request.trigger, request.requested_at)
+            except Exception as exc:
+                fail(request.reply, exc)
+                return
+        if not state.leading:
+            answer(request.reply, {"syncType": request.sync_type, "coalesced": False})
+            return
         running = state.running.sync_type if state.running else None
         coalesced = state.queue.add(
             request.sync_type,
@@ -225,7 +251,8 @@ class OrchestratorActor(TrackedActor):
         after the due wake-ups (``settle_delay`` bounds the wait for one in flight).
         """
         state = self._state
-        if state.running is not None or state.holds or state.draining or not len(state.queue):
+        blocked = state.running is not None or state.holds or state.draining or not state.leading
+        if blocked or not len(state.queue):
             self._notify_idle()
             return
         in_flight = self._fires.count > 0
@@ -245,7 +272,7 @@ class OrchestratorActor(TrackedActor):
 
     def _start_next(self) -> None:
         state = self._state
-        if state.running is not None or state.holds or state.draining:
+        if state.running is not None or state.holds or state.draining or not state.leading:
             return
         request = state.queue.pop_next()
         while request is not None and not self._claimed(request):
@@ -253,6 +280,8 @@ class OrchestratorActor(TrackedActor):
         if request is None:
             self._notify_idle()
             return
+        if state.rows is not None:
+            state.rows.started(request.sync_type)
         run_id = state.next_run_id
         state.next_run_id += 1
         now = self._clock.now()
@@ -379,6 +408,37 @@ class OrchestratorActor(TrackedActor):
         state.running.stop()
         state.hold_waiters.append(reply)
 
+    def _set_leading(self, leading: bool) -> None:
+        state = self._state
+        state.leading = leading
+        if leading:
+            self._load_requests()
+            return
+        # Deposed: whatever waits here is the next leader's now (timers catch up on its
+        # side, manual requests stay rows in the store); a run in progress is stopped.
+        state.queue.clear()
+        if state.rows is not None:
+            state.rows.forget()
+        if state.running is not None:
+            state.running.stop()
+        self._notify_idle()
+
+    def _load_requests(self) -> None:
+        state = self._state
+        if not state.leading or state.rows is None:
+            return
+        try:
+            unseen = state.rows.unseen()
+        except Exception as exc:  # the store is down: the next change or election retries
+            log.error("cannot read the stored requests: %s", exc)
+            return
+        running = state.running.sync_type if state.running else None
+        for sync_type, trigger, requested_at in unseen:
+            if state.queue.add(sync_type, trigger, None, requested_at, running=running):
+                state.counters[sync_type].coalesced += 1
+        if unseen:
+            self._schedule_pick()
+
     def _drain(self, reply: Reply, stop_running: bool) -> None:
         state = self._state
         state.draining = True
@@ -404,8 +464,10 @@ class OrchestratorActor(TrackedActor):
     def _iso(self, at: float | None) -> str | None:
         return iso(self._wall(at))
 
-    def _status(self, timers: dict[str, dict[str, Any]], orchestrator_state: str) -> dict[str, Any]:
-        return build_status(self._state, self._entries, timers, orchestrator_state, self._clock)
+    def _status(self, query: ReportStatus) -> dict[str, Any]:
+        return build_status(
+            self._state, self._entries, query.timers, query.orchestrator_state, query.role, self._clock
+        )
 
     def on_stop(self) -> None:
         """On shutdown, ask the running sync to stop and disarm its deadline."""

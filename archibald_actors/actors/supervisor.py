@@ -26,21 +26,25 @@ from archibald_actors.events import EventBus
 from archibald_actors.ledger import iso
 from archibald_actors.messages import (
     ChildFailed,
+    ClusterChanged,
     GetSchedule,
     GetStatus,
+    LeadershipChanged,
+    LoadRequests,
     PruneLedger,
     Rearm,
     Reply,
     ReportStatus,
     RestartChild,
     Retune,
+    SetLeading,
     TimerArmed,
     answer,
     fail,
 )
-from archibald_actors.schedule import ScheduleEntry
+from archibald_actors.schedule import ScheduleEntry, first_slot_after
 from archibald_actors.status import build_status
-from archibald_actors.store.base import Store
+from archibald_actors.store.base import ClusterStore, Store
 
 __all__ = ["ORCHESTRATOR", "ChildInfo", "SupervisorActor"]
 
@@ -61,7 +65,7 @@ CHILD_STOP_TIMEOUT = 5.0
 class ChildInfo:
     """What the supervisor knows of one child."""
 
-    state: str = "running"  # running | restarting | failed
+    state: str = "running"  # running | restarting | failed | standby (a follower's timer)
     restarts: int = 0
     recent: list[float] = field(default_factory=list)
     ref: pykka.ActorRef[Any] | None = None
@@ -96,6 +100,7 @@ class SupervisorActor(TrackedActor):
         store: Store,
         fires_in_flight: Activity,
         retention_days: float,
+        role: str,
     ) -> None:
         super().__init__(address, clock.activity)
         self._clock = clock
@@ -112,6 +117,7 @@ class SupervisorActor(TrackedActor):
         self._prune_wakeup: Wakeup | None = None
         self._children = {name: ChildInfo() for name in addresses}
         self._timers = {t: TimerView(served=served.get(t)) for t in entries}
+        self._role = role  # "standalone" | "leader" | "follower"
         self._retune_seq = dict.fromkeys(entries, 0)
         self._retune_replies: dict[str, list[tuple[int, Reply]]] = {t: [] for t in entries}
 
@@ -120,9 +126,72 @@ class SupervisorActor(TrackedActor):
     def on_started(self) -> None:
         """Start the orchestrator first, so the timers' first requests find it."""
         self._start_child(ORCHESTRATOR)
-        for sync_type in self._entries:
-            self._start_child(sync_type)
+        if self._role != "follower":
+            self._start_timers()
+        else:
+            for sync_type in self._entries:
+                self._children[sync_type].state = "standby"
         self._prune()
+
+    def _start_timers(self) -> None:
+        for sync_type in self._entries:
+            child = self._children[sync_type]
+            child.state, child.recent = "running", []
+            self._start_child(sync_type)
+
+    def _stop_timers(self) -> None:
+        for sync_type in self._entries:
+            child = self._children[sync_type]
+            if child.restart_wakeup is not None:
+                child.restart_wakeup.cancel()
+                child.restart_wakeup = None
+            if child.ref is not None:
+                self._stop_child(sync_type, child)
+                child.ref = None
+            child.state = "standby"
+            self._timers[sync_type].next_slot = None
+            self._answer_retunes(sync_type)
+
+    def _stop_child(self, name: str, child: ChildInfo) -> None:
+        assert child.ref is not None
+        try:
+            child.ref.stop(block=True, timeout=CHILD_STOP_TIMEOUT)
+        except pykka.Timeout:
+            log.error("%s did not stop within %s s", name, CHILD_STOP_TIMEOUT)
+
+    def _leadership_changed(self, leading: bool) -> None:
+        """Won: reload what other leaders changed, start the timers. Lost: stop firing at once."""
+        if leading == (self._role == "leader"):
+            return
+        if leading:
+            stored = self._store.load()
+            for sync_type, entry in self._entries.items():
+                self._entries[sync_type] = entry.with_timing_of(stored.entries.get(sync_type))
+                if sync_type in stored.served:
+                    self._timers[sync_type].served = self._epoch + stored.served[sync_type]
+            self._role = "leader"
+            self._start_timers()
+        else:
+            self._role = "follower"
+            self._stop_timers()
+        log.warning("this replica is now the %s", self._role)
+        self._addresses[ORCHESTRATOR].tell(SetLeading(leading))
+        self._events.publish("leadership.changed", role=self._role)
+
+    def _cluster_changed(self, kind: str) -> None:
+        """Another replica retuned the schedule or stored a request."""
+        if kind in ("retune", "resync"):
+            try:
+                stored = self._store.load().entries
+            except Exception as exc:  # the listener will announce a resync once it can
+                log.error("cannot reload the schedule: %s", exc)
+                return
+            for sync_type, entry in self._entries.items():
+                new_entry = entry.with_timing_of(stored.get(sync_type))
+                if new_entry != entry:
+                    self._apply(new_entry, reply=None)
+        if kind in ("request", "resync") and self._role == "leader":
+            self._addresses[ORCHESTRATOR].tell(LoadRequests())
 
     def _prune(self) -> None:
         """Drop ledger rows and slot claims past the retention, on a thread of its own.
@@ -179,10 +248,7 @@ class SupervisorActor(TrackedActor):
             if child.restart_wakeup is not None:
                 child.restart_wakeup.cancel()
             if child.ref is not None:
-                try:
-                    child.ref.stop(block=True, timeout=CHILD_STOP_TIMEOUT)
-                except pykka.Timeout:
-                    log.error("%s did not stop within %s s", name, CHILD_STOP_TIMEOUT)
+                self._stop_child(name, child)
         if self._prune_wakeup is not None:
             self._prune_wakeup.cancel()
         if self._pruner is not None:
@@ -212,6 +278,10 @@ class SupervisorActor(TrackedActor):
                 answer(reply, self._schedule())
             case GetStatus(reply=reply):
                 self._status(reply)
+            case LeadershipChanged(leading=leading):
+                self._leadership_changed(leading)
+            case ClusterChanged(kind=kind):
+                self._cluster_changed(kind)
             case _:
                 super().handle(message)
 
@@ -268,18 +338,30 @@ class SupervisorActor(TrackedActor):
             )
             self._store.save_entry(new_entry)
         except (InvalidValueError, OSError, RuntimeError) as exc:
+            if not isinstance(exc, InvalidValueError):
+                log.error("retune of %s not applied, the store failed: %s", message.sync_type, exc)
             fail(message.reply, exc)
             return
-        self._entries[message.sync_type] = new_entry
-        self._events.publish("schedule.changed", syncType=message.sync_type, **new_entry.to_json())
-        if self._children[message.sync_type].state == "failed":
-            self._timers[message.sync_type].next_slot = None
-            answer(message.reply, self._schedule())
+        if isinstance(self._store, ClusterStore):
+            try:
+                self._store.notify("retune", {"syncType": message.sync_type})
+            except Exception as exc:  # stored already: replicas pick it up at their next resync
+                log.error("retune of %s stored but not announced: %s", message.sync_type, exc)
+        self._apply(new_entry, message.reply)
+
+    def _apply(self, new_entry: ScheduleEntry, reply: Reply | None) -> None:
+        """Adopt a stored entry; answer ``reply`` once the timer re-armed (or at once if none runs)."""
+        sync_type = new_entry.sync_type
+        self._entries[sync_type] = new_entry
+        self._events.publish("schedule.changed", syncType=sync_type, **new_entry.to_json())
+        if self._children[sync_type].state in ("failed", "standby"):
+            answer(reply, self._schedule())
             return
-        self._retune_seq[message.sync_type] += 1
-        seq = self._retune_seq[message.sync_type]
-        self._retune_replies[message.sync_type].append((seq, message.reply))
-        self._addresses[message.sync_type].tell(Rearm(new_entry, seq))
+        self._retune_seq[sync_type] += 1
+        seq = self._retune_seq[sync_type]
+        if reply is not None:
+            self._retune_replies[sync_type].append((seq, reply))
+        self._addresses[sync_type].tell(Rearm(new_entry, seq))
 
     def _answer_retunes(self, sync_type: str) -> None:
         view = self._timers[sync_type]
@@ -288,10 +370,14 @@ class SupervisorActor(TrackedActor):
     # --- views --------------------------------------------------------------------
 
     def _next_run_at(self, sync_type: str) -> str | None:
-        view = self._timers[sync_type]
-        if view.next_slot is None or not self._entries[sync_type].enabled:
+        entry = self._entries[sync_type]
+        if not entry.enabled or self._children[sync_type].state == "failed":
             return None
-        return iso(self._clock.wall(view.next_slot))
+        next_slot = self._timers[sync_type].next_slot
+        if next_slot is None or self._children[sync_type].state == "standby":
+            # No timer here (a follower): the grid says when the leader will fire.
+            next_slot = first_slot_after(self._epoch, entry, self._clock.now())
+        return iso(self._clock.wall(next_slot))
 
     def _schedule(self) -> dict[str, dict[str, Any]]:
         return {
@@ -319,7 +405,7 @@ class SupervisorActor(TrackedActor):
         if orchestrator.state != "running":
             # No incarnation is alive (restarts happen in this very thread), so nobody
             # else touches the state: read it here rather than wait for the restart.
-            state = self._orchestrator_state
-            answer(reply, build_status(state, self._entries, timers, orchestrator.state, self._clock))
+            state, role = self._orchestrator_state, self._role
+            answer(reply, build_status(state, self._entries, timers, orchestrator.state, role, self._clock))
             return
-        self._addresses[ORCHESTRATOR].tell(ReportStatus(reply, timers, orchestrator.state))
+        self._addresses[ORCHESTRATOR].tell(ReportStatus(reply, timers, orchestrator.state, self._role))

@@ -1,8 +1,8 @@
 """Durable state backends behind one ``Store`` protocol."""
 
-from archibald_actors.store.base import Store, StoredState
+from archibald_actors.store.base import ClusterStore, Store, StoredState
 from archibald_actors.store.memory import MemoryStore
 from archibald_actors.store.postgres import PostgresStore
 from archibald_actors.store.sqlite import SqliteStore
 
-__all__ = ["MemoryStore", "PostgresStore", "SqliteStore", "Store", "StoredState"]
+__all__ = ["ClusterStore", "MemoryStore", "PostgresStore", "SqliteStore", "Store", "StoredState"]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from archibald_actors.ledger import RunRecord
 from archibald_actors.schedule import ScheduleEntry
 
-__all__ = ["Store", "StoredState"]
+__all__ = ["ClusterStore", "Store", "StoredState"]
 
 
 @dataclass
@@ -42,6 +43,10 @@ class Store(Protocol):
         """Record the epoch of the slot grid (first start only)."""
         ...
 
+    def ensure_epoch(self, epoch: datetime) -> datetime:
+        """Record ``epoch`` unless one is stored; return the stored one (first writer wins)."""
+        ...
+
     def save_entry(self, entry: ScheduleEntry) -> None:
         """Record a retune or pause; durable when this returns."""
         ...
@@ -72,4 +77,32 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections and files."""
+        ...
+
+
+@runtime_checkable
+class ClusterStore(Store, Protocol):
+    """A store several replicas share: durable manual requests and change announcements."""
+
+    dsn: str
+    schema: str
+
+    def load_entries(self) -> dict[str, ScheduleEntry]:
+        """The stored schedule entries (cheap: read on every change announced)."""
+        ...
+
+    def add_request(self, sync_type: str, trigger: str, requested_at: datetime) -> int:
+        """Store a manual request; return its row id."""
+        ...
+
+    def pending_requests(self) -> list[tuple[int, str, str, datetime]]:
+        """``(id, syncType, trigger, requestedAt)`` of requests not yet started, oldest first."""
+        ...
+
+    def delete_requests(self, ids: list[int]) -> None:
+        """Forget requests whose run has started."""
+        ...
+
+    def notify(self, kind: str, payload: Mapping[str, Any]) -> None:
+        """Announce a change to every replica."""
         ...

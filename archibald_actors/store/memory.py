@@ -31,6 +31,13 @@ class MemoryStore:
         with self._lock:
             self._state.epoch = epoch
 
+    def ensure_epoch(self, epoch: datetime) -> datetime:
+        """Record ``epoch`` unless one is stored; return the stored one."""
+        with self._lock:
+            if self._state.epoch is None:
+                self._state.epoch = epoch.astimezone(UTC)
+            return self._state.epoch
+
     def save_entry(self, entry: ScheduleEntry) -> None:
         """Record a retune."""
         with self._lock:

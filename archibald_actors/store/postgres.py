@@ -117,6 +117,7 @@ class PostgresStore:
                 "schema", f"must be a PostgreSQL identifier of 1 to 63 bytes, got {schema!r}"
             )
         self.schema = schema
+        self.dsn = dsn
         self._dsn = dsn
         self._connect_timeout = connect_timeout
         self._lock = threading.Lock()
