@@ -10,8 +10,9 @@ from archibald_actors.errors import (
     SyncCancelledError,
     UnknownSyncTypeError,
 )
+from archibald_actors.exclusive import ExclusiveHold
 from archibald_actors.schedule import DEFAULT_SCHEDULE, SYNC_TYPES, ScheduleEntry
-from archibald_actors.service import ExclusiveHold, SyncService
+from archibald_actors.service import SyncService
 
 __all__ = [
     "DEFAULT_SCHEDULE",

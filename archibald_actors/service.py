@@ -14,7 +14,6 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from types import TracebackType
 from typing import Any, TypeVar
 
 import pykka
@@ -28,15 +27,15 @@ from archibald_actors.clock import Activity, Clock, SystemClock
 from archibald_actors.cluster.link import ClusterLink
 from archibald_actors.errors import InvalidValueError, ServiceStateError, ServiceUnavailableError
 from archibald_actors.events import EventBus
+from archibald_actors.exclusive import ExclusiveHold
 from archibald_actors.ledger import History
+from archibald_actors.loop_thread import LoopThread
 from archibald_actors.messages import (
     Crash,
     Drain,
     GetHistory,
     GetSchedule,
     GetStatus,
-    Hold,
-    Release,
     RequestSync,
     Retune,
     Trigger,
@@ -47,7 +46,7 @@ from archibald_actors.status import health_from_status
 from archibald_actors.store.base import ClusterStore, Store
 from archibald_actors.store.memory import MemoryStore
 
-__all__ = ["ExclusiveHold", "SyncService"]
+__all__ = ["SyncService"]
 
 log = logging.getLogger("archibald_actors")
 
@@ -61,31 +60,6 @@ def _noop_handler(ctx: Any) -> None:
     """The handler of a type the service was given none for: succeeds at once."""
 
 
-
-
-class _LoopThread:
-    """A private asyncio loop on its own thread, for coroutine handlers when no loop is given."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="archibald-loop", daemon=True)
-        self._thread.start()
-
-    def close(self, timeout: float) -> None:
-        async def cancel_all() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        try:
-            asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(timeout)
-        except (FutureTimeout, RuntimeError):
-            log.warning("coroutine handlers did not finish cancelling within %s s", timeout)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout)
-        if not self._thread.is_alive():
-            self.loop.close()
 
 
 class SyncService:
@@ -132,7 +106,7 @@ class SyncService:
             raise InvalidValueError("retention_days", f"must be a positive number, got {retention_days!r}")
         self._retention_days = float(retention_days)
         self._loop = loop
-        self._loop_thread: _LoopThread | None = None
+        self._loop_thread: LoopThread | None = None
         self._lock = threading.Lock()
         self._started = False
         self._stopped = False
@@ -272,7 +246,7 @@ class SyncService:
             if self._loop is not None and not self._loop.is_closed():
                 return self._loop
             if self._loop_thread is None:
-                self._loop_thread = _LoopThread()
+                self._loop_thread = LoopThread()
             return self._loop_thread.loop
 
     def stop(self, timeout: float = 10.0, *, drain: bool = False) -> None:
@@ -471,56 +445,3 @@ class SyncService:
 
     def _tell(self, name: str, message: object) -> None:
         self._addresses[name].tell(message)
-
-
-class ExclusiveHold:
-    """A reference-counted hold on the orchestrator (see ``SyncService.exclusive``)."""
-
-    def __init__(self, service: SyncService, timeout: float | None) -> None:
-        self._service = service
-        self._timeout = timeout
-        self._held = False
-
-    def _take(self) -> Future[Any]:
-        self._held = True
-        return self._service._send(ORCHESTRATOR, Hold)
-
-    def _release(self) -> None:
-        if self._held:
-            self._held = False
-            self._service._tell(ORCHESTRATOR, Release())
-
-    def __enter__(self) -> ExclusiveHold:
-        reply = self._take()
-        try:
-            reply.result(self._timeout)
-        except BaseException:
-            self._release()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._release()
-
-    async def __aenter__(self) -> ExclusiveHold:
-        reply = self._take()
-        try:
-            await asyncio.wait_for(asyncio.wrap_future(reply), self._timeout)
-        except BaseException:
-            self._release()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._release()
-

@@ -11,7 +11,7 @@ from archibald_actors.ledger import iso
 from archibald_actors.schedule import ScheduleEntry
 
 if TYPE_CHECKING:
-    from archibald_actors.actors.orchestrator import OrchestratorState
+    from archibald_actors.actors.orchestrator_state import OrchestratorState
 
 __all__ = ["build_status", "health_from_status", "is_stale"]
 

@@ -11,16 +11,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from contextlib import suppress
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from archibald_actors.actors.base import Address, TrackedActor
-from archibald_actors.actors.request_rows import RequestRows
+from archibald_actors.actors.orchestrator_state import OrchestratorState, Running
 from archibald_actors.actors.runner import SyncHandler, SyncRunner
-from archibald_actors.clock import Activity, Clock, Wakeup
+from archibald_actors.clock import Activity, Clock
 from archibald_actors.events import EventBus
-from archibald_actors.ledger import History, RunRecord, iso
+from archibald_actors.ledger import RunRecord, iso
 from archibald_actors.messages import (
     ChildFailed,
     Drain,
@@ -37,16 +35,15 @@ from archibald_actors.messages import (
     RunTimedOut,
     SetLeading,
     SyncFinished,
-    Trigger,
     WaitIdle,
     answer,
     fail,
 )
-from archibald_actors.request_queue import PendingRequest, RequestQueue
+from archibald_actors.request_queue import PendingRequest
 from archibald_actors.schedule import ScheduleEntry
 from archibald_actors.status import build_status
 
-__all__ = ["OrchestratorActor", "OrchestratorState", "Running"]
+__all__ = ["OrchestratorActor", "OrchestratorState"]
 
 log = logging.getLogger("archibald_actors.orchestrator")
 
@@ -58,75 +55,6 @@ CLAIM_RETRY = 5.0
 
 class _ClaimDeferredError(Exception):
     """The store could not claim a slot; the pick was re-armed."""
-
-
-@dataclass
-class Running:
-    """The run in progress."""
-
-    run_id: int
-    sync_type: str
-    trigger: Trigger
-    scheduled_at: float | None
-    requested_at: float
-    started_at: float
-    stop: Callable[[], None]
-    deadline: Wakeup | None = None
-    timed_out: bool = False
-    stopped_for_hold: bool = False
-
-
-@dataclass
-class TypeCounters:
-    """Per-type totals shown in the status."""
-
-    runs: int = 0
-    failures: int = 0
-    coalesced: int = 0
-    duplicates: int = 0
-    last_success: datetime | None = None
-
-
-@dataclass
-class OrchestratorState:
-    """All the orchestrator knows; survives restarts of the actor."""
-
-    queue: RequestQueue
-    history: History
-    counters: dict[str, TypeCounters]
-    running: Running | None = None
-    holds: int = 0
-    hold_waiters: list[Reply] = field(default_factory=list)
-    idle_waiters: list[Reply] = field(default_factory=list)
-    pick_armed: bool = False
-    next_run_id: int = 1
-    since: datetime | None = None
-    draining: bool = False
-    drain_waiters: list[Reply] = field(default_factory=list)
-    leading: bool = True
-    rows: RequestRows | None = None
-
-    @classmethod
-    def fresh(
-        cls,
-        entries: Mapping[str, ScheduleEntry],
-        history: History,
-        since: datetime,
-        *,
-        rows: RequestRows,
-        leading: bool,
-    ) -> OrchestratorState:
-        """A state for the types of ``entries``; ``since`` is when staleness starts counting."""
-        counters = {t: TypeCounters() for t in entries}
-        for sync_type, counter in counters.items():
-            successes = [r for r in history.newest_first(sync_type) if r.outcome == "success"]
-            counter.last_success = successes[0].finished_at if successes else None
-        return cls(RequestQueue(entries), history, counters, since=since, rows=rows, leading=leading)
-
-    @property
-    def idle(self) -> bool:
-        """Nothing runs and nothing waits."""
-        return self.running is None and len(self.queue) == 0
 
 
 class OrchestratorActor(TrackedActor):

@@ -18,7 +18,7 @@ from typing import Any
 import pykka
 
 from archibald_actors.actors.base import Address, TrackedActor
-from archibald_actors.actors.orchestrator import OrchestratorState
+from archibald_actors.actors.orchestrator_state import OrchestratorState
 from archibald_actors.actors.timer import TimerActor
 from archibald_actors.clock import Activity, Clock, Wakeup
 from archibald_actors.errors import InvalidValueError

@@ -1,0 +1,68 @@
+"""``ExclusiveHold``: the reference-counted hold of ``SyncService.exclusive()``."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Future
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from archibald_actors.actors.supervisor import ORCHESTRATOR
+from archibald_actors.messages import Hold, Release
+
+if TYPE_CHECKING:
+    from archibald_actors.service import SyncService
+
+__all__ = ["ExclusiveHold"]
+
+
+class ExclusiveHold:
+    """A reference-counted hold on the orchestrator (see ``SyncService.exclusive``)."""
+
+    def __init__(self, service: SyncService, timeout: float | None) -> None:
+        self._service = service
+        self._timeout = timeout
+        self._held = False
+
+    def _take(self) -> Future[Any]:
+        self._held = True
+        return self._service._send(ORCHESTRATOR, Hold)
+
+    def _release(self) -> None:
+        if self._held:
+            self._held = False
+            self._service._tell(ORCHESTRATOR, Release())
+
+    def __enter__(self) -> ExclusiveHold:
+        reply = self._take()
+        try:
+            reply.result(self._timeout)
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._release()
+
+    async def __aenter__(self) -> ExclusiveHold:
+        reply = self._take()
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(reply), self._timeout)
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._release()
