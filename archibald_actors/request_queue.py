@@ -28,6 +28,8 @@ class PendingRequest:
     requested_at: float
     follow_up: bool
     seq: int
+    #: The slot this request's earlier, interrupted run claimed already (a retry's own slot).
+    claimed: float | None = None
 
 
 class RequestQueue:
@@ -52,6 +54,7 @@ class RequestQueue:
         requested_at: float,
         *,
         running: str | None,
+        claimed: float | None = None,
     ) -> bool:
         """Queue a request; return True if it merged into one already pending (coalesced)."""
         existing = self._pending.get(sync_type)
@@ -63,6 +66,7 @@ class RequestQueue:
                 requested_at,
                 follow_up=(sync_type == running),
                 seq=next(self._seq),
+                claimed=claimed,
             )
             return False
         merged_trigger: Trigger = "manual" if "manual" in (existing.trigger, trigger) else existing.trigger

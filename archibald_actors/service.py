@@ -37,6 +37,7 @@ from archibald_actors.messages import (
     GetSchedule,
     GetStatus,
     RequestSync,
+    RestartChild,
     Retune,
     Trigger,
     WaitIdle,
@@ -266,14 +267,7 @@ class SyncService:
                 return
         if self._cluster is not None:
             self._cluster.stop(timeout)  # steps down first: no slot fires while we stop
-        orchestrator = self._addresses.get(ORCHESTRATOR)
-        if orchestrator is not None and orchestrator.attached:
-            reply: Future[Any] = Future()
-            orchestrator.tell(Drain(reply, stop_running=not drain))
-            try:
-                reply.result(timeout)
-            except FutureTimeout:
-                log.error("the running sync did not end within %s s; stopping anyway", timeout)
+        self._drain(timeout, drain)
         with self._lock:
             self._stopped = True
         if self._supervisor_ref is not None:
@@ -288,6 +282,23 @@ class SyncService:
         if isinstance(self.clock, SystemClock):
             self.clock.join(timeout)  # returns at once if another user still has wake-ups armed
         self.store.close()
+
+    def _drain(self, timeout: float, let_finish: bool) -> None:
+        """Let the running sync end and be recorded before the actors stop."""
+        try:
+            orchestrator = self.status(timeout=min(timeout, ASK_TIMEOUT))["orchestrator"]
+        except ServiceUnavailableError:
+            orchestrator = "failed"
+        if orchestrator == "failed":
+            return  # nobody left to record the run
+        if orchestrator == "restarting":
+            self._supervisor.tell(RestartChild(ORCHESTRATOR))  # now, not after the backoff
+        reply: Future[Any] = Future()
+        self._addresses[ORCHESTRATOR].tell(Drain(reply, stop_running=not let_finish))
+        try:
+            reply.result(timeout)
+        except FutureTimeout:
+            log.error("the running sync did not end within %s s; stopping anyway", timeout)
 
     def __enter__(self) -> SyncService:
         self.start()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from contextlib import suppress
+from dataclasses import replace
 from typing import Any
 
 from archibald_actors.actors.base import Address, TrackedActor
@@ -202,9 +203,9 @@ class OrchestratorActor(TrackedActor):
         state = self._state
         if state.running is not None or state.holds or state.draining or not state.leading:
             return
-        request = state.queue.pop_next()
-        while request is not None and not self._claimed(request):
-            request = state.queue.pop_next()
+        request = None
+        while request is None and (candidate := state.queue.pop_next()) is not None:
+            request = self._claim(candidate)
         if request is None:
             self._notify_idle()
             return
@@ -245,15 +246,17 @@ class OrchestratorActor(TrackedActor):
             queue=[r.sync_type for r in state.queue.ordered()],
         )
 
-    def _claimed(self, request: PendingRequest) -> bool:
+    def _claim(self, request: PendingRequest) -> PendingRequest | None:
         """Claim the request's slot in the store, so no slot ever runs twice.
 
-        A slot already claimed (served before a restart, or by another replica) is
-        skipped. If the store cannot answer, the request goes back to the queue and the
-        pick is retried later: running without the claim could run a slot twice.
+        Returns the request to run, or None to skip it. An automatic request whose slot
+        was claimed already (served before a restart, or by another replica) is skipped;
+        a user's request merged with such a slot still runs, for the user and not for the
+        slot. If the store cannot answer, the request goes back to the queue and the pick
+        is retried later: running without the claim could run a slot twice.
         """
-        if request.scheduled_at is None or request.trigger == "manual":
-            return True
+        if request.scheduled_at is None or request.scheduled_at == request.claimed:
+            return request
         try:
             claimed = self._claim_slot(request.sync_type, request.scheduled_at)
         except Exception as exc:  # the store is down: keep the request, try again later
@@ -263,12 +266,14 @@ class OrchestratorActor(TrackedActor):
             address = self._sv_address
             self._clock.call_at(self._clock.now() + CLAIM_RETRY, lambda: address.tell(Pick()))
             raise _ClaimDeferredError from exc
-        if not claimed:
-            self._state.counters[request.sync_type].duplicates += 1
-            log.info("%s slot %s was already claimed; skipped", request.sync_type, request.scheduled_at)
-            self._events.publish("slot.skipped", syncType=request.sync_type,
-                                 scheduledAt=self._iso(request.scheduled_at))
-        return claimed
+        if claimed:
+            return request
+        self._state.counters[request.sync_type].duplicates += 1
+        log.info("%s slot %s was already claimed", request.sync_type, request.scheduled_at)
+        self._events.publish(
+            "slot.skipped", syncType=request.sync_type, scheduledAt=self._iso(request.scheduled_at)
+        )
+        return None if request.trigger == "auto" else replace(request, scheduled_at=None)
 
     # --- ends of runs -------------------------------------------------------------
 
@@ -316,7 +321,8 @@ class OrchestratorActor(TrackedActor):
         self._record_sink(record)
         if running.stopped_for_hold and outcome == "cancelled":
             # Stopped to make way for a user action: it resumes once the hold is released.
-            state.queue.add(running.sync_type, "retry", running.scheduled_at, now, running=None)
+            slot = running.scheduled_at
+            state.queue.add(running.sync_type, "retry", slot, now, running=None, claimed=slot)
         self._events.publish("sync.completed" if outcome == "success" else "sync.failed", **record.to_json())
         for reply in [*state.hold_waiters, *state.drain_waiters]:
             answer(reply, True)

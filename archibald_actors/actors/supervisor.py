@@ -321,6 +321,8 @@ class SupervisorActor(TrackedActor):
 
     def _restart(self, name: str) -> None:
         child = self._children[name]
+        if child.restart_wakeup is not None:
+            child.restart_wakeup.cancel()  # restarted early (on shutdown): the backoff is moot
         child.restart_wakeup = None
         if child.state != "restarting":
             return
