@@ -1,0 +1,185 @@
+"""Mounting the API: into a host aiohttp application (``setup``) or as a standalone app (``create_app``).
+
+The API is a sub-application under ``prefix`` with its own middlewares (JSON errors, access
+rules), so the host's routes and middlewares keep working as they were. ``/healthz`` and
+``/metrics`` go on the host's root. The service's actors start and stop with the app
+through ``cleanup_ctx``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from archibald_actors.schedule import SYNC_TYPES
+from archibald_actors.service import SyncService
+from archibald_actors.web import events, openapi, routes
+from archibald_actors.web.access import access_middleware
+from archibald_actors.web.auth import Authenticator, JWTAuthenticator
+from archibald_actors.web.bridge import BRIDGE_KEY, DEFAULT_TIMEOUT, SERVICE_KEY, Bridge
+from archibald_actors.web.error import error_middleware
+from archibald_actors.web.events import HUB_KEY, EventHub
+from archibald_actors.web.health import health_handler
+from archibald_actors.web.metrics import SyncMetrics, metrics_handler
+from archibald_actors.web.openapi import OPENAPI_KEY, build_openapi
+
+__all__ = ["DEFAULT_PREFIX", "METRICS_KEY", "create_app", "setup", "start_service", "stop_service"]
+
+log = logging.getLogger("archibald_actors.web")
+
+DEFAULT_PREFIX = "/api/sync"
+#: Real seconds ``service.stop`` may take on app cleanup.
+STOP_TIMEOUT = 10.0
+#: The metrics of the mounted service (on the API sub-application), for extending.
+METRICS_KEY = web.AppKey("archibald_metrics", SyncMetrics)
+
+
+async def off_loop(work: Callable[[], None], name: str) -> None:
+    """Run blocking ``work`` on a thread of its own and await it without blocking the loop.
+
+    Not the default executor: it is shared with the host and can be starved. The service
+    reads its store when it starts and waits for its actors when it stops; neither may
+    happen on the loop, and coroutine handlers need the loop free while they are cancelled.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+    def run() -> None:
+        error: BaseException | None = None
+        try:
+            work()
+        except BaseException as exc:  # handed to the awaiting coroutine
+            error = exc
+        loop.call_soon_threadsafe(settle, error)
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    await done
+    thread.join(1.0)  # it has nothing left to do but return
+
+
+async def start_service(service: SyncService) -> None:
+    """``service.start()`` off the loop; coroutine handlers will run on this loop."""
+    loop = asyncio.get_running_loop()
+    await off_loop(lambda: service.start(loop=loop), "archibald-web-start")
+
+
+async def stop_service(service: SyncService, timeout: float = STOP_TIMEOUT) -> None:
+    """``service.stop(timeout)`` off the loop."""
+    await off_loop(lambda: service.stop(timeout), "archibald-web-stop")
+
+
+def setup(
+    app: web.Application,
+    service: SyncService,
+    *,
+    prefix: str = DEFAULT_PREFIX,
+    authenticator: Authenticator | None = None,
+    manage_service: bool = True,
+    healthz_path: str | None = "/healthz",
+    metrics_path: str | None = "/metrics",
+    timeout: float = DEFAULT_TIMEOUT,
+    stop_timeout: float = STOP_TIMEOUT,
+) -> web.Application:
+    """Mount the sync API of ``service`` into the host ``app``; return the API sub-application.
+
+    Args:
+        app: the host application (not yet frozen); its routes and middlewares are untouched.
+        service: the service to expose.
+        prefix: where the API is mounted.
+        authenticator: how callers are authenticated; by default bearer JWTs signed with
+            ``ARCHIBALD_JWT_SECRET``.
+        manage_service: start the service when the app starts and stop it on cleanup;
+            False if the host does that itself.
+        healthz_path: where ``/healthz`` goes on the host's root (None: not mounted).
+        metrics_path: where ``/metrics`` goes on the host's root (None: not mounted).
+        timeout: real seconds a request waits for the actors before a 504.
+        stop_timeout: real seconds ``service.stop`` may take on cleanup.
+
+    Raises:
+        MissingSecretError: no authenticator given and ``ARCHIBALD_JWT_SECRET`` unset or short.
+    """
+    if authenticator is None:
+        authenticator = JWTAuthenticator()
+    bridge = Bridge(timeout)
+    hub = EventHub()
+    metrics = SyncMetrics(SYNC_TYPES)
+    api = web.Application(middlewares=[error_middleware, access_middleware(authenticator)])
+    api[SERVICE_KEY] = service
+    api[BRIDGE_KEY] = bridge
+    api[HUB_KEY] = hub
+    api[METRICS_KEY] = metrics
+    api[OPENAPI_KEY] = build_openapi(prefix, healthz=healthz_path, metrics=metrics_path)
+    api.add_routes(routes.routes)
+    api.add_routes(events.routes)
+    api.add_routes(openapi.routes)
+
+    async def end_streams(_: web.Application) -> None:
+        # on_shutdown runs before the server waits for handlers: open streams end now.
+        hub.close()
+
+    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        hub.attach(service.events)
+        metrics.attach(service.events)
+        try:
+            if manage_service:
+                await start_service(service)
+        except BaseException:
+            hub.close()
+            metrics.detach()
+            raise
+        try:
+            yield
+        finally:
+            hub.close()
+            metrics.detach()
+            if manage_service:
+                await stop_service(service, stop_timeout)
+
+    api.on_shutdown.append(end_streams)
+    api.cleanup_ctx.append(lifecycle)
+    app.add_subapp(prefix, api)
+    if healthz_path:
+        app.router.add_get(healthz_path, health_handler(service, bridge))
+    if metrics_path:
+        app.router.add_get(metrics_path, metrics_handler(metrics))
+    return api
+
+
+def create_app(
+    service: SyncService,
+    *,
+    secret: str | bytes | None = None,
+    authenticator: Authenticator | None = None,
+    prefix: str = DEFAULT_PREFIX,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> web.Application:
+    """A standalone application serving the API of ``service``; it starts and stops the service.
+
+    Args:
+        service: the service to expose (not started yet).
+        secret: the JWT secret (at least 32 bytes); by default ``ARCHIBALD_JWT_SECRET``.
+        authenticator: replaces JWT authentication altogether.
+        prefix: where the API is mounted.
+        timeout: real seconds a request waits for the actors before a 504.
+
+    Raises:
+        MissingSecretError: no secret anywhere, or a short one; the message says how to set it.
+    """
+    if authenticator is None:
+        authenticator = JWTAuthenticator(secret)
+    app = web.Application()
+    setup(app, service, prefix=prefix, authenticator=authenticator, timeout=timeout)
+    return app

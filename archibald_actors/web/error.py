@@ -1,0 +1,56 @@
+"""API errors and the middleware that answers every failure as JSON, never as an HTML page."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+from aiohttp import web
+
+__all__ = ["ApiError", "Handler", "error_middleware", "json_error"]
+
+log = logging.getLogger("archibald_actors.web")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    """A failure with an HTTP status and a message for the client.
+
+    Args:
+        status: the HTTP status code.
+        message: what went wrong; for a bad input it names the field.
+        headers: extra response headers (``WWW-Authenticate`` on a 401).
+    """
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+    def response(self) -> web.Response:
+        """The JSON response ``{"success": false, "error": message}``."""
+        return json_error(self.status, self.message, self.headers)
+
+
+def json_error(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    """A response ``{"success": false, "error": message}`` with ``status``."""
+    return web.json_response({"success": False, "error": message}, status=status, headers=headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn ``ApiError``, aiohttp's HTTP errors and unexpected exceptions into JSON errors."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return exc.response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # redirects and the like pass through unchanged
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "www-authenticate")}
+        return json_error(exc.status, exc.reason.lower() if exc.reason else "error", headers)
+    except Exception:
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        return json_error(500, "internal error")

@@ -1,0 +1,101 @@
+"""The JSON routes of DESIGN section 9: schedule, status, manual runs, history.
+
+Handlers reach the actors only through the ``Bridge``; each answer is
+``{"success": true, "data": ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from archibald_actors.web.access import requires
+from archibald_actors.web.bridge import BRIDGE_KEY, SERVICE_KEY
+from archibald_actors.web.payload import parse_history_query, parse_json, parse_schedule_update, read_body
+
+__all__ = ["routes"]
+
+routes = web.RouteTableDef()
+
+
+def encode_ok(data: Any) -> bytes:
+    """The JSON bytes of ``{"success": true, "data": data}``."""
+    return json.dumps({"success": True, "data": data}).encode()
+
+
+def ok(data: Any, status: int = 200) -> web.Response:
+    """``{"success": true, "data": data}``."""
+    return json_body(encode_ok(data), status)
+
+
+def json_body(body: bytes, status: int = 200) -> web.Response:
+    """A JSON response from already encoded ``body``."""
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+@routes.get("/schedule")
+@requires("reader")
+async def get_schedule(request: web.Request) -> web.Response:
+    """The schedule as the timers hold it, ``nextRunAt`` included."""
+    service = request.app[SERVICE_KEY]
+    bridge = request.app[BRIDGE_KEY]
+    return json_body(await bridge.read_encoded("schedule", service.schedule_future, "schedule", encode_ok))
+
+
+@routes.post("/schedule")
+@requires("admin")
+async def post_schedule(request: web.Request) -> web.Response:
+    """Retune one type live; answers the schedule once its timer re-armed."""
+    update = parse_schedule_update(parse_json(await read_body(request)))
+    service = request.app[SERVICE_KEY]
+    bridge = request.app[BRIDGE_KEY]
+    try:
+        schedule = await bridge.call(
+            lambda: service.retune_future(
+                update.sync_type, update.interval_minutes, update.start_delay_minutes, update.enabled
+            ),
+            "retune",
+        )
+    finally:
+        bridge.invalidate()  # reads from now on must see the new timing
+    return ok(schedule)
+
+
+@routes.get("/status")
+@requires("reader")
+async def get_status(request: web.Request) -> web.Response:
+    """Running sync, queue, hold, orchestrator state and per-type details (DESIGN section 6)."""
+    service = request.app[SERVICE_KEY]
+    bridge = request.app[BRIDGE_KEY]
+    return json_body(await bridge.read_encoded("status", service.status_future, "status", encode_ok))
+
+
+@routes.post("/{syncType}/run")
+@requires("reader")
+async def run_sync(request: web.Request) -> web.Response:
+    """Queue a manual run; 202 with ``{"syncType", "coalesced"}``. An unknown type is a 400."""
+    sync_type = request.match_info["syncType"]
+    service = request.app[SERVICE_KEY]
+    bridge = request.app[BRIDGE_KEY]
+    try:
+        accepted = await bridge.call(lambda: service.request_sync_future(sync_type, "manual"), "run")
+    finally:
+        bridge.invalidate()
+    return ok(accepted, status=202)
+
+
+@routes.get("/history")
+@requires("reader")
+async def get_history(request: web.Request) -> web.Response:
+    """Finished runs, newest first; ``?syncType=`` narrows to one type, ``?limit=`` caps the count."""
+    query = parse_history_query(request)
+    service = request.app[SERVICE_KEY]
+    body = await request.app[BRIDGE_KEY].read_encoded(
+        ("history", query.sync_type, query.limit),
+        lambda: service.history_future(query.sync_type, query.limit),
+        "history",
+        encode_ok,
+    )
+    return json_body(body)
