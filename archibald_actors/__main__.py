@@ -22,7 +22,7 @@ from aiohttp import web
 
 from archibald_actors.clock import ScaledClock, SystemClock
 from archibald_actors.config import ConfigError, load_config
-from archibald_actors.errors import StoreError
+from archibald_actors.errors import InvalidValueError, StoreError
 from archibald_actors.events import Event
 from archibald_actors.handlers.demo import demo_handlers
 from archibald_actors.schedule import DEFAULT_SCHEDULE
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_DB",
+    "DEFAULT_SCHEMA",
     "EXIT_FAILURE",
     "EXIT_OK",
     "EXIT_USAGE",
@@ -54,6 +55,8 @@ EXIT_USAGE = 2
 SECRET_ENV = "ARCHIBALD_JWT_SECRET"
 MIN_SECRET_BYTES = 32
 DEFAULT_DB = "./archibald-sync.db"
+#: The PostgreSQL schema of ``serve --db postgresql://...``; replicas sharing one form a cluster.
+DEFAULT_SCHEMA = "archibald"
 #: Lifetime of the admin token ``serve`` prints, and the default of ``token --ttl``.
 TOKEN_TTL = 8 * 3600
 HOW_TO_SET_SECRET = f"export {SECRET_ENV}=$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
@@ -93,12 +96,23 @@ def make_clock(speed: float) -> SystemClock:
     return SystemClock() if speed == 1 else ScaledClock(speed)
 
 
-def open_store(db: str) -> Store:
-    """A ``PostgresStore`` for a ``postgresql://`` (or ``postgres://``) URL, else a ``SqliteStore`` file."""
+def open_store(db: str, schema: str = DEFAULT_SCHEMA) -> Store:
+    """A ``PostgresStore`` for a ``postgresql://`` (or ``postgres://``) URL, else a ``SqliteStore`` file.
+
+    Args:
+        db: the SQLite file or the PostgreSQL URL.
+        schema: the PostgreSQL schema holding the tables (ignored for SQLite).
+
+    Raises:
+        CliError: ``schema`` is not a valid PostgreSQL identifier.
+    """
     if db.startswith(("postgresql://", "postgres://")):
         from archibald_actors.store.postgres import PostgresStore  # noqa: PLC0415 (needs psycopg)
 
-        return PostgresStore(db)
+        try:
+            return PostgresStore(db, schema)
+        except InvalidValueError as exc:
+            raise CliError(f"--db or --schema: {exc}") from None
     from archibald_actors.store.sqlite import SqliteStore  # noqa: PLC0415
 
     return SqliteStore(db)
@@ -159,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--db",
         default=DEFAULT_DB,
         help="SQLite file, or a postgresql:// URL (default %(default)s)",
+    )
+    serve.add_argument(
+        "--schema",
+        default=DEFAULT_SCHEMA,
+        metavar="NAME",
+        help="PostgreSQL schema for a postgresql:// --db; replicas on one schema form a cluster "
+        "(default %(default)s)",
     )
     serve.add_argument("--config", metavar="FILE", help="TOML file with per-type timing and handlers")
     serve.add_argument(
@@ -259,7 +280,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             raise CliError(str(exc)) from None
         schedule = config.schedule
         handlers.update(config.handlers)
-    service = SyncService(handlers, clock=clock, schedule=schedule, store=open_store(args.db))
+    service = SyncService(handlers, clock=clock, schedule=schedule, store=open_store(args.db, args.schema))
     service.events.subscribe(_log_run)
     app = create_app(service, secret=secret)
     announce = [

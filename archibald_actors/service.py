@@ -170,7 +170,7 @@ class SyncService:
             entries,
             history,
             since=clock.wall(),
-            rows=RequestRows(cluster_store, clock),
+            rows=RequestRows(self.store, clock),
             leading=cluster_store is None,
         )
 

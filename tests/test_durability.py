@@ -148,3 +148,24 @@ def test_runs_past_the_retention_are_pruned(clock: ManualClock) -> None:
 def test_retention_must_be_positive(clock: ManualClock) -> None:
     with pytest.raises(ValueError, match="retention_days"):
         SyncService(clock=clock, retention_days=0)
+
+
+def test_a_manual_request_still_queued_at_shutdown_runs_after_the_restart(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    db = tmp_path / "sync.db"
+    schedule = {t: e.retuned(enabled=t == "products") for t, e in DEFAULT_SCHEDULE.items()}
+    service = SyncService(handlers(), clock=clock, store=SqliteStore(db), schedule=schedule)
+    service.start()
+    clock.advance(30 * MIN + 1)  # products runs for 50 s
+    assert service.request_sync("invoices") == {"syncType": "invoices", "coalesced": False}
+    service.stop()  # products is stopped and recorded; invoices never started
+    service = SyncService(handlers(), clock=clock, store=SqliteStore(db), schedule=schedule)
+    service.start()
+    clock.advance(MIN)
+    service.stop()
+    ledger = SqliteStore(db).runs()
+    assert [(r.sync_type, r.trigger, r.outcome) for r in ledger if r.sync_type == "invoices"] == [
+        ("invoices", "manual", "success")
+    ]
+    assert SqliteStore(db).pending_requests() == []

@@ -89,7 +89,8 @@ class OrchestratorActor(TrackedActor):
         self._fires = fires_in_flight
 
     def on_started(self) -> None:
-        """A new incarnation picks up where the last one stopped."""
+        """A new incarnation picks up where the last one (or the last process) stopped."""
+        self._load_requests()
         self._schedule_pick()
 
     def handle(self, message: Any) -> None:

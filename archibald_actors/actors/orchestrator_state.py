@@ -60,7 +60,7 @@ class OrchestratorState:
     draining: bool = False
     drain_waiters: list[Reply] = field(default_factory=list)
     leading: bool = True
-    rows: RequestRows | None = None
+    rows: RequestRows | None = None  # None only in states built by hand
 
     @classmethod
     def fresh(

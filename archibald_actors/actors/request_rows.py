@@ -1,8 +1,9 @@
-"""``RequestRows``: manual requests kept as rows of a shared store, so a leader change loses none.
+"""``RequestRows``: manual requests kept as rows of the store, so neither a restart nor a
+change of leader loses one.
 
-With a single-node store it does nothing. With a cluster store every manual request is
-written (and announced) before it is acknowledged; the leader queues the rows it has
-not seen yet and deletes a type's rows when that type's run starts.
+Every manual request is written before it is acknowledged (and, in a cluster, announced);
+the leader queues the rows it has not seen yet and deletes a type's rows when that
+type's run starts. Rows left by a stopped or killed process run after the next start.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 
 from archibald_actors.clock import Clock
 from archibald_actors.messages import Trigger
-from archibald_actors.store.base import ClusterStore
+from archibald_actors.store.base import ClusterStore, Store
 
 __all__ = ["RequestRows"]
 
@@ -22,24 +23,21 @@ TRIGGERS: tuple[Trigger, ...] = ("auto", "manual", "retry")
 class RequestRows:
     """Row ids per type that the leader has queued; lives in the orchestrator's state."""
 
-    store: ClusterStore | None
+    store: Store
     clock: Clock
     by_type: dict[str, list[int]] = field(default_factory=dict)
     seen: set[int] = field(default_factory=set)
 
     def record(self, sync_type: str, trigger: Trigger, requested_at: float) -> None:
-        """Write a request and announce it (no-op without a cluster store)."""
-        if self.store is None:
-            return
+        """Write a request (and announce it to the other replicas)."""
         row = self.store.add_request(sync_type, trigger, self.clock.wall(requested_at))
         self.seen.add(row)
         self.by_type.setdefault(sync_type, []).append(row)
-        self.store.notify("request", {"syncType": sync_type, "id": row})
+        if isinstance(self.store, ClusterStore):
+            self.store.notify("request", {"syncType": sync_type, "id": row})
 
     def unseen(self) -> list[tuple[str, Trigger, float]]:
-        """Rows written by any replica that this leader has not queued yet, oldest first."""
-        if self.store is None:
-            return []
+        """Rows written by any replica (or an earlier run) not queued here yet, oldest first."""
         now, wall_now = self.clock.now(), self.clock.wall()
         found: list[tuple[str, Trigger, float]] = []
         for row, sync_type, trigger, requested_at in self.store.pending_requests():
@@ -54,7 +52,7 @@ class RequestRows:
     def started(self, sync_type: str) -> None:
         """The type's run started: its rows are done."""
         rows = self.by_type.pop(sync_type, [])
-        if rows and self.store is not None:
+        if rows:
             self.store.delete_requests(rows)
 
     def forget(self) -> None:

@@ -67,6 +67,18 @@ class Store(Protocol):
         """Forget slot claims made before ``older_than``; return how many."""
         ...
 
+    def add_request(self, sync_type: str, trigger: str, requested_at: datetime) -> int:
+        """Store an accepted manual request (durable before it is acknowledged); return its id."""
+        ...
+
+    def pending_requests(self) -> list[tuple[int, str, str, datetime]]:
+        """``(id, syncType, trigger, requestedAt)`` of requests not yet started, oldest first."""
+        ...
+
+    def delete_requests(self, ids: list[int]) -> None:
+        """Forget requests whose run has started."""
+        ...
+
     def runs(self, sync_type: str | None = None, limit: int = 100) -> list[RunRecord]:
         """Runs newest first, of one type or all."""
         ...
@@ -82,25 +94,13 @@ class Store(Protocol):
 
 @runtime_checkable
 class ClusterStore(Store, Protocol):
-    """A store several replicas share: durable manual requests and change announcements."""
+    """A store several replicas share: they compete for its lock and hear its announcements."""
 
     dsn: str
     schema: str
 
     def load_entries(self) -> dict[str, ScheduleEntry]:
         """The stored schedule entries (cheap: read on every change announced)."""
-        ...
-
-    def add_request(self, sync_type: str, trigger: str, requested_at: datetime) -> int:
-        """Store a manual request; return its row id."""
-        ...
-
-    def pending_requests(self) -> list[tuple[int, str, str, datetime]]:
-        """``(id, syncType, trigger, requestedAt)`` of requests not yet started, oldest first."""
-        ...
-
-    def delete_requests(self, ids: list[int]) -> None:
-        """Forget requests whose run has started."""
         ...
 
     def notify(self, kind: str, payload: Mapping[str, Any]) -> None:

@@ -20,6 +20,8 @@ class MemoryStore:
         self._state = StoredState()
         self._runs: list[RunRecord] = []
         self._claims: dict[tuple[str, int], datetime] = {}
+        self._requests: dict[int, tuple[str, str, datetime]] = {}
+        self._next_request = 1
 
     def load(self) -> StoredState:
         """A copy of what is stored."""
@@ -61,6 +63,26 @@ class MemoryStore:
                 return False
             self._claims[key] = datetime.now(UTC)
             return True
+
+    def add_request(self, sync_type: str, trigger: str, requested_at: datetime) -> int:
+        """Keep an accepted manual request; return its id."""
+        with self._lock:
+            row = self._next_request
+            self._next_request += 1
+            self._requests[row] = (sync_type, trigger, requested_at)
+            return row
+
+    def pending_requests(self) -> list[tuple[int, str, str, datetime]]:
+        """Requests not started yet, oldest first."""
+        with self._lock:
+            rows = [(row, *request) for row, request in self._requests.items()]
+        return sorted(rows, key=lambda r: (r[3], r[0]))
+
+    def delete_requests(self, ids: list[int]) -> None:
+        """Forget requests whose runs have started."""
+        with self._lock:
+            for row in ids:
+                self._requests.pop(row, None)
 
     def prune_claims(self, older_than: datetime) -> int:
         """Forget claims made before ``older_than``."""

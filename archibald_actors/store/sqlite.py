@@ -81,6 +81,13 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             UNIQUE (sync_type, slot_ms))""",
         "CREATE INDEX slot_claims_by_time ON slot_claims (claimed_at)",
     ),
+    (
+        """CREATE TABLE requests (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            sync_type TEXT NOT NULL,
+            trigger TEXT NOT NULL,
+            requested_at TEXT NOT NULL)""",
+    ),
 )
 
 #: The schema version this code writes and reads.
@@ -228,6 +235,30 @@ class SqliteStore:
                     conn.close()
 
     # --- beyond the protocol (cluster) ---------------------------------------------
+
+    def add_request(self, sync_type: str, trigger: str, requested_at: datetime) -> int:
+        """Store an accepted manual request so a restart does not lose it; return its id."""
+        text = _to_text(requested_at, "requestedAt")
+        with self._transaction("add_request") as conn:
+            cursor = conn.execute(
+                "INSERT INTO requests (sync_type, trigger, requested_at) VALUES (?, ?, ?)",
+                (sync_type, trigger, text),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def pending_requests(self) -> list[tuple[int, str, str, datetime]]:
+        """Stored requests not started yet, oldest first: ``(id, sync_type, trigger, requested_at)``."""
+        with self._transaction("pending_requests", "DEFERRED") as conn:
+            rows = conn.execute(
+                "SELECT id, sync_type, trigger, requested_at FROM requests ORDER BY requested_at, id"
+            ).fetchall()
+        return [(int(i), sync_type, trigger, stored_time(at)) for i, sync_type, trigger, at in rows]
+
+    def delete_requests(self, ids: list[int]) -> None:
+        """Forget requests whose runs have started."""
+        if ids:
+            with self._transaction("delete_requests") as conn:
+                conn.executemany("DELETE FROM requests WHERE id = ?", [(int(i),) for i in ids])
 
     def claim_slot(self, sync_type: str, slot_offset: float) -> bool:
         """Claim slot ``slot_offset`` (seconds after the epoch) of ``sync_type`` for this caller.
