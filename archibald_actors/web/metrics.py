@@ -7,9 +7,17 @@ thread-safe, so the subscriber counts right on the publishing actor thread.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import datetime
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 from archibald_actors.events import Event, EventBus
 from archibald_actors.web.error import Handler
@@ -41,18 +49,75 @@ class SyncMetrics:
             ["child"],
             registry=self.registry,
         )
+        self.duration = Histogram(
+            "archibald_sync_duration_seconds",
+            "Run time of finished syncs.",
+            ["sync_type"],
+            buckets=(0.5, 1, 5, 15, 30, 60, 90, 120, 300, 600, 900, 1800),
+            registry=self.registry,
+        )
+        self.lateness = Histogram(
+            "archibald_timer_fire_lateness_seconds",
+            "Schedule seconds from a slot to its request reaching the orchestrator.",
+            ["sync_type"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 1, 10, 60, 600),
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "archibald_queue_depth", "Requests waiting to run.", registry=self.registry
+        )
+        self.missed = Counter(
+            "archibald_missed_slots", "Slots skipped by a catch-up.", ["sync_type"], registry=self.registry
+        )
+        self.coalesced = Counter(
+            "archibald_coalesced_requests",
+            "Requests merged into one already pending.",
+            ["sync_type"],
+            registry=self.registry,
+        )
+        self.last_success = Gauge(
+            "archibald_last_success_timestamp_seconds",
+            "Unix time of the last successful run.",
+            ["sync_type"],
+            registry=self.registry,
+        )
+        self.leader = Gauge(
+            "archibald_leader",
+            "1 while this replica runs the syncs (leader or standalone), 0 while it follows.",
+            registry=self.registry,
+        )
+        self.leader.set(1)
         for sync_type in sync_types:
             for outcome in OUTCOMES:
                 self.runs.labels(sync_type, outcome)
+            self.missed.labels(sync_type)
+            self.coalesced.labels(sync_type)
         self._unsubscribe: Callable[[], None] | None = None
 
     def observe(self, event: Event) -> None:
         """Count one service event (called on actor threads)."""
         kind = event.get("type")
+        sync_type = str(event.get("syncType"))
         if kind in ("sync.completed", "sync.failed"):
-            self.runs.labels(str(event.get("syncType")), str(event.get("outcome"))).inc()
+            self.runs.labels(sync_type, str(event.get("outcome"))).inc()
+            self.duration.labels(sync_type).observe(float(event.get("durationMs") or 0) / 1000)
+            if event.get("outcome") == "success" and event.get("finishedAt"):
+                finished = datetime.fromisoformat(str(event["finishedAt"]).replace("Z", "+00:00"))
+                self.last_success.labels(sync_type).set(finished.timestamp())
+        elif kind == "queue.changed":
+            self.queue_depth.set(len(event.get("queue") or ()))
+            if event.get("coalesced"):
+                self.coalesced.labels(sync_type).inc()
+            if event.get("missed"):
+                self.missed.labels(sync_type).inc(int(event["missed"]))
+            if event.get("fireLatenessSeconds") is not None:
+                self.lateness.labels(sync_type).observe(float(event["fireLatenessSeconds"]))
+        elif kind == "sync.started":
+            self.queue_depth.set(len(event.get("queue") or ()))
         elif kind == "child.restarted":
             self.restarts.labels(str(event.get("name"))).inc()
+        elif kind == "leadership.changed":
+            self.leader.set(1 if event.get("role") == "leader" else 0)
 
     def attach(self, bus: EventBus) -> None:
         """Start counting the events of ``bus``."""
