@@ -118,6 +118,7 @@ class SupervisorActor(TrackedActor):
         self._children = {name: ChildInfo() for name in addresses}
         self._timers = {t: TimerView(served=served.get(t)) for t in entries}
         self._role = role  # "standalone" | "leader" | "follower"
+        self._schedule_view: dict[str, dict[str, Any]] | None = None
         self._retune_seq = dict.fromkeys(entries, 0)
         self._retune_replies: dict[str, list[tuple[int, Reply]]] = {t: [] for t in entries}
 
@@ -262,7 +263,9 @@ class SupervisorActor(TrackedActor):
     # --- messages -----------------------------------------------------------------
 
     def handle(self, message: Any) -> None:
-        """Dispatch on the message type."""
+        """Dispatch on the message type; anything but a query may change the schedule view."""
+        if not isinstance(message, GetSchedule | GetStatus):
+            self._schedule_view = None
         match message:
             case TimerArmed():
                 self._timer_armed(message)
@@ -382,10 +385,14 @@ class SupervisorActor(TrackedActor):
         return iso(self._clock.wall(next_slot))
 
     def _schedule(self) -> dict[str, dict[str, Any]]:
-        return {
-            t: {**entry.to_json(), "nextRunAt": self._next_run_at(t)}
-            for t, entry in self._entries.items()
-        }
+        # Reads outnumber changes by far: keep the view until a message may change it. A
+        # follower's nextRunAt comes from the grid and the time, so it is not kept.
+        if self._schedule_view is None or self._role == "follower":
+            self._schedule_view = {
+                t: {**entry.to_json(), "nextRunAt": self._next_run_at(t)}
+                for t, entry in self._entries.items()
+            }
+        return {t: dict(row) for t, row in self._schedule_view.items()}  # callers may mutate theirs
 
     def _timer_state(self, sync_type: str) -> str:
         state = self._children[sync_type].state
