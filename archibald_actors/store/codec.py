@@ -8,18 +8,21 @@ which the readers here accept either way.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, LiteralString, cast
 
-from archibald_actors.errors import InvalidValueError
+from archibald_actors.errors import InvalidValueError, StoreError
 from archibald_actors.ledger import RunRecord
 from archibald_actors.messages import Outcome, Trigger
 from archibald_actors.schedule import ScheduleEntry
 
 __all__ = [
     "ENTRY_COLUMNS",
+    "VERSION_TABLE",
+    "apply_migrations",
     "ENTRY_FIELDS",
     "RUN_COLUMNS",
     "check_aware",
@@ -30,6 +33,11 @@ __all__ = [
     "slot_ms",
     "stored_time",
 ]
+
+log = logging.getLogger("archibald_actors.store")
+
+#: The table holding the schema version both SQL stores migrate by.
+VERSION_TABLE = "archibald_schema"
 
 #: Columns of ``schedule_entries``, in the order ``entry_from_row`` reads them.
 ENTRY_COLUMNS: LiteralString = (
@@ -111,3 +119,32 @@ def run_from_row(row: tuple[Any, ...]) -> RunRecord:
         outcome=cast(Outcome, outcome),
         error=error,
     )
+
+
+def apply_migrations(
+    conn: Any, migrations: tuple[tuple[str, ...], ...], *, placeholder: str, where: str
+) -> None:
+    """Bring the schema behind ``conn`` to ``len(migrations)``, inside the caller's transaction.
+
+    ``migrations[n]`` takes the schema from version n to n + 1. ``conn`` is a sqlite3 or
+    psycopg connection (both have ``execute(...).fetchone()``); ``placeholder`` is its
+    parameter mark. A schema newer than this program is refused, never downgraded.
+
+    Raises:
+        StoreError: the stored version is newer than this program knows.
+    """
+    latest = len(migrations)
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version INTEGER NOT NULL)")
+    row = conn.execute(f"SELECT version FROM {VERSION_TABLE}").fetchone()
+    if row is None:
+        conn.execute(f"INSERT INTO {VERSION_TABLE} (version) VALUES (0)")
+    version = 0 if row is None else int(row[0])
+    if version > latest:
+        raise StoreError(
+            f"{where} has schema version {version}, newer than this program's {latest}; upgrade the program"
+        )
+    for number in range(version, latest):
+        for statement in migrations[number]:
+            conn.execute(statement)
+        log.info("%s: migrated to schema version %d", where, number + 1)
+    conn.execute(f"UPDATE {VERSION_TABLE} SET version = {placeholder}", (max(version, latest),))

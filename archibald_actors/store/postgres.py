@@ -30,6 +30,8 @@ from archibald_actors.store.base import StoredState
 from archibald_actors.store.codec import (
     ENTRY_COLUMNS,
     RUN_COLUMNS,
+    VERSION_TABLE,
+    apply_migrations,
     check_aware,
     check_limit,
     entry_extra,
@@ -47,7 +49,7 @@ _T = TypeVar("_T")
 _Connection = psycopg.Connection[tuple[Any, ...]]
 
 #: Marks a schema as ours and holds its version (one row).
-_VERSION_TABLE = "archibald_schema"
+_VERSION_TABLE = VERSION_TABLE
 
 #: Migrations by version: ``_MIGRATIONS[n]`` takes the schema from version n to n + 1.
 #: Names are unqualified: the connection's ``search_path`` is the store's schema.
@@ -424,21 +426,7 @@ class PostgresStore:
                     f"PostgreSQL store {self._where}: the schema holds tables of another program"
                     f" ({', '.join(sorted(tables))}); refusing to use it"
                 )
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {_VERSION_TABLE} (version integer NOT NULL)")
-            row = conn.execute(f"SELECT version FROM {_VERSION_TABLE}").fetchone()
-            if row is None:
-                conn.execute(f"INSERT INTO {_VERSION_TABLE} (version) VALUES (0)")
-            version = 0 if row is None else int(row[0])
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"PostgreSQL store {self._where} has schema version {version}, newer than this"
-                    f" program's {SCHEMA_VERSION}; upgrade the program"
-                )
-            for number in range(version, SCHEMA_VERSION):
-                for statement in _MIGRATIONS[number]:
-                    conn.execute(statement)
-                log.info("PostgreSQL store %s: migrated to schema version %d", self._where, number + 1)
-            conn.execute(f"UPDATE {_VERSION_TABLE} SET version = %s", (max(version, SCHEMA_VERSION),))
+            apply_migrations(conn, _MIGRATIONS, placeholder="%s", where=f"PostgreSQL store {self._where}")
 
 
 def _describe(dsn: str, schema: str) -> str:

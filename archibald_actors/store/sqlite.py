@@ -33,6 +33,8 @@ from archibald_actors.store.base import StoredState
 from archibald_actors.store.codec import (
     ENTRY_COLUMNS,
     RUN_COLUMNS,
+    VERSION_TABLE,
+    apply_migrations,
     check_aware,
     check_limit,
     entry_extra,
@@ -47,7 +49,7 @@ __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 log = logging.getLogger(__name__)
 
 #: Marks a database as ours and holds its schema version (one row).
-_VERSION_TABLE = "archibald_schema"
+_VERSION_TABLE = VERSION_TABLE
 
 #: Migrations by version: ``_MIGRATIONS[n]`` takes the schema from version n to n + 1.
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -369,21 +371,7 @@ class SqliteStore:
         # moment migrates either before us (we then find its version) or after us.
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {_VERSION_TABLE} (version INTEGER NOT NULL)")
-            row = conn.execute(f"SELECT version FROM {_VERSION_TABLE}").fetchone()
-            if row is None:
-                conn.execute(f"INSERT INTO {_VERSION_TABLE} (version) VALUES (0)")
-            version = 0 if row is None else int(row[0])
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"SQLite store {self.path} has schema version {version}, newer than this"
-                    f" program's {SCHEMA_VERSION}; upgrade the program"
-                )
-            for number in range(version, SCHEMA_VERSION):
-                for statement in _MIGRATIONS[number]:
-                    conn.execute(statement)
-                log.info("SQLite store %s: migrated to schema version %d", self.path, number + 1)
-            conn.execute(f"UPDATE {_VERSION_TABLE} SET version = ?", (max(version, SCHEMA_VERSION),))
+            apply_migrations(conn, _MIGRATIONS, placeholder="?", where=f"SQLite store {self.path}")
             conn.execute("COMMIT")
         except BaseException:
             with suppress(sqlite3.Error):
