@@ -191,6 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--seed", type=int, default=0, help="seed of the demo handlers' durations")
     serve.add_argument(
+        "--print-token",
+        action="store_true",
+        help="print a ready admin token at start even when stdout is not a terminal (it would "
+        "otherwise end up in service logs)",
+    )
+    serve.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -286,7 +292,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     announce = [
         f"archibald-sync {_package_version()}: store {args.db}, speed {args.speed:g}x, "
         f"handlers: {_describe_handlers(handlers)}",
-        f"admin token (valid {TOKEN_TTL // 3600} h): {make_token(secret, role='admin', sub='admin')}",
+        f"admin token (valid {TOKEN_TTL // 3600} h): {make_token(secret, role='admin', sub='admin')}"
+        if args.print_token or sys.stdout.isatty()
+        else "make an admin token with: archibald-sync token --role admin --sub NAME",
     ]
     logging.basicConfig(
         level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -87,6 +87,7 @@ def start_server(tmp_path: Path, secret: str, *extra: str) -> Server:
                 "-m",
                 "archibald_actors",
                 "serve",
+                "--print-token",
                 "--port",
                 "0",
                 "--db",
