@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -239,6 +240,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _without_password(db: str) -> str:
+    """``--db`` as it may be printed: a URL's password replaced by ``***``."""
+    parts = urlsplit(db)
+    if parts.password is None:
+        return db
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -290,7 +300,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     service.events.subscribe(_log_run)
     app = create_app(service, secret=secret)
     announce = [
-        f"archibald-sync {_package_version()}: store {args.db}, speed {args.speed:g}x, "
+        f"archibald-sync {_package_version()}: store {_without_password(args.db)}, speed {args.speed:g}x, "
         f"handlers: {_describe_handlers(handlers)}",
         f"admin token (valid {TOKEN_TTL // 3600} h): {make_token(secret, role='admin', sub='admin')}"
         if args.print_token or sys.stdout.isatty()

@@ -121,6 +121,18 @@ class Clock(Protocol):
         """True while some wake-up due now has not been run yet."""
         ...
 
+    def real_wall(self) -> datetime:
+        """The real UTC time now (a ManualClock's own wall time): what a new epoch records."""
+        ...
+
+    def anchor(self, wall: datetime) -> None:
+        """Let schedule wall time and real wall time agree at the real instant ``wall`` (the epoch).
+
+        On a clock faster than real time this is what makes several processes (replicas,
+        or one process across restarts) agree on the schedule's wall time.
+        """
+        ...
+
     @property
     def settle_delay(self) -> float:
         """Schedule seconds to wait at most for requests of one instant still in flight."""
@@ -176,7 +188,10 @@ class SystemClock:
         self._wakeups = _WakeupHeap(self._lock)
         self._thread: threading.Thread | None = None
         self._origin_real = self._real()
-        self._origin_wall = datetime.now(UTC)
+        self._started_wall = datetime.now(UTC)  # real wall time when schedule time was 0.0
+        # Schedule wall time runs `speed` times faster than real wall time and agrees
+        # with it at one real instant: the start until anchor() names the epoch.
+        self._origin_wall = self._started_wall  # schedule wall time of schedule time 0.0
 
     @staticmethod
     def _real() -> float:
@@ -191,6 +206,22 @@ class SystemClock:
         """UTC wall time of schedule time ``at``: the start's wall time plus elapsed schedule time."""
         t = self.now() if at is None else at
         return self._origin_wall + timedelta(seconds=t)
+
+    def real_wall(self) -> datetime:
+        """The real UTC time now."""
+        return datetime.now(UTC)
+
+    def anchor(self, wall: datetime) -> None:
+        """Make schedule wall time agree with real wall time at the real instant ``wall``.
+
+        Without it a scaled clock's wall time starts at the real time the process started,
+        and replicas started a few seconds apart would be minutes apart in schedule time.
+        At speed 1 this changes nothing.
+        """
+        try:
+            self._origin_wall = wall + (self._started_wall - wall) * self._speed
+        except OverflowError:  # an epoch so old that scaled time leaves the calendar
+            self._origin_wall = self._started_wall
 
     @property
     def settle_delay(self) -> float:
@@ -300,6 +331,13 @@ class ManualClock:
         """The earliest armed deadline, or None."""
         with self._lock:
             return self._wakeups.next_deadline()
+
+    def real_wall(self) -> datetime:
+        """Manual time has no real time: its own wall time now."""
+        return self.wall()
+
+    def anchor(self, wall: datetime) -> None:
+        """Nothing to do: manual time has no real time to agree with."""
 
     def has_due(self) -> bool:
         """True while a wake-up due at the current time has not run yet."""

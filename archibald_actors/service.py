@@ -144,13 +144,15 @@ class SyncService:
             stored = self.store.load()
             clock = self.clock
             # First writer wins: every replica of a cluster counts slots from one epoch.
-            stored_epoch = self.store.ensure_epoch(clock.wall())
+            stored_epoch = self.store.ensure_epoch(clock.real_wall())
         except BaseException:
             with self._lock:
                 self._started = False  # nothing was started; start() may be tried again
             raise
         entries = {t: e.with_timing_of(stored.entries.get(t)) for t, e in self._initial_schedule.items()}
-        epoch = clock.now() - (clock.wall() - stored_epoch).total_seconds()
+        clock.anchor(stored_epoch)
+        now = clock.now()  # one reading: every replica then places the grid alike
+        epoch = now - (clock.wall(now) - stored_epoch).total_seconds()
         self.epoch = epoch
         served = {t: epoch + offset for t, offset in stored.served.items() if t in entries}
         self._log_plan(entries)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -88,3 +89,20 @@ def test_cancelled_wakeups_never_fire_on_the_real_clock() -> None:
 def test_speed_must_be_positive(speed: float) -> None:
     with pytest.raises(ValueError, match="speed"):
         SystemClock(speed)
+
+
+def test_scaled_clocks_anchored_at_one_epoch_agree_on_wall_time() -> None:
+    epoch = datetime.now(UTC) - timedelta(seconds=2)
+    first, second = ScaledClock(600), ScaledClock(600)
+    first.anchor(epoch)
+    second.anchor(epoch)
+    second.anchor(epoch)  # idempotent
+    # Two seconds of real time since the epoch are twenty schedule minutes on both.
+    for clock in (first, second):
+        ahead = (clock.wall() - epoch).total_seconds()
+        assert 1190 <= ahead <= 1300
+    assert abs((first.wall() - second.wall()).total_seconds()) < 30  # a few real ms apart, times 600
+    plain = SystemClock()
+    before = plain.wall()
+    plain.anchor(epoch)
+    assert abs((plain.wall() - before).total_seconds()) < 1  # speed 1: nothing changes

@@ -171,12 +171,14 @@ class SupervisorActor(TrackedActor):
                 if sync_type in stored.served:
                     self._timers[sync_type].served = self._epoch + stored.served[sync_type]
             self._role = "leader"
+            # The orchestrator must lead before the timers' first catch-up reaches it.
+            self._addresses[ORCHESTRATOR].tell(SetLeading(True))
             self._start_timers()
         else:
             self._role = "follower"
             self._stop_timers()
+            self._addresses[ORCHESTRATOR].tell(SetLeading(False))
         log.warning("this replica is now the %s", self._role)
-        self._addresses[ORCHESTRATOR].tell(SetLeading(leading))
         self._events.publish("leadership.changed", role=self._role)
 
     def _cluster_changed(self, kind: str) -> None:

@@ -138,7 +138,11 @@ def bearer_token(request: web.Request) -> str:
     Raises:
         AuthError: no token, or a malformed ``Authorization`` header.
     """
-    header = request.headers.get("Authorization")
+    headers = request.headers.getall("Authorization", [])
+    if len(headers) > 1:
+        # A proxy may have checked another copy than the one we would read: refuse both.
+        raise AuthError("more than one Authorization header")
+    header = headers[0] if headers else None
     if header is not None:
         scheme, _, token = header.strip().partition(" ")
         token = token.strip()
@@ -216,12 +220,12 @@ class JWTAuthenticator:
         if not user_id:
             raise AuthError("token names no user (userId or sub)")
         role = claims.get("role")
-        return Principal(
-            user_id,
-            _claim_str(claims, "username"),
-            role if isinstance(role, str) else "",
-            float(claims["exp"]),
-        )
+        try:
+            expires_at = float(claims["exp"])
+        except (TypeError, ValueError, OverflowError):  # PyJWT takes any integer, even 10**400
+            raise AuthError("token expiry (exp) is out of range") from None
+        username = _claim_str(claims, "username")
+        return Principal(user_id, username, role if isinstance(role, str) else "", expires_at)
 
     async def authenticate(self, request: web.Request) -> Principal:
         """Decode the request's bearer token (see :func:`bearer_token`)."""

@@ -41,11 +41,11 @@ class _Client:
     __slots__ = ("closing", "overflowed", "queue")
 
     def __init__(self, size: int) -> None:
-        self.queue: asyncio.Queue[tuple[int, Event] | None] = asyncio.Queue(size)
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(size)
         self.overflowed = False
         self.closing = False
 
-    def put(self, item: tuple[int, Event] | None) -> bool:
+    def put(self, item: bytes | None) -> bool:
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
@@ -90,7 +90,7 @@ class EventHub:
             loop.call_soon_threadsafe(self._dispatch, event)
 
     def _dispatch(self, event: Event) -> None:
-        item = (next(self._ids), event)
+        item = _frame(next(self._ids), event)  # encoded once, whatever the number of clients
         for client in list(self._clients):
             if not client.put(item):
                 client.overflowed = True
@@ -153,7 +153,7 @@ class EventHub:
             return b": ping\n\n"
         if item is None or client.closing:
             return None
-        return _frame(*item)
+        return item
 
 
 #: The hub of the API sub-application.

@@ -230,7 +230,7 @@ def build_openapi(
                     errors=("400", *reads),
                 ),
                 "parameters": [
-                    {"name": "syncType", "in": "path", "required": True, "schema": {"type": "string"}}
+                    {"name": "syncType", "in": "path", "required": True, "schema": _ref("SyncType")}
                 ],
             }
         },
@@ -243,15 +243,25 @@ def build_openapi(
                     errors=("400", *reads),
                 ),
                 "parameters": [
-                    {"name": "syncType", "in": "query", "required": False, "schema": _ref("SyncType")},
+                    {
+                        "name": "syncType",
+                        "in": "query",
+                        "required": False,
+                        "description": "one type; empty or absent means all types",
+                        "allowEmptyValue": True,
+                        "schema": {"anyOf": [_ref("SyncType"), {"const": ""}]},
+                    },
                     {
                         "name": "limit",
                         "in": "query",
                         "required": False,
+                        "description": "how many runs at most; empty or absent means 100",
+                        "allowEmptyValue": True,
                         "schema": {
-                            "type": "integer",
-                            "minimum": 1,
-                            "maximum": HISTORY_LIMIT_MAX,
+                            "anyOf": [
+                                {"type": "integer", "minimum": 1, "maximum": HISTORY_LIMIT_MAX},
+                                {"const": ""},
+                            ],
                             "default": 100,
                         },
                     },

@@ -165,6 +165,9 @@ def parse_history_query(request: web.Request, default_limit: int = 100) -> Histo
         ApiError: 400 naming the bad parameter.
     """
     query = request.query
+    unknown = sorted(set(query) - {"syncType", "limit"})
+    if unknown:
+        _bad(f"unknown query parameter {unknown[0][:40]!r}; expected syncType or limit")
     sync_type = query.get("syncType") or None
     if sync_type is not None and sync_type not in SYNC_TYPES:
         _bad(f"syncType {sync_type[:40]!r} is unknown; expected one of {', '.join(SYNC_TYPES)}")

@@ -1,0 +1,1 @@
+"""Attack tests: fuzzing, token forgery and signals against the real HTTP server."""
