@@ -30,6 +30,9 @@ __all__ = [
 _SUSPEND_CHECK = 1.0
 #: Real seconds the orchestrator lets same-instant requests arrive before picking.
 _SETTLE_REAL = 0.002
+#: Share of the remaining time a dispatcher waits at once, until less than _FINE is left.
+_APPROACH = 0.9
+_FINE = 0.002
 
 
 class ClockNotQuietError(RuntimeError):
@@ -268,7 +271,10 @@ class SystemClock:
                     return
                 remaining = (deadline - self.now()) / self._speed
                 if remaining > 0:
-                    self._lock.wait(min(remaining, _SUSPEND_CHECK))
+                    # Most of the way, then the rest: a timed wait can overshoot in
+                    # proportion to its length (about 1 % on this project's VMs).
+                    step = remaining * _APPROACH if remaining > _FINE else remaining
+                    self._lock.wait(min(step, _SUSPEND_CHECK))
                     continue
                 callback = self._wakeups.pop_due(self.now())
                 if callback is not None:
