@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -75,9 +76,11 @@ async def serve(kind: str) -> None:
     commands: asyncio.Queue[str] = asyncio.Queue()
 
     def read_stdin() -> None:
-        for line in sys.stdin:
-            loop.call_soon_threadsafe(commands.put_nowait, line.strip())
-        loop.call_soon_threadsafe(commands.put_nowait, "STOP")
+        # The loop may be gone by the time stdin closes (the server is exiting): nothing to tell.
+        with contextlib.suppress(RuntimeError, ValueError):
+            for line in sys.stdin:
+                loop.call_soon_threadsafe(commands.put_nowait, line.strip())
+            loop.call_soon_threadsafe(commands.put_nowait, "STOP")
 
     threading.Thread(target=read_stdin, daemon=True).start()
     print(f"READY {port}", flush=True)
