@@ -47,10 +47,11 @@ class Crash:
 
 @dataclass(frozen=True, slots=True)
 class Wake:
-    """A clock wake-up for the slot at ``slot``; ignored unless ``token`` is the timer's current one."""
+    """The timer's wake-up fired ``slot`` (skipping ``missed``); re-arm if ``token`` is current."""
 
     token: object
     slot: float
+    missed: int = 0
 
 
 @dataclass(frozen=True, slots=True)

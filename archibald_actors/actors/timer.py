@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from archibald_actors.actors.base import Address, TrackedActor
@@ -61,9 +62,11 @@ class TimerActor(TrackedActor):
     def handle(self, message: Any) -> None:
         """Wake-ups and retunes both end in :meth:`_arm`."""
         if isinstance(message, Wake):
-            fired = message.token is self._token and self._arm(from_wake=True)
-            if not fired:
-                self._fires.end()  # no request will carry this wake-up's count
+            # The wake-up already sent the slot's request (see _arm): record it as served.
+            if self._served is None or self._served < message.slot:
+                self._served = message.slot
+            if message.token is self._token:
+                self._arm(missed_before=message.missed)
         elif isinstance(message, Rearm):
             self._entry = message.entry
             self._retune_seq = max(self._retune_seq, message.seq)
@@ -71,17 +74,16 @@ class TimerActor(TrackedActor):
         else:
             super().handle(message)
 
-    def _arm(self, *, from_wake: bool = False) -> bool:
-        """Apply the slot rule; return True if a request was sent."""
-        fired = False
+    def _arm(self, *, missed_before: int = 0) -> None:
+        """Apply the slot rule, then arm the wake-up for the first slot after now."""
         if self._wakeup is not None:
             self._wakeup.cancel()
             self._wakeup = None
         self._token = token = object()
         entry = self._entry
         if not entry.enabled:
-            self._report(None, 0)
-            return False
+            self._report(None, missed_before)
+            return
         now = self._clock.now()
         latest = slot_index(self._epoch, entry, now)
         missed = 0
@@ -89,27 +91,43 @@ class TimerActor(TrackedActor):
             slot = slot_time(self._epoch, entry, latest)
             if self._served is None or self._served < slot:
                 missed = self._slots_between(self._served, latest)
-                self._fire(slot, missed, from_wake)
-                fired = True
+                self._fire(slot, missed)
         next_slot = first_slot_after(self._epoch, entry, now)
-        address, fires = self._sv_address, self._fires
+        self._wakeup = self._clock.call_at(next_slot, self._wake_callback(token, next_slot))
+        self._report(next_slot, missed_before + missed)
+
+    def _wake_callback(self, token: object, next_slot: float) -> Callable[[], None]:
+        """What the clock runs at ``next_slot``, on its own thread.
+
+        It sends the slot's request to the orchestrator itself (a thread hop less between
+        a slot and its sync) and then tells this actor, which records the slot as served
+        and arms the next. A wake-up that comes late (after a suspend) fires the latest
+        slot due, once, like every arming does.
+        """
+        clock, epoch, entry = self._clock, self._epoch, self._entry
+        orchestrator, address, fires = self._orchestrator, self._sv_address, self._fires
 
         def wake() -> None:
-            # Counted from the clock's dispatch until the request reaches the orchestrator,
-            # so it knows to wait for requests of the same instant before it picks.
+            now = clock.now()
+            latest = max(slot_index(epoch, entry, now), slot_index(epoch, entry, next_slot))
+            slot = slot_time(epoch, entry, latest)
+            missed = latest - slot_index(epoch, entry, next_slot)
+            # Counted until the request reaches the orchestrator, so that it waits for
+            # the requests of the same instant before it picks.
             fires.begin()
-            address.tell(Wake(token, next_slot))
+            orchestrator.tell(
+                RequestSync(entry.sync_type, "auto", slot, now, missed=missed, from_wake=True)
+            )
+            address.tell(Wake(token, slot, missed))
 
-        self._wakeup = self._clock.call_at(next_slot, wake)
-        self._report(next_slot, missed)
-        return fired
+        return wake
 
     def _slots_between(self, served: float | None, latest: int) -> int:
         """Slots strictly between the one served and slot ``latest`` (skipped by a catch-up)."""
         served_index = -1 if served is None else slot_index(self._epoch, self._entry, served)
         return max(0, latest - served_index - 1)
 
-    def _fire(self, slot: float, missed: int, from_wake: bool) -> None:
+    def _fire(self, slot: float, missed: int) -> None:
         self._served = slot
         if missed:
             log.info("%s: catch-up for slot %.3f, %d slots missed", self._entry.sync_type, slot, missed)
@@ -120,7 +138,6 @@ class TimerActor(TrackedActor):
                 scheduled_at=slot,
                 requested_at=self._clock.now(),
                 missed=missed,
-                from_wake=from_wake,
             )
         )
 
