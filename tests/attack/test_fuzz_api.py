@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, settings
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from schemathesis import checks
 
 from archibald_actors.web import build_openapi
 
@@ -35,6 +36,15 @@ schema.config.generation.update(max_examples=MAX_EXAMPLES)
 
 
 
+#: Checks left out per operation, and why.
+EXCLUDED_CHECKS = {
+    # An "invalid" query value that a query string cannot carry (null, an array) is sent
+    # as nothing at all: the request is valid and its 200 is right, yet the check expects
+    # a rejection. Every representable invalid value is covered by tests/web (history queries).
+    HISTORY: [checks.negative_data_rejection],
+}
+
+
 @schema.parametrize()
 @settings(deadline=None, suppress_health_check=list(HealthCheck), database=None)
 def test_fuzz(case: schemathesis.Case, live: LiveServer, admin_token: str) -> None:
@@ -43,6 +53,7 @@ def test_fuzz(case: schemathesis.Case, live: LiveServer, admin_token: str) -> No
         base_url=live.base,
         headers={"Authorization": f"Bearer {admin_token}"},
         timeout=10,
+        excluded_checks=EXCLUDED_CHECKS.get(case.operation.label, []),
     )
 
 
