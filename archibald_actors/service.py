@@ -187,6 +187,7 @@ class SyncService:
                 runner=runner,
                 events=self.events,
                 record_sink=self.store.append_run,
+                ledger=self.store.runs,
                 claim_slot=self._slot_claimer(epoch, served),
                 fires_in_flight=fires_in_flight,
             )

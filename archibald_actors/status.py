@@ -81,11 +81,16 @@ def build_status(  # noqa: PLR0917 - one call site per actor, all positional for
 
 
 def health_from_status(status: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"status": "ok"}``, or ``"degraded"`` with the failed children and stale types."""
+    """``{"status": "ok"}``, or ``"degraded"`` with the failed children and stale types.
+
+    In a cluster the body also names the replica's ``role`` (leader or follower).
+    """
     failed = [t for t, v in status["types"].items() if v["timer"] == "failed"]
     if status["orchestrator"] == "failed":
         failed.insert(0, "orchestrator")
     stale = [t for t, v in status["types"].items() if not v["fresh"]]
+    # A replica of a cluster says which one it is; a standalone service keeps the bare body.
+    role = {} if status.get("role", "standalone") == "standalone" else {"role": status["role"]}
     if not failed and not stale:
-        return {"status": "ok"}
-    return {"status": "degraded", "failed": failed, "stale": stale}
+        return {"status": "ok", **role}
+    return {"status": "degraded", "failed": failed, "stale": stale, **role}

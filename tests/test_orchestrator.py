@@ -197,15 +197,18 @@ async def test_exclusive_works_as_async_context_manager(
     assert service.status()["held"] is False
 
 
-def test_history_keeps_the_last_100_runs_per_type(
+def test_history_comes_from_the_ledger_newest_first(
     clock: ManualClock, make_service: Callable[..., SyncService]
 ) -> None:
     service = make_service()
     clock.advance(24 * 60 * MIN)  # orders: 145 runs
-    orders = service.history(sync_type="orders", limit=1000)
+    orders = service.history(sync_type="orders")  # the default limit: the last 100
     assert len(orders) == 100
     assert orders[0]["scheduledAt"] == "2026-01-02T00:00:00.000Z"
-    assert service.status()["types"]["orders"]["runs"] == 145
+    assert len(service.history(sync_type="orders", limit=1000)) == 145  # the ledger keeps them all
+    status = service.status()["types"]["orders"]
+    assert status["runs"] == 145
+    assert status["lastRun"] == orders[0]
     everything = service.history(limit=1000)
     finished = [h["finishedAt"] for h in everything]
     assert finished == sorted(finished, reverse=True)

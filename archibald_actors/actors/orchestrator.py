@@ -19,7 +19,7 @@ from archibald_actors.actors.orchestrator_state import OrchestratorState, Runnin
 from archibald_actors.actors.runner import SyncHandler, SyncRunner
 from archibald_actors.clock import Activity, Clock
 from archibald_actors.events import EventBus
-from archibald_actors.ledger import RunRecord, iso
+from archibald_actors.ledger import HISTORY_PER_TYPE, History, RunRecord, iso
 from archibald_actors.messages import (
     ChildFailed,
     Drain,
@@ -73,6 +73,7 @@ class OrchestratorActor(TrackedActor):
         runner: SyncRunner,
         events: EventBus,
         record_sink: Callable[[RunRecord], None],
+        ledger: Callable[[str | None, int], list[RunRecord]],
         claim_slot: Callable[[str, float], bool],
         fires_in_flight: Activity,
     ) -> None:
@@ -85,6 +86,7 @@ class OrchestratorActor(TrackedActor):
         self._runner = runner
         self._events = events
         self._record_sink = record_sink
+        self._ledger = ledger
         self._claim_slot = claim_slot
         self._fires = fires_in_flight
 
@@ -121,8 +123,7 @@ class OrchestratorActor(TrackedActor):
             case LoadRequests():
                 self._load_requests()
             case GetHistory(reply=reply, sync_type=sync_type, limit=limit):
-                runs = self._state.history.newest_first(sync_type, limit)
-                answer(reply, [r.to_json() for r in runs])
+                self._history(reply, sync_type, limit)
             case Drain(reply=reply, stop_running=stop_running):
                 self._drain(reply, stop_running)
             case WaitIdle(reply=reply):
@@ -399,10 +400,37 @@ class OrchestratorActor(TrackedActor):
     def _iso(self, at: float | None) -> str | None:
         return iso(self._wall(at))
 
+    def _history(self, reply: Reply, sync_type: str | None, limit: int) -> None:
+        """Runs newest first, from the ledger: the store's, which every replica shares."""
+        try:
+            runs = self._ledger(sync_type, limit)
+        except Exception as exc:  # the store is down: the caller gets the error (a 503)
+            fail(reply, exc)
+            return
+        answer(reply, [r.to_json() for r in runs])
+
     def _status(self, query: ReportStatus) -> dict[str, Any]:
+        if not self._state.leading:
+            self._refresh_from_ledger()
         return build_status(
             self._state, self._entries, query.timers, query.orchestrator_state, query.role, self._clock
         )
+
+    def _refresh_from_ledger(self) -> None:
+        """A follower runs nothing itself: its last runs are the leader's, read from the ledger."""
+        state = self._state
+        try:
+            runs = self._ledger(None, HISTORY_PER_TYPE * len(self._entries))
+        except Exception as exc:  # keep what we had: the status is still worth answering
+            log.warning("cannot read the ledger for the status: %s", exc)
+            return
+        history = History(self._entries)
+        for record in reversed(runs):
+            history.add(record)
+        state.history = history
+        for sync_type, counters in state.counters.items():
+            successes = [r for r in history.newest_first(sync_type) if r.outcome == "success"]
+            counters.last_success = successes[0].finished_at if successes else counters.last_success
 
     def on_stop(self) -> None:
         """On shutdown, ask the running sync to stop and disarm its deadline."""

@@ -73,9 +73,15 @@ def test_one_leader_requests_and_retunes_from_a_follower_and_failover(
     assert second.status()["role"] == "follower"
     assert {t["timer"] for t in second.status()["types"].values()} == {"standby"}
 
+    assert second.health()["role"] == "follower"
+    assert first.health()["role"] == "leader"
+
     # A manual request sent to the follower is stored, announced and run by the leader.
     assert second.request_sync("invoices") == {"syncType": "invoices", "coalesced": False}
-    first_events.wait_for(lambda e: e["type"] == "sync.started" and e["trigger"] == "manual")
+    first_events.wait_for(lambda e: e["type"] == "sync.completed" and e["trigger"] == "manual")
+    # The follower reads runs from the shared ledger: it shows what the leader ran.
+    assert second.history(sync_type="invoices")[0]["trigger"] == "manual"
+    assert second.status()["types"]["invoices"]["lastRun"]["trigger"] == "manual"
 
     # A retune on the follower reaches the leader's timer within a second.
     second.retune("customers", interval_minutes=20)
