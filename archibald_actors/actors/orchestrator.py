@@ -19,7 +19,7 @@ from archibald_actors.actors.orchestrator_state import OrchestratorState, Runnin
 from archibald_actors.actors.runner import SyncHandler, SyncRunner
 from archibald_actors.clock import Activity, Clock
 from archibald_actors.events import EventBus
-from archibald_actors.ledger import HISTORY_PER_TYPE, History, RunRecord, iso
+from archibald_actors.ledger import HISTORY_PER_TYPE, RunRecord, iso
 from archibald_actors.messages import (
     ChildFailed,
     Drain,
@@ -418,19 +418,12 @@ class OrchestratorActor(TrackedActor):
 
     def _refresh_from_ledger(self) -> None:
         """A follower runs nothing itself: its last runs are the leader's, read from the ledger."""
-        state = self._state
         try:
             runs = self._ledger(None, HISTORY_PER_TYPE * len(self._entries))
         except Exception as exc:  # keep what we had: the status is still worth answering
             log.warning("cannot read the ledger for the status: %s", exc)
             return
-        history = History(self._entries)
-        for record in reversed(runs):
-            history.add(record)
-        state.history = history
-        for sync_type, counters in state.counters.items():
-            successes = [r for r in history.newest_first(sync_type) if r.outcome == "success"]
-            counters.last_success = successes[0].finished_at if successes else counters.last_success
+        self._state.adopt_runs(runs)
 
     def on_stop(self) -> None:
         """On shutdown, ask the running sync to stop and disarm its deadline."""

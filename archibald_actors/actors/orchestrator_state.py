@@ -8,7 +8,7 @@ from datetime import datetime
 
 from archibald_actors.actors.request_rows import RequestRows
 from archibald_actors.clock import Wakeup
-from archibald_actors.ledger import History
+from archibald_actors.ledger import History, RunRecord
 from archibald_actors.messages import Reply, Trigger
 from archibald_actors.request_queue import RequestQueue
 from archibald_actors.schedule import ScheduleEntry
@@ -74,10 +74,21 @@ class OrchestratorState:
     ) -> OrchestratorState:
         """A state for the types of ``entries``; ``since`` is when staleness starts counting."""
         counters = {t: TypeCounters() for t in entries}
-        for sync_type, counter in counters.items():
-            successes = [r for r in history.newest_first(sync_type) if r.outcome == "success"]
-            counter.last_success = successes[0].finished_at if successes else None
-        return cls(RequestQueue(entries), history, counters, since=since, rows=rows, leading=leading)
+        state = cls(RequestQueue(entries), history, counters, since=since, rows=rows, leading=leading)
+        state.adopt_runs([])
+        return state
+
+    def adopt_runs(self, runs: list[RunRecord]) -> None:
+        """Take ``runs`` (newest first, from the ledger) as the history; keep last successes in step."""
+        if runs:
+            history = History(self.counters)
+            for record in reversed(runs):
+                history.add(record)
+            self.history = history
+        for sync_type, counter in self.counters.items():
+            success = next((r for r in self.history.newest_first(sync_type) if r.outcome == "success"), None)
+            if success is not None:
+                counter.last_success = success.finished_at
 
     @property
     def idle(self) -> bool:
