@@ -58,12 +58,6 @@ class Address:
             # itself a clock wake-up, and a ManualClock must be able to reach it.
             self._backlog.append(message)
 
-    @property
-    def attached(self) -> bool:
-        """True while a live actor receives this address's messages."""
-        with self._lock:
-            return self._ref is not None and self._ref.is_alive()
-
     def attach(self, ref: pykka.ActorRef[Any]) -> None:
         """Point the address at a (new) actor and hand it the kept messages in order."""
         with self._lock:
@@ -86,12 +80,6 @@ class Address:
                 salvaged.append(envelope.message)
                 self._activity.end()
             self._backlog[:0] = salvaged
-
-    def take_backlog(self) -> list[object]:
-        """Remove and return the kept messages (used when the actor is down for good)."""
-        with self._lock:
-            backlog, self._backlog = self._backlog, []
-            return backlog
 
 
 class TrackedActor(pykka.ThreadingActor):

@@ -70,7 +70,6 @@ class ChildInfo:
     recent: list[float] = field(default_factory=list)
     ref: pykka.ActorRef[Any] | None = None
     restart_wakeup: Wakeup | None = None
-    last_error: str | None = None
 
 
 @dataclass
@@ -184,8 +183,9 @@ class SupervisorActor(TrackedActor):
     def _cluster_changed(self, kind: str) -> None:
         """Another replica retuned the schedule or stored a request."""
         if kind in ("retune", "resync"):
+            store = self._store
             try:
-                stored = self._store.load().entries
+                stored = store.load_entries() if isinstance(store, ClusterStore) else store.load().entries
             except Exception as exc:  # the listener will announce a resync once it can
                 log.error("cannot reload the schedule: %s", exc)
                 return
@@ -306,7 +306,6 @@ class SupervisorActor(TrackedActor):
     def _child_failed(self, name: str, error: str) -> None:
         child = self._children[name]
         child.ref = None
-        child.last_error = error
         now = self._clock.now()
         child.recent = [t for t in child.recent if now - t < RESTART_WINDOW]
         if len(child.recent) >= MAX_RESTARTS:
