@@ -68,7 +68,8 @@ class Bridge:
         except ServiceStateError:
             raise ApiError(503, f"{what}: the sync service is not running") from None
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), limit)
+            async with asyncio.timeout(limit):  # no extra task, unlike wait_for
+                return await asyncio.wrap_future(future)
         except TimeoutError:
             future.cancel()
             raise ApiError(504, f"{what}: no answer from the actors within {limit:g} s") from None
