@@ -192,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--seed", type=int, default=0, help="seed of the demo handlers' durations")
     serve.add_argument(
+        "--stop-timeout",
+        type=_number(0, 86400),
+        default=10.0,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, real seconds a running sync may take to finish, then as many to "
+        "stop after being asked (default %(default)s)",
+    )
+    serve.add_argument(
         "--print-token",
         action="store_true",
         help="print a ready admin token at start even when stdout is not a terminal (it would "
@@ -298,7 +306,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         handlers.update(config.handlers)
     service = SyncService(handlers, clock=clock, schedule=schedule, store=open_store(args.db, args.schema))
     service.events.subscribe(_log_run)
-    app = create_app(service, secret=secret)
+    # SIGTERM lets the running sync finish (within the stop timeout); nothing queued is lost.
+    app = create_app(service, secret=secret, drain=True, stop_timeout=args.stop_timeout)
     announce = [
         f"archibald-sync {_package_version()}: store {_without_password(args.db)}, speed {args.speed:g}x, "
         f"handlers: {_describe_handlers(handlers)}",

@@ -296,12 +296,16 @@ class SyncService:
             return  # nobody left to record the run
         if orchestrator == "restarting":
             self._supervisor.tell(RestartChild(ORCHESTRATOR))  # now, not after the backoff
-        reply: Future[Any] = Future()
-        self._addresses[ORCHESTRATOR].tell(Drain(reply, stop_running=not let_finish))
-        try:
-            reply.result(timeout)
-        except FutureTimeout:
-            log.error("the running sync did not end within %s s; stopping anyway", timeout)
+        for stop_running in ([False, True] if let_finish else [True]):
+            reply: Future[Any] = Future()
+            self._addresses[ORCHESTRATOR].tell(Drain(reply, stop_running=stop_running))
+            try:
+                reply.result(timeout)
+                return
+            except FutureTimeout:
+                if not stop_running:
+                    log.warning("the running sync did not finish within %s s; asking it to stop", timeout)
+        log.error("the running sync did not stop within %s s; stopping without its record", timeout)
 
     def __enter__(self) -> SyncService:
         self.start()

@@ -76,9 +76,9 @@ async def start_service(service: SyncService) -> None:
     await off_loop(lambda: service.start(loop=loop), "archibald-web-start")
 
 
-async def stop_service(service: SyncService, timeout: float = STOP_TIMEOUT) -> None:
-    """``service.stop(timeout)`` off the loop."""
-    await off_loop(lambda: service.stop(timeout), "archibald-web-stop")
+async def stop_service(service: SyncService, timeout: float = STOP_TIMEOUT, *, drain: bool = False) -> None:
+    """``service.stop(timeout, drain=drain)`` off the loop."""
+    await off_loop(lambda: service.stop(timeout, drain=drain), "archibald-web-stop")
 
 
 def setup(
@@ -92,6 +92,7 @@ def setup(
     metrics_path: str | None = "/metrics",
     timeout: float = DEFAULT_TIMEOUT,
     stop_timeout: float = STOP_TIMEOUT,
+    drain: bool = False,
 ) -> web.Application:
     """Mount the sync API of ``service`` into the host ``app``; return the API sub-application.
 
@@ -107,6 +108,8 @@ def setup(
         metrics_path: where ``/metrics`` goes on the host's root (None: not mounted).
         timeout: real seconds a request waits for the actors before a 504.
         stop_timeout: real seconds ``service.stop`` may take on cleanup.
+        drain: on cleanup let a running sync finish (up to ``stop_timeout``) instead of
+            asking it to stop at its next safe point.
 
     Raises:
         MissingSecretError: no authenticator given and ``ARCHIBALD_JWT_SECRET`` unset or short.
@@ -146,7 +149,7 @@ def setup(
             hub.close()
             metrics.detach()
             if manage_service:
-                await stop_service(service, stop_timeout)
+                await stop_service(service, stop_timeout, drain=drain)
 
     api.on_shutdown.append(end_streams)
     api.cleanup_ctx.append(lifecycle)
@@ -165,6 +168,8 @@ def create_app(
     authenticator: Authenticator | None = None,
     prefix: str = DEFAULT_PREFIX,
     timeout: float = DEFAULT_TIMEOUT,
+    stop_timeout: float = STOP_TIMEOUT,
+    drain: bool = False,
 ) -> web.Application:
     """A standalone application serving the API of ``service``; it starts and stops the service.
 
@@ -174,6 +179,8 @@ def create_app(
         authenticator: replaces JWT authentication altogether.
         prefix: where the API is mounted.
         timeout: real seconds a request waits for the actors before a 504.
+        stop_timeout: real seconds ``service.stop`` may take when the app shuts down.
+        drain: let a running sync finish on shutdown (see :func:`setup`).
 
     Raises:
         MissingSecretError: no secret anywhere, or a short one; the message says how to set it.
@@ -181,5 +188,13 @@ def create_app(
     if authenticator is None:
         authenticator = JWTAuthenticator(secret)
     app = web.Application()
-    setup(app, service, prefix=prefix, authenticator=authenticator, timeout=timeout)
+    setup(
+        app,
+        service,
+        prefix=prefix,
+        authenticator=authenticator,
+        timeout=timeout,
+        stop_timeout=stop_timeout,
+        drain=drain,
+    )
     return app

@@ -60,7 +60,11 @@ def start_serve(tmp_path: Path, secret: str, *extra: str, name: str = "serve") -
     stderr_path = tmp_path / f"{name}.stderr"
     with stderr_path.open("wb") as stderr:  # a file, not a pipe nobody drains
         proc = subprocess.Popen(
-            [sys.executable, "-m", "archibald_actors", "serve", "--port", "0", "--db", str(db), *extra],
+            [
+                sys.executable, "-m", "archibald_actors", "serve", "--port", "0", "--db", str(db),
+                "--stop-timeout", "2",  # a sync that will not finish is asked to stop after 2 s
+                *extra,
+            ],
             stdout=subprocess.PIPE,
             stderr=stderr,
             cwd=tmp_path,
