@@ -69,11 +69,23 @@ class EventHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._closed = False
+        self._changed = asyncio.Event()
 
     @property
     def clients(self) -> int:
         """Streams connected now."""
         return len(self._clients)
+
+    async def wait_clients(self, count: int, timeout: float) -> None:
+        """Wait until exactly ``count`` streams are connected.
+
+        Raises:
+            TimeoutError: that did not happen within ``timeout`` real seconds.
+        """
+        async with asyncio.timeout(timeout):
+            while len(self._clients) != count:
+                self._changed.clear()
+                await self._changed.wait()
 
     def attach(self, bus: EventBus) -> None:
         """Subscribe to ``bus``; call on the loop the clients are served on."""
@@ -95,6 +107,7 @@ class EventHub:
             if not client.put(item):
                 client.overflowed = True
                 self._clients.discard(client)
+                self._changed.set()
                 log.warning("dropping an event-stream client that fell %d events behind", self.queue_size)
 
     def close(self) -> None:
@@ -107,6 +120,7 @@ class EventHub:
             client.closing = True
             client.put(None)  # wakes a waiting handler; a full queue is drained and then ends
         self._clients.clear()
+        self._changed.set()
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         """Serve one client until it leaves, falls behind, or the app shuts down."""
@@ -114,6 +128,7 @@ class EventHub:
             raise web.HTTPServiceUnavailable(reason="shutting down")
         client = _Client(self.queue_size)
         self._clients.add(client)
+        self._changed.set()
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",
@@ -133,6 +148,7 @@ class EventHub:
             return response  # the client went away; nothing left to send
         finally:
             self._clients.discard(client)
+            self._changed.set()
 
     async def _next_frame(self, client: _Client, expires_at: float | None) -> bytes | None:
         """What to send next: an event, a heartbeat, a last word; None once the stream ends."""
