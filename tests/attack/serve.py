@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from line_reader import LineReader
+from serve_process import LineReader, stop
 
 from archibald_actors.web.auth import SECRET_ENV, make_token
 
-#: Real seconds the server gets to start, and to exit after a signal.
+#: Real seconds the server gets to start.
 START_TIMEOUT = 30.0
-STOP_TIMEOUT = 20.0
 
 
 @dataclass
@@ -81,15 +80,6 @@ def start_serve(tmp_path: Path, secret: str, *extra: str, name: str = "serve") -
     # Our own token rather than the one serve may print: that line is for humans.
     token = make_token(secret, role="admin", sub="attack-admin", ttl=3600)
     return Serve(proc, base, token, db, stderr_path)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Kill ``proc`` if it still runs, reap it and close its pipe (every test ends with this)."""
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(STOP_TIMEOUT)
-    if proc.stdout is not None:
-        proc.stdout.close()
 
 
 def call(

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from serve_process import STOP_TIMEOUT
 
 from archibald_actors.store.sqlite import SqliteStore
 
-from .serve import STOP_TIMEOUT, Serve, call, start_serve, stop, wait_running
+from .serve import Serve, call, start_serve, stop, wait_running
 
 SPEED = "600"
 HANDLERS = '''

@@ -17,14 +17,13 @@ from typing import Any
 
 import jwt
 import pytest
-from line_reader import LineReader
+from serve_process import STOP_TIMEOUT, LineReader, stop
 
 from archibald_actors.__main__ import HOW_TO_SET_SECRET, SECRET_ENV
 from archibald_actors.web.auth import make_token
 
 #: Real seconds the server gets to start, and to stop after a signal.
 START_TIMEOUT = 30.0
-STOP_TIMEOUT = 20.0
 
 
 @dataclass
@@ -36,15 +35,6 @@ class Server:
     admin_token: str
     stdout: list[str]
     stderr_path: Path
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Kill ``proc`` if it still runs, reap it and close its pipe (every test ends with this)."""
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(STOP_TIMEOUT)
-    if proc.stdout is not None:
-        proc.stdout.close()
 
 
 def start_server(tmp_path: Path, secret: str, *extra: str) -> Server:

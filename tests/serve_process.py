@@ -1,5 +1,5 @@
-"""Reading a subprocess's output line by line against a deadline (shared by the tests that
-drive ``archibald-sync serve`` as a real process)."""
+"""Helpers for the tests that drive ``archibald-sync serve`` as a real process: reading its
+output against a deadline, and making sure it is gone."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import select
 import subprocess
 import time
 
-__all__ = ["LineReader"]
+__all__ = ["STOP_TIMEOUT", "LineReader", "stop"]
+
+#: Real seconds a server gets to exit after a signal, or after a kill.
+STOP_TIMEOUT = 20.0
 
 
 class LineReader:
@@ -39,3 +42,12 @@ class LineReader:
                 if not chunk:
                     raise AssertionError(f"serve ended before printing {pattern!r}; got {self.seen}")
                 self._buffer += chunk
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Kill ``proc`` if it still runs, reap it and close its pipe (every test ends with this)."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(STOP_TIMEOUT)
+    if proc.stdout is not None:
+        proc.stdout.close()
