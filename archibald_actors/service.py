@@ -43,6 +43,7 @@ from archibald_actors.messages import (
     WaitIdle,
 )
 from archibald_actors.schedule import DEFAULT_SCHEDULE, ScheduleEntry, check_sync_type
+from archibald_actors.schedule_view import ScheduleView
 from archibald_actors.status import health_from_status
 from archibald_actors.store.base import ClusterStore, Store
 from archibald_actors.store.memory import MemoryStore
@@ -112,6 +113,7 @@ class SyncService:
         self._started = False
         self._stopped = False
         self._supervisor_ref: pykka.ActorRef[Any] | None = None
+        self._view: ScheduleView | None = None  # published by the supervisor
         self._addresses: dict[str, Address] = {}
         self._supervisor = Address("supervisor", self.clock.activity)
         self._cluster: ClusterLink | None = None
@@ -206,6 +208,7 @@ class SyncService:
             fires_in_flight=fires_in_flight,
             retention_days=self._retention_days,
             role=role,
+            publish_view=self._publish_view,
         )
         supervisor_address.attach(self._supervisor_ref)
         if cluster_store is not None:
@@ -343,6 +346,25 @@ class SyncService:
     def schedule(self, timeout: float = ASK_TIMEOUT) -> dict[str, dict[str, Any]]:
         """The schedule as it stands: ``{type: {interval, startDelay, unit, enabled, nextRunAt}}``."""
         return self._wait(self.schedule_future(), timeout, "schedule")
+
+    def schedule_view(self) -> ScheduleView:
+        """The schedule as the supervisor last published it, read without a round trip.
+
+        The supervisor publishes a new view after every change and before it answers the
+        retune that made it; ``view.rows(service.clock)`` is what :meth:`schedule` returns.
+
+        Raises:
+            ServiceStateError: the service is not running.
+            ServiceUnavailableError: the supervisor is gone.
+        """
+        self._check_running()
+        view, ref = self._view, self._supervisor_ref
+        if view is None or ref is None or not ref.is_alive():
+            raise ServiceUnavailableError("schedule: the supervisor is not running")
+        return view
+
+    def _publish_view(self, view: ScheduleView) -> None:
+        self._view = view  # one reference swap: readers on other threads see either view whole
 
     def status_future(self) -> Future[dict[str, Any]]:
         """Future of :meth:`status`."""

@@ -65,6 +65,27 @@ def test_using_a_service_that_is_not_running_is_an_error(make_service: Callable[
         service.start()
 
 
+def test_the_published_schedule_view_follows_every_change_without_a_round_trip(
+    clock: ManualClock, make_service: Callable[..., SyncService]
+) -> None:
+    service = make_service(start=False)
+    with pytest.raises(ServiceStateError):
+        service.schedule_view()
+    service.start()
+    assert service.schedule_view().rows(clock) == service.schedule()
+    first = service.schedule_view().rows(clock)["orders"]["nextRunAt"]
+    clock.advance(10 * 60)  # orders fired at T+10 and its timer re-armed for T+20
+    assert service.schedule_view().rows(clock)["orders"]["nextRunAt"] > first
+    answered = service.retune("prices", interval_minutes=60, enabled=False)
+    view = service.schedule_view()
+    assert view.rows(clock) == answered == service.schedule()
+    assert (answered["prices"]["interval"], answered["prices"]["nextRunAt"]) == (60, None)
+    assert view.timeless
+    service.stop()
+    with pytest.raises(ServiceStateError):
+        service.schedule_view()
+
+
 def test_unknown_handler_type_is_rejected() -> None:
     with pytest.raises(LookupError, match="stock"):
         SyncService({"stock": lambda ctx: None}, clock=ManualClock())

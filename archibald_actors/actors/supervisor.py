@@ -23,7 +23,6 @@ from archibald_actors.actors.timer import TimerActor
 from archibald_actors.clock import Activity, Clock, Wakeup
 from archibald_actors.errors import InvalidValueError
 from archibald_actors.events import EventBus
-from archibald_actors.ledger import iso
 from archibald_actors.messages import (
     ChildFailed,
     ClusterChanged,
@@ -42,7 +41,8 @@ from archibald_actors.messages import (
     answer,
     fail,
 )
-from archibald_actors.schedule import ScheduleEntry, first_slot_after
+from archibald_actors.schedule import ScheduleEntry
+from archibald_actors.schedule_view import ScheduleView
 from archibald_actors.status import build_status
 from archibald_actors.store.base import ClusterStore, Store
 
@@ -100,6 +100,7 @@ class SupervisorActor(TrackedActor):
         fires_in_flight: Activity,
         retention_days: float,
         role: str,
+        publish_view: Callable[[ScheduleView], None] = lambda view: None,
     ) -> None:
         super().__init__(address, clock.activity)
         self._clock = clock
@@ -117,7 +118,8 @@ class SupervisorActor(TrackedActor):
         self._children = {name: ChildInfo() for name in addresses}
         self._timers = {t: TimerView(served=served.get(t)) for t in entries}
         self._role = role  # "standalone" | "leader" | "follower"
-        self._schedule_view: dict[str, dict[str, Any]] | None = None
+        self._publish_view = publish_view
+        self._view = self._refresh_view()
         self._retune_seq = dict.fromkeys(entries, 0)
         self._retune_replies: dict[str, list[tuple[int, Reply]]] = {t: [] for t in entries}
 
@@ -132,6 +134,7 @@ class SupervisorActor(TrackedActor):
             for sync_type in self._entries:
                 self._children[sync_type].state = "standby"
         self._prune()
+        self._refresh_view()
 
     def _start_timers(self) -> None:
         for sync_type in self._entries:
@@ -266,8 +269,11 @@ class SupervisorActor(TrackedActor):
 
     def handle(self, message: Any) -> None:
         """Dispatch on the message type; anything but a query may change the schedule view."""
+        self._dispatch(message)
         if not isinstance(message, GetSchedule | GetStatus):
-            self._schedule_view = None
+            self._refresh_view()
+
+    def _dispatch(self, message: Any) -> None:
         match message:
             case TimerArmed():
                 self._timer_armed(message)
@@ -280,7 +286,7 @@ class SupervisorActor(TrackedActor):
             case Retune():
                 self._retune(message)
             case GetSchedule(reply=reply):
-                answer(reply, self._schedule())
+                answer(reply, self._view.rows(self._clock))
             case GetStatus(reply=reply):
                 self._status(reply)
             case LeadershipChanged(leading=leading):
@@ -375,25 +381,25 @@ class SupervisorActor(TrackedActor):
 
     # --- views --------------------------------------------------------------------
 
-    def _next_run_at(self, sync_type: str) -> str | None:
-        entry = self._entries[sync_type]
-        if not entry.enabled or self._children[sync_type].state == "failed":
-            return None
-        next_slot = self._timers[sync_type].next_slot
-        if next_slot is None or self._children[sync_type].state == "standby":
-            # No timer here (a follower): the grid says when the leader will fire.
-            next_slot = first_slot_after(self._epoch, entry, self._clock.now())
-        return iso(self._clock.wall(next_slot))
+    def _refresh_view(self) -> ScheduleView:
+        """Build the schedule view from the current state and publish it."""
+        next_slots: dict[str, float | None] = {}
+        from_grid = set()
+        for sync_type, entry in self._entries.items():
+            state = self._children[sync_type].state
+            slot = self._timers[sync_type].next_slot
+            if not entry.enabled or state == "failed":
+                slot = None
+            elif slot is None or state == "standby":
+                from_grid.add(sync_type)  # no timer here (a follower): the grid says when
+            next_slots[sync_type] = slot
+        self._view = ScheduleView(dict(self._entries), next_slots, frozenset(from_grid), self._epoch)
+        self._publish_view(self._view)
+        return self._view
 
     def _schedule(self) -> dict[str, dict[str, Any]]:
-        # Reads outnumber changes by far: keep the view until a message may change it. A
-        # follower's nextRunAt comes from the grid and the time, so it is not kept.
-        if self._schedule_view is None or self._role == "follower":
-            self._schedule_view = {
-                t: {**entry.to_json(), "nextRunAt": self._next_run_at(t)}
-                for t, entry in self._entries.items()
-            }
-        return {t: dict(row) for t, row in self._schedule_view.items()}  # callers may mutate theirs
+        """The schedule as it stands now, published before any caller is answered with it."""
+        return self._refresh_view().rows(self._clock)
 
     def _timer_state(self, sync_type: str) -> str:
         state = self._children[sync_type].state
@@ -404,7 +410,7 @@ class SupervisorActor(TrackedActor):
     def _status(self, reply: Any) -> None:
         timers = {
             t: {
-                "nextRunAt": self._next_run_at(t),
+                "nextRunAt": self._view.next_run_at(t, self._clock),
                 "missed": self._timers[t].missed,
                 "timer": self._timer_state(t),
                 "restarts": self._children[t].restarts,

@@ -9,6 +9,10 @@ awaits it through ``asyncio.wrap_future`` with a timeout. Every failure becomes 
 Identical reads that overlap share one round trip to the actors (a "single flight"):
 under load a burst of ``GET /schedule`` costs the actors one message, not one per request.
 A write that completes ends the sharing, so a read that starts after a write sees it.
+
+State the actors publish (the schedule view) is read without a round trip at all:
+:meth:`Bridge.snapshot` maps its errors like any call, and :meth:`Bridge.encode_once`
+encodes one published value once, however many requests read it.
 """
 
 from __future__ import annotations
@@ -53,6 +57,32 @@ class Bridge:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.timeout = timeout
         self._inflight: dict[Hashable, asyncio.Task[Any]] = {}
+        self._encoded: dict[Hashable, tuple[object, bytes]] = {}
+
+    def snapshot(self, read: Callable[[], T], what: str) -> T:
+        """Take state the actors published (``read`` must not block), mapping errors like :meth:`call`.
+
+        Raises:
+            ApiError: 503 if the service is not running or its actors are gone.
+        """
+        try:
+            return read()
+        except ServiceStateError:
+            raise ApiError(503, f"{what}: the sync service is not running") from None
+        except ServiceUnavailableError as exc:
+            raise ApiError(503, f"{what}: the sync service is unavailable: {exc}") from None
+
+    def encode_once(self, key: Hashable, value: T, encode: Callable[[T], bytes]) -> bytes:
+        """``encode(value)``, kept for as long as ``value`` is the very object last seen under ``key``.
+
+        For immutable published values: a new value under ``key`` replaces the old one.
+        """
+        cached = self._encoded.get(key)
+        if cached is not None and cached[0] is value:
+            return cached[1]
+        body = encode(value)
+        self._encoded[key] = (value, body)
+        return body
 
     async def call(self, start: Callable[[], Future[T]], what: str, *, timeout: float | None = None) -> T:
         """Send one request to the actors (``start`` returns its future) and await the answer.

@@ -38,10 +38,16 @@ def json_body(body: bytes, status: int = 200) -> web.Response:
 @routes.get("/schedule")
 @requires("reader")
 async def get_schedule(request: web.Request) -> web.Response:
-    """The schedule as the timers hold it, ``nextRunAt`` included."""
+    """The schedule as the timers hold it, ``nextRunAt`` included: the view the supervisor published.
+
+    A view whose rows do not depend on the time of reading is encoded once.
+    """
     service = request.app[SERVICE_KEY]
     bridge = request.app[BRIDGE_KEY]
-    return json_body(await bridge.read_encoded("schedule", service.schedule_future, "schedule", encode_ok))
+    view = bridge.snapshot(service.schedule_view, "schedule")
+    if view.timeless:
+        return json_body(bridge.encode_once("schedule", view, lambda v: encode_ok(v.rows(service.clock))))
+    return ok(view.rows(service.clock))
 
 
 @routes.post("/schedule")

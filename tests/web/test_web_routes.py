@@ -258,21 +258,39 @@ async def test_failures_in_the_actors_map_to_statuses(
 
 async def test_overlapping_reads_share_one_round_trip(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = 0
-    original = api.service.schedule_future
+    original = api.service.status_future
 
     def counting() -> Future[Any]:
         nonlocal calls
         calls += 1
         return original()
 
-    monkeypatch.setattr(api.service, "schedule_future", counting)
-    answers = await asyncio.gather(*(api.get("/schedule") for _ in range(20)))
+    monkeypatch.setattr(api.service, "status_future", counting)
+    answers = await asyncio.gather(*(api.get("/status") for _ in range(20)))
     assert all(status == 200 for status, _ in answers)
     assert len({json.dumps(body, sort_keys=True) for _, body in answers}) == 1
     assert 1 <= calls < 20
     # a read that starts after a write never shares a round trip begun before it
-    await api.post("/schedule", json={"syncType": "orders", "intervalMinutes": 45})
-    assert (await api.get("/schedule"))[1]["data"]["orders"]["interval"] == 45
+    before = calls
+    await api.post("/orders/run")
+    assert (await api.get("/status"))[1]["data"]["running"]["syncType"] == "orders"
+    assert calls == before + 1
+
+
+async def test_schedule_reads_take_the_published_view_and_see_every_answered_retune(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_round_trip() -> Future[Any]:
+        raise AssertionError("GET /schedule asked the actors")
+
+    monkeypatch.setattr(api.service, "schedule_future", no_round_trip)
+    for minutes in (15, 25, 35):
+        status, answered = await api.post("/schedule", json={"syncType": "prices", "intervalMinutes": minutes})
+        assert status == 200
+        status, read = await api.get("/schedule")
+        assert status == 200
+        assert read["data"] == answered["data"]
+        assert read["data"]["prices"]["interval"] == minutes
 
 
 async def test_a_dead_orchestrator_means_504_on_runs_and_a_degraded_health(make_api: MakeApi) -> None:

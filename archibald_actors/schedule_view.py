@@ -1,0 +1,61 @@
+"""The schedule as readers see it: an immutable snapshot the supervisor publishes.
+
+Reading the schedule is by far the most frequent request, and it needs nothing but the
+supervisor's entries and its timers' next slots. So after every message that may change
+them, the supervisor builds a ``ScheduleView`` and publishes it (one reference swap)
+*before* it answers the retune that caused the change. A reader on any thread takes the
+latest view without a round trip to the actors, and a reader that saw a retune answered
+sees its effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from archibald_actors.clock import Clock
+from archibald_actors.ledger import iso
+from archibald_actors.schedule import ScheduleEntry, first_slot_after
+
+__all__ = ["ScheduleView"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleView:
+    """The schedule at one moment of the supervisor's life.
+
+    Attributes:
+        entries: the schedule table.
+        next_slots: per type, the slot its timer is armed for, or None for no next run
+            (paused, or its timer failed for good).
+        from_grid: types with no armed timer here whose next run is still due (a
+            follower's, or a timer between restarts): their ``nextRunAt`` is the first slot
+            after the time of reading, from the epoch and the entry.
+        epoch: the schedule time slots are counted from.
+    """
+
+    entries: Mapping[str, ScheduleEntry]
+    next_slots: Mapping[str, float | None]
+    from_grid: frozenset[str]
+    epoch: float
+
+    @property
+    def timeless(self) -> bool:
+        """True if the rows do not depend on when they are read (no type reads the grid)."""
+        return not self.from_grid
+
+    def next_slot(self, sync_type: str, now: float) -> float | None:
+        """Schedule time of the next run of ``sync_type`` as of ``now``; None if none is due."""
+        if sync_type in self.from_grid:
+            return first_slot_after(self.epoch, self.entries[sync_type], now)
+        return self.next_slots[sync_type]
+
+    def next_run_at(self, sync_type: str, clock: Clock) -> str | None:
+        """``nextRunAt`` of ``sync_type``: ISO 8601 UTC, or None."""
+        slot = self.next_slot(sync_type, clock.now())
+        return None if slot is None else iso(clock.wall(slot))
+
+    def rows(self, clock: Clock) -> dict[str, dict[str, Any]]:
+        """``{type: {interval, startDelay, unit, enabled, nextRunAt}}``, a fresh dict per call."""
+        return {t: {**e.to_json(), "nextRunAt": self.next_run_at(t, clock)} for t, e in self.entries.items()}
