@@ -5,7 +5,7 @@ builds a standalone one. Handlers reach the actors only through the non-blocking
 ``Bridge``; authentication is pluggable (``Authenticator``), JWT by default.
 """
 
-from archibald_actors.web.access import Rule, access_middleware, requires
+from archibald_actors.web.access import Rule, api_middleware, requires
 from archibald_actors.web.app import DEFAULT_PREFIX, METRICS_KEY, create_app, setup, stop_service
 from archibald_actors.web.auth import (
     PRINCIPAL_KEY,
@@ -45,7 +45,7 @@ __all__ = [
     "Principal",
     "Rule",
     "SyncMetrics",
-    "access_middleware",
+    "api_middleware",
     "build_openapi",
     "create_app",
     "make_token",

@@ -14,9 +14,9 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from archibald_actors.web.auth import PRINCIPAL_KEY, QUERY_TOKEN_KEY, Authenticator, AuthError
-from archibald_actors.web.error import ApiError, Handler
+from archibald_actors.web.error import ApiError, Handler, error_response
 
-__all__ = ["Rule", "Who", "access_middleware", "requires", "rule_for"]
+__all__ = ["Rule", "Who", "api_middleware", "authorize", "requires", "rule_for"]
 
 Who = Literal["anyone", "reader", "admin"]
 H = TypeVar("H", bound=Handler)
@@ -57,25 +57,40 @@ def rule_for(handler: object) -> Rule:
     return _RULES.get(handler, _DEFAULT)
 
 
-def access_middleware(authenticator: Authenticator) -> Middleware:
-    """A middleware applying each route's rule: 401 without a valid credential, 403 for a reader's write."""
+async def authorize(request: web.Request, authenticator: Authenticator) -> None:
+    """Apply the matched route's rule to ``request``.
+
+    Raises:
+        ApiError: 401 without a valid credential, 403 for a reader's write.
+    """
+    match_info = request.match_info
+    if match_info.http_exception is not None:
+        return  # 404 / 405: nothing to protect
+    rule = rule_for(match_info.handler)
+    if rule.who == "anyone":
+        return
+    request[QUERY_TOKEN_KEY] = rule.query_token
+    try:
+        principal = await authenticator.authenticate(request)
+    except AuthError as exc:
+        raise ApiError(401, f"unauthorized: {exc}", CHALLENGE) from None
+    request[PRINCIPAL_KEY] = principal  # set before the check, so a host can log who was refused
+    if rule.who == "admin" and not principal.is_admin:
+        raise ApiError(403, f"forbidden: role {principal.role!r} may not do this; admin only")
+
+
+def api_middleware(authenticator: Authenticator) -> Middleware:
+    """The API's middleware: each route's rule (:func:`authorize`), and every failure answered as JSON.
+
+    One layer for both, since every request of the API passes through it.
+    """
 
     @web.middleware
-    async def check_access(request: web.Request, handler: Handler) -> web.StreamResponse:
-        match_info = request.match_info
-        if match_info.http_exception is not None:
-            return await handler(request)  # 404 / 405: nothing to protect
-        rule = rule_for(match_info.handler)
-        if rule.who == "anyone":
-            return await handler(request)
-        request[QUERY_TOKEN_KEY] = rule.query_token
+    async def api(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            principal = await authenticator.authenticate(request)
-        except AuthError as exc:
-            raise ApiError(401, f"unauthorized: {exc}", CHALLENGE) from None
-        request[PRINCIPAL_KEY] = principal  # set before the check, so a host can log who was refused
-        if rule.who == "admin" and not principal.is_admin:
-            raise ApiError(403, f"forbidden: role {principal.role!r} may not do this; admin only")
-        return await handler(request)
+            await authorize(request, authenticator)
+            return await handler(request)
+        except Exception as exc:
+            return error_response(request, exc)
 
-    return check_access
+    return api

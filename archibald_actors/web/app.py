@@ -1,8 +1,8 @@
 """Mounting the API: into a host aiohttp application (``setup``) or as a standalone app (``create_app``).
 
-The API is a sub-application under ``prefix`` with its own middlewares (JSON errors, access
-rules), so the host's routes and middlewares keep working as they were. ``/healthz`` and
-``/metrics`` go on the host's root. The service's actors start and stop with the app
+The API is a sub-application under ``prefix`` with its own middleware (access rules and
+JSON errors, in one layer), so the host's routes and middlewares keep working as they
+were. ``/healthz`` and ``/metrics`` go on the host's root. The service's actors start and stop with the app
 through ``cleanup_ctx``.
 """
 
@@ -18,10 +18,9 @@ from aiohttp import web
 from archibald_actors.schedule import SYNC_TYPES
 from archibald_actors.service import SyncService
 from archibald_actors.web import events, openapi, routes
-from archibald_actors.web.access import access_middleware
+from archibald_actors.web.access import api_middleware
 from archibald_actors.web.auth import Authenticator, JWTAuthenticator
 from archibald_actors.web.bridge import BRIDGE_KEY, DEFAULT_TIMEOUT, SERVICE_KEY, Bridge
-from archibald_actors.web.error import error_middleware
 from archibald_actors.web.events import HUB_KEY, EventHub
 from archibald_actors.web.health import health_handler
 from archibald_actors.web.metrics import SyncMetrics, metrics_handler
@@ -119,7 +118,7 @@ def setup(
     bridge = Bridge(timeout)
     hub = EventHub()
     metrics = SyncMetrics(SYNC_TYPES)
-    api = web.Application(middlewares=[error_middleware, access_middleware(authenticator)])
+    api = web.Application(middlewares=[api_middleware(authenticator)])
     api[SERVICE_KEY] = service
     api[BRIDGE_KEY] = bridge
     api[HUB_KEY] = hub

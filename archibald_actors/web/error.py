@@ -1,4 +1,4 @@
-"""API errors and the middleware that answers every failure as JSON, never as an HTML page."""
+"""API errors, and how every failure is answered: as JSON, never as an HTML page."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
-__all__ = ["ApiError", "Handler", "error_middleware", "json_error"]
+__all__ = ["ApiError", "Handler", "error_response", "json_error"]
 
 log = logging.getLogger("archibald_actors.web")
 
@@ -39,18 +39,18 @@ def json_error(status: int, message: str, headers: Mapping[str, str] | None = No
     return web.json_response({"success": False, "error": message}, status=status, headers=headers)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn ``ApiError``, aiohttp's HTTP errors and unexpected exceptions into JSON errors."""
-    try:
-        return await handler(request)
-    except ApiError as exc:
+def error_response(request: web.Request, exc: Exception) -> web.Response:
+    """The JSON answer to ``exc`` raised while handling ``request``.
+
+    Raises:
+        web.HTTPException: ``exc`` itself if it is a redirect or another non-error status.
+    """
+    if isinstance(exc, ApiError):
         return exc.response()
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise  # redirects and the like pass through unchanged
+            raise exc  # redirects and the like pass through unchanged
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "www-authenticate")}
         return json_error(exc.status, exc.reason.lower() if exc.reason else "error", headers)
-    except Exception:
-        log.exception("unexpected error in %s %s", request.method, request.path)
-        return json_error(500, "internal error")
+    log.error("unexpected error in %s %s", request.method, request.path, exc_info=exc)
+    return json_error(500, "internal error")

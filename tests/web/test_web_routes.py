@@ -285,7 +285,8 @@ async def test_schedule_reads_take_the_published_view_and_see_every_answered_ret
 
     monkeypatch.setattr(api.service, "schedule_future", no_round_trip)
     for minutes in (15, 25, 35):
-        status, answered = await api.post("/schedule", json={"syncType": "prices", "intervalMinutes": minutes})
+        update = {"syncType": "prices", "intervalMinutes": minutes}
+        status, answered = await api.post("/schedule", json=update)
         assert status == 200
         status, read = await api.get("/schedule")
         assert status == 200
