@@ -363,6 +363,9 @@ async def _serve(app: web.Application, host: str, port: int, announce: Sequence[
         await runner.setup()  # starts the service (the app's cleanup_ctx)
         site = web.TCPSite(runner, host, port)
         await site.start()
+        from archibald_actors.web import freeze_heap  # noqa: PLC0415 (only serve needs the web layer)
+
+        freeze_heap()  # no full collection walks the start-up objects on the loop's thread
         bound = runner.addresses[0][1] if runner.addresses else port
         for line in announce:
             print(line, flush=True)

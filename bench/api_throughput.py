@@ -41,7 +41,7 @@ import aiohttp
 from aiohttp import web
 
 from archibald_actors import SyncService
-from archibald_actors.web import AuthError, JWTAuthenticator, create_app, make_token
+from archibald_actors.web import AuthError, JWTAuthenticator, create_app, freeze_heap, make_token
 
 SECRET = "bench-secret-" + "b" * 40
 PATH = "/api/sync/schedule"
@@ -74,6 +74,7 @@ async def serve(kind: str) -> None:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
+    freeze_heap()  # as archibald-sync serve does, for both servers
     port = runner.addresses[0][1]
     loop = asyncio.get_running_loop()
     commands: asyncio.Queue[str] = asyncio.Queue()

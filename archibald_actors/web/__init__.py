@@ -6,7 +6,7 @@ builds a standalone one. Handlers reach the actors only through the non-blocking
 """
 
 from archibald_actors.web.access import Rule, api_middleware, requires
-from archibald_actors.web.app import DEFAULT_PREFIX, METRICS_KEY, create_app, setup, stop_service
+from archibald_actors.web.app import DEFAULT_PREFIX, METRICS_KEY, create_app, freeze_heap, setup, stop_service
 from archibald_actors.web.auth import (
     PRINCIPAL_KEY,
     QUERY_TOKEN_KEY,
@@ -48,6 +48,7 @@ __all__ = [
     "api_middleware",
     "build_openapi",
     "create_app",
+    "freeze_heap",
     "make_token",
     "requires",
     "secret_from_env",

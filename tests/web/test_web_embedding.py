@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 from collections.abc import AsyncIterator
@@ -12,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from archibald_actors import ServiceStateError, SyncService
-from archibald_actors.web import OPENAPI_KEY, JWTAuthenticator, setup
+from archibald_actors.web import OPENAPI_KEY, JWTAuthenticator, freeze_heap, setup
 
 from .conftest import PAUSED, RUN_SECONDS, SECRET, MakeApi, archibald_threads, bearer
 
@@ -149,3 +150,17 @@ async def test_an_app_cannot_start_a_service_that_already_runs() -> None:
     finally:
         await asyncio.to_thread(service.stop, 5.0)
     assert not archibald_threads()
+
+
+def test_freeze_heap_hides_what_exists_from_the_collector() -> None:
+    made_before = [object()]  # a list is tracked by the collector
+    try:
+        frozen = freeze_heap()
+        assert frozen == gc.get_freeze_count() > 0
+        assert not any(o is made_before for o in gc.get_objects())
+        made_after: list[object] = [object()]
+        assert any(o is made_after for o in gc.get_objects())
+    finally:
+        gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    assert any(o is made_before for o in gc.get_objects())
