@@ -100,9 +100,9 @@ class TimerActor(TrackedActor):
         """What the clock runs at ``next_slot``, on its own thread.
 
         It sends the slot's request to the orchestrator itself (a thread hop less between
-        a slot and its sync) and then tells this actor, which records the slot as served
-        and arms the next. A wake-up that comes late (after a suspend) fires the latest
-        slot due, once, like every arming does.
+        a slot and its sync) and then, ``clock.settle_delay`` later, tells this actor,
+        which records the slot as served and arms the next. A wake-up that comes late
+        (after a suspend) fires the latest slot due, once, like every arming does.
         """
         clock, epoch, entry = self._clock, self._epoch, self._entry
         orchestrator, address, fires = self._orchestrator, self._sv_address, self._fires
@@ -118,7 +118,10 @@ class TimerActor(TrackedActor):
             orchestrator.tell(
                 RequestSync(entry.sync_type, "auto", slot, now, missed=missed, from_wake=True)
             )
-            address.tell(Wake(token, slot, missed))
+            # The bookkeeping waits until the instant's requests have been handled: woken
+            # together, this actor (and the supervisor it reports to) would compete with
+            # the orchestrator for the GIL just when the sync should start.
+            clock.call_at(now + clock.settle_delay, lambda: address.tell(Wake(token, slot, missed)))
 
         return wake
 
