@@ -160,7 +160,6 @@ class OrchestratorActor(TrackedActor):
         )
         if coalesced:
             state.counters[request.sync_type].coalesced += 1
-        answer(request.reply, {"syncType": request.sync_type, "coalesced": coalesced})
         lateness = None if request.scheduled_at is None else request.requested_at - request.scheduled_at
         self._events.publish(
             "queue.changed",
@@ -171,6 +170,8 @@ class OrchestratorActor(TrackedActor):
             fireLatenessSeconds=lateness,
             queue=[r.sync_type for r in state.queue.ordered()],
         )
+        # Answered after the event: a caller that got its answer finds it counted in /metrics.
+        answer(request.reply, {"syncType": request.sync_type, "coalesced": coalesced})
         self._schedule_pick()
 
     def _schedule_pick(self) -> None:

@@ -5,8 +5,8 @@ builds a standalone one. Handlers reach the actors only through the non-blocking
 ``Bridge``; authentication is pluggable (``Authenticator``), JWT by default.
 """
 
-from archibald_actors.web.access import Rule, api_middleware, requires
-from archibald_actors.web.app import DEFAULT_PREFIX, METRICS_KEY, create_app, freeze_heap, setup, stop_service
+from archibald_actors.web.access import Rule, requires
+from archibald_actors.web.app import DEFAULT_PREFIX, create_app, freeze_heap, setup, stop_service
 from archibald_actors.web.auth import (
     PRINCIPAL_KEY,
     QUERY_TOKEN_KEY,
@@ -19,22 +19,19 @@ from archibald_actors.web.auth import (
     make_token,
     secret_from_env,
 )
-from archibald_actors.web.bridge import BRIDGE_KEY, SERVICE_KEY, Bridge
+from archibald_actors.web.bridge import Bridge
+from archibald_actors.web.context import API_KEY, SyncApi
 from archibald_actors.web.error import ApiError
-from archibald_actors.web.events import HUB_KEY, EventHub
+from archibald_actors.web.events import EventHub
 from archibald_actors.web.metrics import SyncMetrics
-from archibald_actors.web.openapi import OPENAPI_KEY, build_openapi
+from archibald_actors.web.openapi import build_openapi
 
 __all__ = [
-    "BRIDGE_KEY",
+    "API_KEY",
     "DEFAULT_PREFIX",
-    "HUB_KEY",
-    "METRICS_KEY",
-    "OPENAPI_KEY",
     "PRINCIPAL_KEY",
     "QUERY_TOKEN_KEY",
     "SECRET_ENV",
-    "SERVICE_KEY",
     "ApiError",
     "AuthError",
     "Authenticator",
@@ -44,8 +41,8 @@ __all__ = [
     "MissingSecretError",
     "Principal",
     "Rule",
+    "SyncApi",
     "SyncMetrics",
-    "api_middleware",
     "build_openapi",
     "create_app",
     "freeze_heap",

@@ -1,4 +1,4 @@
-"""Who may call which route, and the middleware that enforces it with an ``Authenticator``.
+"""Who may call which route, and how a request is checked against its route's rule.
 
 Handlers declare their rule with :func:`requires`; a route without a rule needs a valid
 credential (the safe default).
@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from archibald_actors.web.auth import PRINCIPAL_KEY, QUERY_TOKEN_KEY, Authenticator, AuthError
-from archibald_actors.web.error import ApiError, Handler, error_response
+from archibald_actors.web.error import ApiError, Handler
 
-__all__ = ["Rule", "Who", "api_middleware", "authorize", "requires", "rule_for"]
+__all__ = ["Rule", "Who", "authorize", "requires", "rule_for"]
 
 Who = Literal["anyone", "reader", "admin"]
 H = TypeVar("H", bound=Handler)
@@ -57,16 +56,12 @@ def rule_for(handler: object) -> Rule:
     return _RULES.get(handler, _DEFAULT)
 
 
-async def authorize(request: web.Request, authenticator: Authenticator) -> None:
-    """Apply the matched route's rule to ``request``.
+async def authorize(request: web.Request, rule: Rule, authenticator: Authenticator) -> None:
+    """Apply ``rule`` to ``request``; the caller's principal goes into ``request[PRINCIPAL_KEY]``.
 
     Raises:
         ApiError: 401 without a valid credential, 403 for a reader's write.
     """
-    match_info = request.match_info
-    if match_info.http_exception is not None:
-        return  # 404 / 405: nothing to protect
-    rule = rule_for(match_info.handler)
     if rule.who == "anyone":
         return
     request[QUERY_TOKEN_KEY] = rule.query_token
@@ -77,20 +72,3 @@ async def authorize(request: web.Request, authenticator: Authenticator) -> None:
     request[PRINCIPAL_KEY] = principal  # set before the check, so a host can log who was refused
     if rule.who == "admin" and not principal.is_admin:
         raise ApiError(403, f"forbidden: role {principal.role!r} may not do this; admin only")
-
-
-def api_middleware(authenticator: Authenticator) -> Middleware:
-    """The API's middleware: each route's rule (:func:`authorize`), and every failure answered as JSON.
-
-    One layer for both, since every request of the API passes through it.
-    """
-
-    @web.middleware
-    async def api(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            await authorize(request, authenticator)
-            return await handler(request)
-        except Exception as exc:
-            return error_response(request, exc)
-
-    return api

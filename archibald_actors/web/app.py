@@ -1,9 +1,9 @@
 """Mounting the API: into a host aiohttp application (``setup``) or as a standalone app (``create_app``).
 
-The API is a sub-application under ``prefix`` with its own middleware (access rules and
-JSON errors, in one layer), so the host's routes and middlewares keep working as they
-were. ``/healthz`` and ``/metrics`` go on the host's root. The service's actors start and stop with the app
-through ``cleanup_ctx``.
+The API's routes go on the host's router under ``prefix``, each with its access rule and
+JSON errors built in (see :mod:`.mount`), so the host's own routes and middlewares keep
+working as they were. ``/healthz`` and ``/metrics`` go on the host's root. The service's
+actors start and stop with the app through ``cleanup_ctx``.
 """
 
 from __future__ import annotations
@@ -18,18 +18,18 @@ from aiohttp import web
 
 from archibald_actors.schedule import SYNC_TYPES
 from archibald_actors.service import SyncService
-from archibald_actors.web import events, openapi, routes
-from archibald_actors.web.access import api_middleware
 from archibald_actors.web.auth import Authenticator, JWTAuthenticator
-from archibald_actors.web.bridge import BRIDGE_KEY, DEFAULT_TIMEOUT, SERVICE_KEY, Bridge
-from archibald_actors.web.events import HUB_KEY, EventHub
+from archibald_actors.web.bridge import DEFAULT_TIMEOUT, Bridge
+from archibald_actors.web.context import SyncApi
+from archibald_actors.web.events import EventHub
 from archibald_actors.web.health import health_handler
 from archibald_actors.web.metrics import SyncMetrics, metrics_handler
-from archibald_actors.web.openapi import OPENAPI_KEY, build_openapi
+from archibald_actors.web.mount import check_prefix, mount
+from archibald_actors.web.openapi import build_openapi
+from archibald_actors.web.routes import routes
 
 __all__ = [
     "DEFAULT_PREFIX",
-    "METRICS_KEY",
     "create_app",
     "freeze_heap",
     "setup",
@@ -42,8 +42,6 @@ log = logging.getLogger("archibald_actors.web")
 DEFAULT_PREFIX = "/api/sync"
 #: Real seconds ``service.stop`` may take on app cleanup.
 STOP_TIMEOUT = 10.0
-#: The metrics of the mounted service (on the API sub-application), for extending.
-METRICS_KEY = web.AppKey("archibald_metrics", SyncMetrics)
 
 
 async def off_loop(work: Callable[[], None], name: str) -> None:
@@ -116,13 +114,13 @@ def setup(
     timeout: float = DEFAULT_TIMEOUT,
     stop_timeout: float = STOP_TIMEOUT,
     drain: bool = False,
-) -> web.Application:
-    """Mount the sync API of ``service`` into the host ``app``; return the API sub-application.
+) -> SyncApi:
+    """Mount the sync API of ``service`` into the host ``app``; return what was mounted.
 
     Args:
         app: the host application (not yet frozen); its routes and middlewares are untouched.
         service: the service to expose.
-        prefix: where the API is mounted.
+        prefix: where the API is mounted, like ``/api/sync``.
         authenticator: how callers are authenticated; by default bearer JWTs signed with
             ``ARCHIBALD_JWT_SECRET``.
         manage_service: start the service when the app starts and stop it on cleanup;
@@ -136,21 +134,22 @@ def setup(
 
     Raises:
         MissingSecretError: no authenticator given and ``ARCHIBALD_JWT_SECRET`` unset or short.
+        ValueError: a prefix that is not a path like ``/api/sync``.
     """
+    check_prefix(prefix)
     if authenticator is None:
         authenticator = JWTAuthenticator()
-    bridge = Bridge(timeout)
-    hub = EventHub()
-    metrics = SyncMetrics(SYNC_TYPES)
-    api = web.Application(middlewares=[api_middleware(authenticator)])
-    api[SERVICE_KEY] = service
-    api[BRIDGE_KEY] = bridge
-    api[HUB_KEY] = hub
-    api[METRICS_KEY] = metrics
-    api[OPENAPI_KEY] = build_openapi(prefix, healthz=healthz_path, metrics=metrics_path)
-    api.add_routes(routes.routes)
-    api.add_routes(events.routes)
-    api.add_routes(openapi.routes)
+    api = SyncApi(
+        service=service,
+        prefix=prefix,
+        authenticator=authenticator,
+        bridge=Bridge(timeout),
+        hub=EventHub(),
+        metrics=SyncMetrics(SYNC_TYPES),
+        openapi=build_openapi(prefix, healthz=healthz_path, metrics=metrics_path),
+    )
+    hub, metrics = api.hub, api.metrics
+    mount(app, api, routes)
 
     async def end_streams(_: web.Application) -> None:
         # on_shutdown runs before the server waits for handlers: open streams end now.
@@ -174,11 +173,10 @@ def setup(
             if manage_service:
                 await stop_service(service, stop_timeout, drain=drain)
 
-    api.on_shutdown.append(end_streams)
-    api.cleanup_ctx.append(lifecycle)
-    app.add_subapp(prefix, api)
+    app.on_shutdown.append(end_streams)
+    app.cleanup_ctx.append(lifecycle)
     if healthz_path:
-        app.router.add_get(healthz_path, health_handler(service, bridge))
+        app.router.add_get(healthz_path, health_handler(service, api.bridge))
     if metrics_path:
         app.router.add_get(metrics_path, metrics_handler(metrics))
     return api

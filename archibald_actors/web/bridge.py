@@ -24,7 +24,6 @@ from concurrent.futures import Future
 from typing import Any, TypeVar, cast
 
 import pykka
-from aiohttp import web
 
 from archibald_actors.errors import (
     InvalidValueError,
@@ -32,10 +31,9 @@ from archibald_actors.errors import (
     ServiceUnavailableError,
     UnknownSyncTypeError,
 )
-from archibald_actors.service import SyncService
 from archibald_actors.web.error import ApiError
 
-__all__ = ["BRIDGE_KEY", "DEFAULT_TIMEOUT", "SERVICE_KEY", "Bridge"]
+__all__ = ["DEFAULT_TIMEOUT", "Bridge"]
 
 log = logging.getLogger("archibald_actors.web")
 
@@ -156,9 +154,3 @@ class Bridge:
     def invalidate(self) -> None:
         """Stop sharing the reads in flight: later reads ask the actors afresh (call after a write)."""
         self._inflight.clear()
-
-
-#: The service the API fronts (kept on the API sub-application).
-SERVICE_KEY = web.AppKey("archibald_service", SyncService)
-#: The bridge the API's handlers reach the actors through.
-BRIDGE_KEY = web.AppKey("archibald_bridge", Bridge)

@@ -18,14 +18,12 @@ from collections.abc import Callable
 from aiohttp import web
 
 from archibald_actors.events import Event, EventBus
-from archibald_actors.web.access import requires
 from archibald_actors.web.auth import PRINCIPAL_KEY
 
-__all__ = ["HUB_KEY", "EventHub", "routes"]
+__all__ = ["EventHub"]
 
 log = logging.getLogger("archibald_actors.web")
 
-routes = web.RouteTableDef()
 
 #: Events a client may fall behind by before it is dropped.
 QUEUE_SIZE = 256
@@ -172,18 +170,7 @@ class EventHub:
         return item
 
 
-#: The hub of the API sub-application.
-HUB_KEY = web.AppKey("archibald_event_hub", EventHub)
-
-
 def _frame(event_id: int, event: Event) -> bytes:
     """One SSE message: ``id``, ``event`` (the event's type) and the JSON as ``data``."""
     data = json.dumps(event, separators=(",", ":"), default=str)
     return f"id: {event_id}\nevent: {event.get('type', 'message')}\ndata: {data}\n\n".encode()
-
-
-@routes.get("/events", allow_head=False)
-@requires("reader", query_token=True)
-async def events(request: web.Request) -> web.StreamResponse:
-    """Server-Sent Events of the service; the token may come as ``?token=``."""
-    return await request.app[HUB_KEY].stream(request)

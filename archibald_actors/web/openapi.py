@@ -4,18 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
-
 from archibald_actors.schedule import INTERVAL_RANGE, START_DELAY_RANGE, SYNC_TYPES
-from archibald_actors.web.access import requires
 from archibald_actors.web.payload import HISTORY_LIMIT_MAX, MAX_BODY_BYTES
 
-__all__ = ["OPENAPI_KEY", "build_openapi", "routes"]
-
-routes = web.RouteTableDef()
-
-#: The document served by this mount, built once at setup.
-OPENAPI_KEY = web.AppKey("archibald_openapi", dict[str, Any])
+__all__ = ["build_openapi"]
 
 Schema = dict[str, Any]
 
@@ -341,10 +333,3 @@ def build_openapi(
             },
         },
     }
-
-
-@routes.get("/openapi.json")
-@requires("anyone")
-async def openapi(request: web.Request) -> web.Response:
-    """The OpenAPI 3.1 document of this API."""
-    return web.json_response(request.app[OPENAPI_KEY])

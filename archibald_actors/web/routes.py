@@ -1,7 +1,8 @@
-"""The JSON routes of DESIGN section 9: schedule, status, manual runs, history.
+"""The routes of DESIGN section 9: schedule, status, manual runs, history, events, OpenAPI.
 
-Handlers reach the actors only through the ``Bridge``; each answer is
-``{"success": true, "data": ...}``.
+Paths are relative to the prefix the API is mounted at (see :mod:`.mount`), and each
+handler finds its ``SyncApi`` in ``request[API_KEY]``. Handlers reach the actors only
+through the ``Bridge``; each JSON answer is ``{"success": true, "data": ...}``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from archibald_actors.web.access import requires
-from archibald_actors.web.bridge import BRIDGE_KEY, SERVICE_KEY
+from archibald_actors.web.context import API_KEY
 from archibald_actors.web.payload import parse_history_query, parse_json, parse_schedule_update, read_body
 
 __all__ = ["routes"]
@@ -42,8 +43,8 @@ async def get_schedule(request: web.Request) -> web.Response:
 
     A view whose rows do not depend on the time of reading is encoded once.
     """
-    service = request.app[SERVICE_KEY]
-    bridge = request.app[BRIDGE_KEY]
+    api = request[API_KEY]
+    service, bridge = api.service, api.bridge
     view = bridge.snapshot(service.schedule_view, "schedule")
     if view.timeless:
         return json_body(bridge.encode_once("schedule", view, lambda v: encode_ok(v.rows(service.clock))))
@@ -55,8 +56,8 @@ async def get_schedule(request: web.Request) -> web.Response:
 async def post_schedule(request: web.Request) -> web.Response:
     """Retune one type live; answers the schedule once its timer re-armed."""
     update = parse_schedule_update(parse_json(await read_body(request)))
-    service = request.app[SERVICE_KEY]
-    bridge = request.app[BRIDGE_KEY]
+    api = request[API_KEY]
+    service, bridge = api.service, api.bridge
     try:
         schedule = await bridge.call(
             lambda: service.retune_future(
@@ -73,8 +74,8 @@ async def post_schedule(request: web.Request) -> web.Response:
 @requires("reader")
 async def get_status(request: web.Request) -> web.Response:
     """Running sync, queue, hold, orchestrator state and per-type details (DESIGN section 6)."""
-    service = request.app[SERVICE_KEY]
-    bridge = request.app[BRIDGE_KEY]
+    api = request[API_KEY]
+    service, bridge = api.service, api.bridge
     return json_body(await bridge.read_encoded("status", service.status_future, "status", encode_ok))
 
 
@@ -83,8 +84,8 @@ async def get_status(request: web.Request) -> web.Response:
 async def run_sync(request: web.Request) -> web.Response:
     """Queue a manual run; 202 with ``{"syncType", "coalesced"}``. An unknown type is a 400."""
     sync_type = request.match_info["syncType"]
-    service = request.app[SERVICE_KEY]
-    bridge = request.app[BRIDGE_KEY]
+    api = request[API_KEY]
+    service, bridge = api.service, api.bridge
     try:
         accepted = await bridge.call(lambda: service.request_sync_future(sync_type, "manual"), "run")
     finally:
@@ -97,11 +98,26 @@ async def run_sync(request: web.Request) -> web.Response:
 async def get_history(request: web.Request) -> web.Response:
     """Finished runs, newest first; ``?syncType=`` narrows to one type, ``?limit=`` caps the count."""
     query = parse_history_query(request)
-    service = request.app[SERVICE_KEY]
-    body = await request.app[BRIDGE_KEY].read_encoded(
+    api = request[API_KEY]
+    service = api.service
+    body = await api.bridge.read_encoded(
         ("history", query.sync_type, query.limit),
         lambda: service.history_future(query.sync_type, query.limit),
         "history",
         encode_ok,
     )
     return json_body(body)
+
+
+@routes.get("/events", allow_head=False)
+@requires("reader", query_token=True)
+async def events(request: web.Request) -> web.StreamResponse:
+    """Server-Sent Events of the service; the token may come as ``?token=``."""
+    return await request[API_KEY].hub.stream(request)
+
+
+@routes.get("/openapi.json")
+@requires("anyone")
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 document of this API."""
+    return web.json_response(request[API_KEY].openapi)

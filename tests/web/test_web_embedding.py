@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from archibald_actors import ServiceStateError, SyncService
-from archibald_actors.web import OPENAPI_KEY, JWTAuthenticator, freeze_heap, setup
+from archibald_actors.web import JWTAuthenticator, SyncApi, freeze_heap, setup
 
 from .conftest import PAUSED, RUN_SECONDS, SECRET, MakeApi, archibald_threads, bearer
 
@@ -34,7 +34,8 @@ def host_app(service: SyncService, **options: Any) -> web.Application:
 
     app = web.Application(middlewares=[stamp], **options.pop("app_options", {}))
     app.add_routes(host_routes)
-    setup(app, service, authenticator=JWTAuthenticator(SECRET), **options)
+    into: list[SyncApi] = options.pop("into", [])
+    into.append(setup(app, service, authenticator=JWTAuthenticator(SECRET), **options))
     return app
 
 
@@ -86,12 +87,11 @@ async def test_closing_the_app_cancels_a_running_coroutine_sync(make_api: MakeAp
 
 
 async def test_prefix_and_root_paths_are_configurable(make_api: MakeApi) -> None:
-    apis: list[web.Application] = []
+    apis: list[SyncApi] = []
 
     def build(service: SyncService) -> web.Application:
-        app = host_app(service, prefix="/internal/sync", healthz_path="/internal/healthz", metrics_path=None)
-        apis.extend(
-            r.get_info()["app"] for r in app.router.resources() if isinstance(r, web.PrefixedSubAppResource)
+        app = host_app(
+            service, prefix="/internal/sync", healthz_path="/internal/healthz", metrics_path=None, into=apis
         )
         return app
 
@@ -103,7 +103,7 @@ async def test_prefix_and_root_paths_are_configurable(make_api: MakeApi) -> None
     for gone in ("/api/sync/schedule", "/healthz", "/metrics"):
         async with api.client.get(gone, headers=bearer()) as response:
             assert response.status == 404
-    paths = set(apis[0][OPENAPI_KEY]["paths"])
+    paths = set(apis[0].openapi["paths"])
     assert "/internal/sync/schedule" in paths
     assert "/internal/healthz" in paths
     assert "/metrics" not in paths

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import ClientResponse, web
 
 from archibald_actors import SyncService
-from archibald_actors.web import HUB_KEY, EventHub, JWTAuthenticator, Principal, setup
+from archibald_actors.web import EventHub, JWTAuthenticator, Principal, setup
 
 from .conftest import RUN_SECONDS, SECRET, Api, MakeApi, archibald_threads, bearer, token
 
@@ -47,7 +47,7 @@ async def messages_until(response: ClientResponse, event: str) -> list[dict[str,
 def with_hub(hubs: list[EventHub]) -> Any:
     def build(service: SyncService) -> web.Application:
         app = web.Application()
-        hubs.append(setup(app, service, authenticator=JWTAuthenticator(SECRET))[HUB_KEY])
+        hubs.append(setup(app, service, authenticator=JWTAuthenticator(SECRET)).hub)
         return app
 
     return build

@@ -147,12 +147,27 @@ async def test_history_rejects_bad_queries(api: Api, query: str, field: str) -> 
 
 
 async def test_unknown_path_and_method_answer_json(api: Api) -> None:
-    status, body = await api.get("/nothing-here")
-    assert status == 404
-    assert body["success"] is False
-    status, body = await api.call("DELETE", "/api/sync/schedule")
-    assert status == 405
-    assert body["success"] is False
+    unknown = ("/api/sync/nothing-here", "/api/sync", "/api/sync/", "/api/sync/schedule/", "/api/sync/a/b/c")
+    for path in unknown:
+        status, body = await api.call("GET", path)
+        assert (status, body["success"]) == (404, False), path
+        assert path in body["error"]
+    async with api.client.delete("/api/sync/schedule", headers=bearer()) as response:
+        assert response.status == 405
+        assert response.headers["Allow"] == "GET,HEAD,POST"
+        assert (await response.json())["success"] is False
+    async with api.client.get("/api/sync/orders/run", headers=bearer()) as response:
+        assert (response.status, response.headers["Allow"]) == (405, "POST")
+    async with api.client.get("/api/syncing") as response:  # not under the prefix: the host's 404
+        assert response.status == 404
+        assert response.content_type != "application/json"
+
+
+async def test_head_of_a_read_has_the_headers_and_no_body(api: Api) -> None:
+    async with api.client.head("/api/sync/schedule", headers=bearer()) as response:
+        assert response.status == 200
+        assert response.content_type == "application/json"
+        assert await response.read() == b""
 
 
 async def test_healthz_ok_then_degraded_when_a_child_failed(api: Api) -> None:
