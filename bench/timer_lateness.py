@@ -14,8 +14,8 @@ milliseconds:
 * ``start`` - archibald_actors: the sync handler was entered
   (``clock.now() - ctx.scheduled_at``); APScheduler: the job body holds the
   serialization lock. This is the like-for-like figure ("the job started"). On our
-  side it includes the orchestrator's settle window (``clock.settle_delay``, 2 ms real)
-  which exists by design so requests due at one instant are ordered by priority.
+  side the first run of a slot shared by several types waits until all of the instant's
+  requests have arrived, so that they run in priority order.
 
 APScheduler runs an ``AsyncIOScheduler`` configured the same way: six ``IntervalTrigger``
 jobs with the same (scaled) intervals and staggered start dates, coroutine job bodies

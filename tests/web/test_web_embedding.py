@@ -164,3 +164,10 @@ def test_freeze_heap_hides_what_exists_from_the_collector() -> None:
         gc.unfreeze()
     assert gc.get_freeze_count() == 0
     assert any(o is made_before for o in gc.get_objects())
+
+
+@pytest.mark.parametrize("prefix", ["", "/", "api/sync", "/api/sync/", "/api/{x}"])
+def test_a_prefix_that_is_not_a_path_is_refused_naming_it(prefix: str) -> None:
+    service = SyncService(schedule=PAUSED)
+    with pytest.raises(ValueError, match="prefix"):
+        setup(web.Application(), service, prefix=prefix, authenticator=JWTAuthenticator(SECRET))
