@@ -34,6 +34,8 @@ _SETTLE_REAL = 0.002
 #: Share of the remaining time a dispatcher waits at once, until less than _FINE is left.
 _APPROACH = 0.9
 _FINE = 0.002
+#: Real seconds before a timer's slot at which the orchestrator is told to stay awake for it.
+_HEADS_UP_REAL = 0.0005
 #: Real seconds before a deadline from which a dispatcher stops sleeping and only yields:
 #: waking from a sleep costs this VM's vCPUs up to a millisecond, yielding a few microseconds.
 _SPIN = 0.0003
@@ -145,6 +147,15 @@ class Clock(Protocol):
         """Schedule seconds to wait at most for requests of one instant still in flight."""
         ...
 
+    @property
+    def heads_up(self) -> float:
+        """Schedule seconds before a slot at which whoever serves it should stay awake (0: never).
+
+        Waking a sleeping thread costs a real clock up to a couple of milliseconds on a VM;
+        a thread that is already running takes a message in microseconds.
+        """
+        ...
+
 
 class _WakeupHeap:
     """Wake-ups ordered by (deadline, arming order); cancelled ones are skipped lazily."""
@@ -234,6 +245,11 @@ class SystemClock:
     def settle_delay(self) -> float:
         """A couple of real milliseconds, in schedule seconds."""
         return _SETTLE_REAL * self._speed
+
+    @property
+    def heads_up(self) -> float:
+        """Half a real millisecond, in schedule seconds."""
+        return _HEADS_UP_REAL * self._speed
 
     def call_at(self, deadline: float, callback: Callable[[], None]) -> Wakeup:
         """Arm ``callback`` for ``deadline``; it runs on the dispatcher thread."""
@@ -338,6 +354,11 @@ class ManualClock:
     @property
     def settle_delay(self) -> float:
         """Zero: a zero-delay wake-up runs after every wake-up already armed for the instant."""
+        return 0.0
+
+    @property
+    def heads_up(self) -> float:
+        """Zero: no thread sleeps through a simulated instant."""
         return 0.0
 
     def call_at(self, deadline: float, callback: Callable[[], None]) -> Wakeup:

@@ -55,6 +55,13 @@ class Wake:
 
 
 @dataclass(frozen=True, slots=True)
+class Expect:
+    """A timer's request is due by schedule time ``until``: stay awake for it (``Clock.heads_up``)."""
+
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
 class Rearm:
     """Adopt ``entry`` (retune ``seq`` of its type) and arm again by the slot rule."""
 

@@ -106,3 +106,9 @@ def test_scaled_clocks_anchored_at_one_epoch_agree_on_wall_time() -> None:
     before = plain.wall()
     plain.anchor(epoch)
     assert abs((plain.wall() - before).total_seconds()) < 1  # speed 1: nothing changes
+
+
+def test_only_real_clocks_give_a_heads_up_half_a_real_millisecond_ahead() -> None:
+    assert ManualClock().heads_up == 0.0
+    assert SystemClock().heads_up == pytest.approx(0.0005)
+    assert ScaledClock(600).heads_up == pytest.approx(0.3)  # schedule seconds

@@ -1,13 +1,21 @@
-"""Timers on the ManualClock: exact slots, no drift, retunes, pauses, catch-ups."""
+"""Timers on the ManualClock (exact slots, no drift, retunes, catch-ups); their heads-up on a real one."""
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
+import pykka
 from conftest import Recorder
 
-from archibald_actors import DEFAULT_SCHEDULE, SYNC_TYPES, ManualClock, SyncService
+from archibald_actors import DEFAULT_SCHEDULE, SYNC_TYPES, ManualClock, ScaledClock, SyncService
+from archibald_actors.actors.base import Address
+from archibald_actors.actors.timer import TimerActor
+from archibald_actors.clock import Activity
+from archibald_actors.messages import Expect, RequestSync
 
 MIN = 60.0
 HOUR = 3600.0
@@ -152,3 +160,67 @@ def test_stale_wakeups_from_before_a_retune_never_fire(
         service.retune("orders", interval_minutes=interval)
     clock.advance(50 * MIN)
     assert [r.scheduled_at for r in recorder.of("orders")] == [0, 45 * MIN]
+
+
+def test_on_a_real_clock_the_orchestrator_is_told_to_stay_awake_before_each_slot() -> None:
+    clock = ScaledClock(6000)  # 1 schedule minute = 10 ms: orders every 100 ms
+    got: queue.SimpleQueue[tuple[float, object]] = queue.SimpleQueue()
+
+    class Recording(pykka.ThreadingActor):
+        use_daemon_thread = True
+
+        def on_receive(self, message: Any) -> None:
+            got.put((clock.now(), message))
+
+    orchestrator, supervisor = Address("orchestrator", Activity()), Address("supervisor", Activity())
+    refs = [Recording.start(), Recording.start()]
+    orchestrator.attach(refs[0])
+    supervisor.attach(refs[1])
+    timer = Address("orders", Activity())
+    refs.append(
+        TimerActor.start(
+            address=timer,
+            clock=clock,
+            entry=DEFAULT_SCHEDULE["orders"],
+            epoch=clock.now() + 60.0,  # the first slot is a minute (10 ms) away: no catch-up
+            served=None,
+            retune_seq=0,
+            orchestrator=orchestrator,
+            supervisor=supervisor,
+            fires_in_flight=Activity(),
+        )
+    )
+    timer.attach(refs[-1])
+    try:
+        expects: list[tuple[float, Expect]] = []
+        fired: list[RequestSync] = []
+        while len(fired) < 3:
+            at, message = got.get(timeout=5.0)
+            if isinstance(message, Expect):
+                expects.append((at, message))
+            elif isinstance(message, RequestSync):
+                fired.append(message)
+        for request in fired:
+            assert request.scheduled_at is not None
+            told = [at for at, expect in expects if expect.until == request.scheduled_at + clock.heads_up]
+            assert told and told[0] < request.scheduled_at, (request, expects)
+    finally:
+        for ref in refs:
+            ref.stop(timeout=5.0)
+        # The last slot's bookkeeping may still be armed for a moment: then the dispatcher ends.
+        give_up = time.monotonic() + 5.0
+        while not clock.join(1.0):
+            assert time.monotonic() < give_up, "the clock's dispatcher never ended"
+            threading.Event().wait(0.01)
+
+
+def test_a_stay_awake_message_never_holds_the_orchestrator_for_long(
+    clock: ManualClock, make_service: Callable[..., SyncService]
+) -> None:
+    service = make_service(schedule={t: e.retuned(enabled=False) for t, e in DEFAULT_SCHEDULE.items()})
+    assert clock.heads_up == 0.0  # nothing on a ManualClock sends it; a stray one is bounded
+    service._tell("orchestrator", Expect(until=clock.now() + DAY))
+    clock.advance(0.0)  # quiet again: the wait ended by itself, in real time
+    assert service.request_sync("orders") == {"syncType": "orders", "coalesced": False}
+    clock.advance(0.0)
+    assert [run["trigger"] for run in service.history("orders")] == ["manual"]

@@ -9,6 +9,8 @@ incarnation after a crash: no accepted request is lost.
 from __future__ import annotations
 
 import logging
+import os
+import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import replace
@@ -23,6 +25,7 @@ from archibald_actors.ledger import HISTORY_PER_TYPE, RunRecord, iso
 from archibald_actors.messages import (
     ChildFailed,
     Drain,
+    Expect,
     GetHistory,
     GraceExpired,
     Hold,
@@ -52,6 +55,8 @@ log = logging.getLogger("archibald_actors.orchestrator")
 STOP_GRACE_SECONDS = 30.0
 #: Clock seconds before a pick is retried when the store could not claim a slot.
 CLAIM_RETRY = 5.0
+#: Real seconds the orchestrator stays awake for an expected request at the most.
+STAY_AWAKE_MAX = 0.005
 
 
 class _ClaimDeferredError(Exception):
@@ -100,6 +105,8 @@ class OrchestratorActor(TrackedActor):
         match message:
             case RequestSync():
                 self._accept(message)
+            case Expect(until=until):
+                self._stay_awake(until)
             case Pick():
                 self._state.pick_armed = False
                 self._pick()
@@ -135,6 +142,18 @@ class OrchestratorActor(TrackedActor):
                 super().handle(message)
 
     # --- requests and picking -----------------------------------------------------
+
+    def _stay_awake(self, until: float) -> None:
+        """Yield the CPU without sleeping until a message arrives or the clock reaches ``until``.
+
+        A timer's slot is due: its request then arrives to a running thread, in
+        microseconds, instead of waking a sleeping one (0.2 to 2 ms on a VM). Bounded in
+        real time as well, whatever the clock does.
+        """
+        inbox, clock = self.actor_inbox, self._clock
+        give_up = time.monotonic() + STAY_AWAKE_MAX
+        while inbox.empty() and clock.now() < until and time.monotonic() < give_up:
+            os.sched_yield()
 
     def _accept(self, request: RequestSync) -> None:
         if request.from_wake:

@@ -8,7 +8,7 @@ from typing import Any
 
 from archibald_actors.actors.base import Address, TrackedActor
 from archibald_actors.clock import Activity, Clock, Wakeup
-from archibald_actors.messages import ChildFailed, Rearm, RequestSync, TimerArmed, Wake
+from archibald_actors.messages import ChildFailed, Expect, Rearm, RequestSync, TimerArmed, Wake
 from archibald_actors.schedule import (
     ScheduleEntry,
     first_slot_after,
@@ -54,6 +54,7 @@ class TimerActor(TrackedActor):
         self._fires = fires_in_flight
         self._token: object = object()
         self._wakeup: Wakeup | None = None
+        self._heads_up: Wakeup | None = None
 
     def on_started(self) -> None:
         """Arm for the first time in this incarnation."""
@@ -76,9 +77,7 @@ class TimerActor(TrackedActor):
 
     def _arm(self, *, missed_before: int = 0) -> None:
         """Apply the slot rule, then arm the wake-up for the first slot after now."""
-        if self._wakeup is not None:
-            self._wakeup.cancel()
-            self._wakeup = None
+        self._disarm()
         self._token = token = object()
         entry = self._entry
         if not entry.enabled:
@@ -94,6 +93,10 @@ class TimerActor(TrackedActor):
                 self._fire(slot, missed)
         next_slot = first_slot_after(self._epoch, entry, now)
         self._wakeup = self._clock.call_at(next_slot, self._wake_callback(token, next_slot))
+        if (heads_up := self._clock.heads_up) > 0:
+            # The orchestrator stays awake over the slot, so its request costs no thread wake-up.
+            expect, orchestrator = Expect(next_slot + heads_up), self._orchestrator
+            self._heads_up = self._clock.call_at(next_slot - heads_up, lambda: orchestrator.tell(expect))
         self._report(next_slot, missed_before + missed)
 
     def _wake_callback(self, token: object, next_slot: float) -> Callable[[], None]:
@@ -148,14 +151,18 @@ class TimerActor(TrackedActor):
         report = TimerArmed(self._entry.sync_type, self._served, next_slot, missed, self._retune_seq)
         self._supervisor.tell(report)
 
+    def _disarm(self) -> None:
+        for wakeup in (self._wakeup, self._heads_up):
+            if wakeup is not None:
+                wakeup.cancel()
+        self._wakeup = self._heads_up = None
+
     def on_death(self, error: str) -> None:
         """Disarm, then tell the supervisor."""
-        if self._wakeup is not None:
-            self._wakeup.cancel()
+        self._disarm()
         self._supervisor.tell(ChildFailed(self._entry.sync_type, error))
 
     def on_stop(self) -> None:
         """Disarm on a clean stop."""
-        if self._wakeup is not None:
-            self._wakeup.cancel()
+        self._disarm()
         super().on_stop()
