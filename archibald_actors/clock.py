@@ -36,6 +36,8 @@ _APPROACH = 0.9
 _FINE = 0.002
 #: Real seconds before a timer's slot at which the orchestrator is told to stay awake for it.
 _HEADS_UP_REAL = 0.0005
+#: Real seconds a thread stays awake at the most (``SystemClock.stay_awake``).
+_STAY_AWAKE_MAX = 0.005
 #: Real seconds before a deadline from which a dispatcher stops sleeping and only yields:
 #: waking from a sleep costs this VM's vCPUs up to a millisecond, yielding a few microseconds.
 _SPIN = 0.0003
@@ -156,6 +158,10 @@ class Clock(Protocol):
         """
         ...
 
+    def stay_awake(self, until: float, done: Callable[[], bool]) -> None:
+        """Keep the calling thread on the CPU, not asleep, until ``done()`` or the clock reaches ``until``."""
+        ...
+
 
 class _WakeupHeap:
     """Wake-ups ordered by (deadline, arming order); cancelled ones are skipped lazily."""
@@ -250,6 +256,12 @@ class SystemClock:
     def heads_up(self) -> float:
         """Half a real millisecond, in schedule seconds."""
         return _HEADS_UP_REAL * self._speed
+
+    def stay_awake(self, until: float, done: Callable[[], bool]) -> None:
+        """Yield the CPU without sleeping until ``done()`` or ``until``; 5 real ms at the most."""
+        give_up = self._real() + _STAY_AWAKE_MAX
+        while not done() and self.now() < until and self._real() < give_up:
+            os.sched_yield()
 
     def call_at(self, deadline: float, callback: Callable[[], None]) -> Wakeup:
         """Arm ``callback`` for ``deadline``; it runs on the dispatcher thread."""
@@ -360,6 +372,9 @@ class ManualClock:
     def heads_up(self) -> float:
         """Zero: no thread sleeps through a simulated instant."""
         return 0.0
+
+    def stay_awake(self, until: float, done: Callable[[], bool]) -> None:
+        """Return at once: simulated time does not pass while a thread waits."""
 
     def call_at(self, deadline: float, callback: Callable[[], None]) -> Wakeup:
         """Arm ``callback``; it runs inside a later :meth:`advance` (or :meth:`run_due`)."""

@@ -112,3 +112,22 @@ def test_only_real_clocks_give_a_heads_up_half_a_real_millisecond_ahead() -> Non
     assert ManualClock().heads_up == 0.0
     assert SystemClock().heads_up == pytest.approx(0.0005)
     assert ScaledClock(600).heads_up == pytest.approx(0.3)  # schedule seconds
+
+
+def test_a_real_clock_keeps_a_thread_awake_until_done_or_until_its_bound() -> None:
+    clock = SystemClock()
+    calls = 0
+
+    def done_on_third_look() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls >= 3
+
+    clock.stay_awake(clock.now() + 60.0, done_on_third_look)
+    assert calls == 3
+    until = clock.now() + 60.0
+    clock.stay_awake(until, lambda: False)  # never done: it gives up long before `until`
+    assert clock.now() < until
+    until = clock.now() + 0.001
+    clock.stay_awake(until, lambda: False)  # or stops once the clock says so
+    assert clock.now() >= until

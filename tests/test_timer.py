@@ -214,13 +214,13 @@ def test_on_a_real_clock_the_orchestrator_is_told_to_stay_awake_before_each_slot
             threading.Event().wait(0.01)
 
 
-def test_a_stay_awake_message_never_holds_the_orchestrator_for_long(
+def test_a_stray_stay_awake_message_on_a_manual_clock_changes_nothing(
     clock: ManualClock, make_service: Callable[..., SyncService]
 ) -> None:
     service = make_service(schedule={t: e.retuned(enabled=False) for t, e in DEFAULT_SCHEDULE.items()})
-    assert clock.heads_up == 0.0  # nothing on a ManualClock sends it; a stray one is bounded
+    assert clock.heads_up == 0.0  # nothing on a ManualClock sends it
     service._tell("orchestrator", Expect(until=clock.now() + DAY))
-    clock.advance(0.0)  # quiet again: the wait ended by itself, in real time
+    clock.advance(0.0)  # quiet again at once: simulated time does not pass while a thread waits
     assert service.request_sync("orders") == {"syncType": "orders", "coalesced": False}
     clock.advance(0.0)
     assert [run["trigger"] for run in service.history("orders")] == ["manual"]

@@ -9,8 +9,6 @@ incarnation after a crash: no accepted request is lost.
 from __future__ import annotations
 
 import logging
-import os
-import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import replace
@@ -55,8 +53,6 @@ log = logging.getLogger("archibald_actors.orchestrator")
 STOP_GRACE_SECONDS = 30.0
 #: Clock seconds before a pick is retried when the store could not claim a slot.
 CLAIM_RETRY = 5.0
-#: Real seconds the orchestrator stays awake for an expected request at the most.
-STAY_AWAKE_MAX = 0.005
 
 
 class _ClaimDeferredError(Exception):
@@ -144,16 +140,13 @@ class OrchestratorActor(TrackedActor):
     # --- requests and picking -----------------------------------------------------
 
     def _stay_awake(self, until: float) -> None:
-        """Yield the CPU without sleeping until a message arrives or the clock reaches ``until``.
+        """Stay on the CPU until a message arrives or the clock reaches ``until``.
 
         A timer's slot is due: its request then arrives to a running thread, in
-        microseconds, instead of waking a sleeping one (0.2 to 2 ms on a VM). Bounded in
-        real time as well, whatever the clock does.
+        microseconds, instead of waking a sleeping one (0.2 to 2 ms on a VM).
         """
-        inbox, clock = self.actor_inbox, self._clock
-        give_up = time.monotonic() + STAY_AWAKE_MAX
-        while inbox.empty() and clock.now() < until and time.monotonic() < give_up:
-            os.sched_yield()
+        inbox = self.actor_inbox
+        self._clock.stay_awake(until, lambda: not inbox.empty())
 
     def _accept(self, request: RequestSync) -> None:
         if request.from_wake:
