@@ -53,15 +53,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 from uuid import uuid4
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
 from archibald_actors import DEFAULT_SCHEDULE
-from archibald_actors.store import PostgresStore
+from archibald_actors.store import PostgresStore, postgres_url
 from archibald_actors.web.auth import make_token
 
 MINUTE = 60.0
@@ -71,17 +69,6 @@ FIRST_ELECTION = 5 * MINUTE
 START_TIMEOUT = 30.0
 ELECT_TIMEOUT = 5.0
 _pause = threading.Event()  # never set: its wait() is the bounded pause between polls
-
-def pg_url(dsn: str) -> str:
-    """The DSN as a ``postgresql://`` URL (what ``serve --db`` takes)."""
-    if dsn.startswith(("postgresql://", "postgres://")):
-        return dsn
-    info = conninfo_to_dict(dsn)
-    auth = quote(str(info.get("user", "postgres")), safe="")
-    if info.get("password"):
-        auth += ":" + quote(str(info["password"]), safe="")
-    host, port = info.get("host", "127.0.0.1"), info.get("port", 5432)
-    return f"postgresql://{auth}@{host}:{port}/{info.get('dbname', 'postgres')}"
 
 
 @dataclass
@@ -109,7 +96,7 @@ class Bench:
 
     def start(self, count: int) -> None:
         """Start ``count`` replicas at once; return when each listens and its stream is open."""
-        serve = ["serve", "--port", "0", "--db", pg_url(self.args.pg_dsn), "--schema", self.schema]
+        serve = ["serve", "--port", "0", "--db", postgres_url(self.args.pg_dsn), "--schema", self.schema]
         serve += ["--speed", f"{self.args.speed:g}", "--log-level", "WARNING"]
         command = [sys.executable, "-m", "archibald_actors", *serve]
         env = {**os.environ, "ARCHIBALD_JWT_SECRET": self.secret}

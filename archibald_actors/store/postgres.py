@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, LiteralString, TypeVar
+from urllib.parse import quote
 from uuid import uuid4
 
 import psycopg
@@ -41,7 +42,7 @@ from archibald_actors.store.codec import (
     stored_time,
 )
 
-__all__ = ["SCHEMA_VERSION", "PostgresStore"]
+__all__ = ["SCHEMA_VERSION", "PostgresStore", "postgres_url"]
 
 log = logging.getLogger(__name__)
 
@@ -431,10 +432,36 @@ class PostgresStore:
 
 def _describe(dsn: str, schema: str) -> str:
     """Where the store lives, for messages: host, port, database and schema, never the password."""
-    try:
-        info = conninfo_to_dict(dsn)
-    except psycopg.Error as exc:
-        raise InvalidValueError("dsn", f"is not a valid connection string: {exc}") from exc
+    info = _conninfo(dsn)
     parts = [f"{key}={info[key]}" for key in ("host", "port", "dbname", "user") if info.get(key)]
     return " ".join([*parts, f"schema={schema}"])
 
+
+def _conninfo(dsn: str) -> dict[str, Any]:
+    """The parameters of a libpq connection string or URI; InvalidValueError if it is not one."""
+    try:
+        return conninfo_to_dict(dsn)
+    except psycopg.Error as exc:
+        raise InvalidValueError("dsn", f"is not a valid connection string: {exc}") from exc
+
+
+def postgres_url(dsn: str) -> str:
+    """A libpq DSN (``key=value`` pairs or a URL) as the ``postgresql://`` URL ``serve --db`` takes.
+
+    ``archibald-sync serve --db`` tells PostgreSQL from SQLite by the URL scheme, so a
+    ``key=value`` DSN must become a URL first. A ``postgresql://`` or ``postgres://`` URL is
+    returned unchanged. Of ``key=value`` pairs, user, password, host, port and dbname are
+    kept (user and password percent-encoded) and the rest dropped; missing ones default to
+    user ``postgres``, no password, host ``127.0.0.1``, port 5432 and database ``postgres``.
+
+    Raises:
+        InvalidValueError: ``dsn`` is not a valid connection string.
+    """
+    if dsn.startswith(("postgresql://", "postgres://")):
+        return dsn
+    info = _conninfo(dsn)
+    auth = quote(str(info.get("user", "postgres")), safe="")
+    if info.get("password"):
+        auth += ":" + quote(str(info["password"]), safe="")
+    host, port = info.get("host", "127.0.0.1"), info.get("port", 5432)
+    return f"postgresql://{auth}@{host}:{port}/{info.get('dbname', 'postgres')}"

@@ -4,26 +4,25 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import jwt
 import pytest
-from serve_process import STOP_TIMEOUT, LineReader, stop
+from serve_process import START_TIMEOUT, STOP_TIMEOUT, call, launch_serve, stop
 
 from archibald_actors.__main__ import HOW_TO_SET_SECRET, SECRET_ENV
 from archibald_actors.web.auth import make_token
 
-#: Real seconds the server gets to start, and to stop after a signal.
-START_TIMEOUT = 30.0
+#: The line ``serve --print-token`` prints before it listens; group 1 is the token.
+TOKEN_LINE = r"^admin token \(valid 8 h\): (\S+)$"
 
 
 @dataclass
@@ -38,37 +37,16 @@ class Server:
 
 
 def start_server(tmp_path: Path, secret: str, *extra: str) -> Server:
+    """``serve --print-token`` on a free port, the db in ``tmp_path``, at 600x; its printed admin token."""
     stderr_path = tmp_path / "serve.stderr"
-    with stderr_path.open("wb") as stderr:  # a file, not a pipe nobody drains
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "archibald_actors",
-                "serve",
-                "--print-token",
-                "--port",
-                "0",
-                "--db",
-                str(tmp_path / "sync.db"),
-                "--speed",
-                "600",
-                *extra,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            env={**os.environ, SECRET_ENV: secret},
-            bufsize=0,
-        )
-    lines = LineReader(proc)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        token = lines.until(r"^admin token \(valid 8 h\): (\S+)$", deadline)[1]
-        base = lines.until(r"^listening on (http://127\.0\.0\.1:\d+)$", deadline)[1]
-    except BaseException:
+    args = ["--print-token", "--port", "0", "--db", str(tmp_path / "sync.db"), "--speed", "600", *extra]
+    proc, lines, base = launch_serve(args, secret=secret, stderr_path=stderr_path)
+    # The token line comes before the listening one, so it is among the lines read so far.
+    tokens = [match[1] for line in lines.seen if (match := re.search(TOKEN_LINE, line))]
+    if not tokens:
         stop(proc)
-        raise
-    return Server(proc, base, token, lines.seen, stderr_path)
+        raise AssertionError(f"no line matching {TOKEN_LINE!r} before listening; got {lines.seen}")
+    return Server(proc, base, tokens[0], lines.seen, stderr_path)
 
 
 @pytest.fixture
@@ -78,20 +56,6 @@ def server(tmp_path: Path, jwt_secret: str) -> Iterator[Server]:
         yield running
     finally:
         stop(running.proc)
-
-
-def call(method: str, url: str, token: str | None, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    headers = {"Content-Type": "application/json"}
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, json.loads(error.read() or b"null")
 
 
 def test_serve_over_http_then_sigterm(server: Server, jwt_secret: str, tmp_path: Path) -> None:

@@ -37,18 +37,12 @@ seconds apart. Everything runs the real command line.
 
 from __future__ import annotations
 
-import json
-import os
-import re
 import secrets
-import select
 import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -56,18 +50,16 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 from uuid import uuid4
 
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
+from serve_process import LISTENING, START_TIMEOUT, STOP_TIMEOUT, LineReader, call, spawn_serve, stop
 
 from archibald_actors import DEFAULT_SCHEDULE
-from archibald_actors.__main__ import SECRET_ENV
 from archibald_actors.ledger import RunRecord
-from archibald_actors.store import PostgresStore
+from archibald_actors.store import PostgresStore, postgres_url
 from archibald_actors.web.auth import make_token
 
 from .support import PG_DSN
@@ -79,11 +71,9 @@ KILLS = 6
 OUTAGE = 1.5
 #: Runs the new leader completes before the next kill.
 RUNS_PER_TERM = 8
-#: Real seconds: start of a replica, one election, one phase, one stop.
-START_TIMEOUT = 30.0
+#: Real seconds: one election, one phase (a start or a stop: ``START_TIMEOUT``, ``STOP_TIMEOUT``).
 ELECT_TIMEOUT = 5.0
 PHASE_TIMEOUT = 20.0
-STOP_TIMEOUT = 20.0
 #: Slack of the miss check, in schedule seconds (see the module docstring).
 QUEUED_SLACK = 10 * MINUTE
 EPSILON = 1 * MINUTE
@@ -92,40 +82,22 @@ FIRST_ELECTION = 5 * MINUTE
 _pause = threading.Event()  # never set: its wait() is the bounded pause between polls
 
 
-def _pg_url(dsn: str) -> str:
-    """``serve --db`` takes a URL: the test DSN (key=value or URL) as one."""
-    if dsn.startswith(("postgresql://", "postgres://")):
-        return dsn
-    info = conninfo_to_dict(dsn)
-    auth = quote(str(info.get("user", "postgres")), safe="")
-    if info.get("password"):
-        auth += ":" + quote(str(info["password"]), safe="")
-    host, port = info.get("host", "127.0.0.1"), info.get("port", 5432)
-    return f"postgresql://{auth}@{host}:{port}/{info.get('dbname', 'postgres')}"
-
-
 @dataclass
 class Replica:
     """One ``serve`` subprocess."""
 
     name: str
     proc: subprocess.Popen[bytes]
+    lines: LineReader
     stderr: Path
     base: str = ""
-    _buffer: bytes = b""
 
     def read_base(self, deadline: float) -> str:
-        """Wait for the ``listening on`` line (select against ``deadline``); return the base URL."""
-        assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        while not (match := re.search(rb"^listening on (http://\S+)$", self._buffer, re.MULTILINE)):
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, f"{self.name} did not start in time:\n{self.tail()}"
-            if select.select([fd], [], [], remaining)[0]:
-                chunk = os.read(fd, 4096)
-                assert chunk, f"{self.name} ended before listening:\n{self.tail()}"
-                self._buffer += chunk
-        self.base = match[1].decode()
+        """Wait for the ``listening on`` line until ``deadline``; return the base URL."""
+        try:
+            self.base = self.lines.until(LISTENING, deadline)[1]
+        except AssertionError as exc:
+            raise AssertionError(f"{self.name} did not start: {exc}\n{self.tail()}") from None
         return self.base
 
     def tail(self) -> str:
@@ -146,22 +118,14 @@ class Cluster:
 
     def start(self, count: int = 1) -> list[Replica]:
         """Start ``count`` replicas at once; return them once each is listening."""
-        serve = ["serve", "--port", "0", "--db", _pg_url(PG_DSN), "--schema", self.schema]
-        serve += ["--speed", f"{SPEED:g}", "--seed", str(len(self.all))]
-        command = [sys.executable, "-m", "archibald_actors", *serve]
+        args = ["--port", "0", "--db", postgres_url(PG_DSN), "--schema", self.schema]
+        args += ["--speed", f"{SPEED:g}", "--seed", str(len(self.all))]
         started = []
         for _ in range(count):
             name = f"r{len(self.all)}"
             stderr_path = self.logs / f"{name}.stderr"
-            with stderr_path.open("wb") as stderr:
-                proc = subprocess.Popen(
-                    command,
-                    stdout=subprocess.PIPE,
-                    stderr=stderr,
-                    env={**os.environ, SECRET_ENV: self.secret},
-                    bufsize=0,
-                )
-            replica = Replica(name, proc, stderr_path)
+            proc, lines = spawn_serve(args, secret=self.secret, stderr_path=stderr_path)
+            replica = Replica(name, proc, lines, stderr_path)
             self.all.append(replica)
             started.append(replica)
         deadline = time.monotonic() + START_TIMEOUT
@@ -172,7 +136,7 @@ class Cluster:
 
     def call(self, replica: Replica, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """One API call; asserts a 2xx answer and returns its ``data``."""
-        status, answer = _call(method, f"{replica.base}/api/sync{path}", self.token, body)
+        status, answer = call(method, f"{replica.base}/api/sync{path}", self.token, body)
         assert 200 <= status < 300 and answer["success"], (replica.name, path, status, answer)
         return answer["data"]
 
@@ -226,23 +190,7 @@ class Cluster:
     def close(self) -> None:
         """Kill and reap every replica still running, stopped ones included."""
         for replica in self.all:
-            if replica.proc.poll() is None:
-                replica.proc.kill()
-            replica.proc.wait(STOP_TIMEOUT)
-            if replica.proc.stdout is not None:
-                replica.proc.stdout.close()
-
-
-def _call(method: str, url: str, token: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, json.loads(error.read() or b"null")
+            stop(replica.proc)
 
 
 @pytest.fixture(scope="module")

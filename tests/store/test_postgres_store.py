@@ -8,11 +8,12 @@ from collections.abc import Callable
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from archibald_actors.errors import InvalidValueError, StoreError
 from archibald_actors.ledger import RunRecord
 from archibald_actors.schedule import DEFAULT_SCHEDULE
-from archibald_actors.store import PostgresStore
+from archibald_actors.store import PostgresStore, postgres_url
 from archibald_actors.store.postgres import SCHEMA_VERSION
 
 from .support import PG_DSN, T0
@@ -139,3 +140,18 @@ def test_a_bad_schema_name_or_dsn_is_refused() -> None:
         PostgresStore(PG_DSN, schema="")
     with pytest.raises(InvalidValueError, match="dsn"):
         PostgresStore("this is = not a dsn '")
+
+
+def test_postgres_url_turns_a_key_value_dsn_into_a_url() -> None:
+    dsn = "user=sync-admin password='p@ss:w/rd %?#\\'x' host=db.example.com port=6543 dbname=orders"
+    url = postgres_url(dsn)
+    assert url == "postgresql://sync-admin:p%40ss%3Aw%2Frd%20%25%3F%23%27x@db.example.com:6543/orders"
+    assert conninfo_to_dict(url) == conninfo_to_dict(dsn)  # libpq reads the same parameters back
+    assert postgres_url("dbname=test") == "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def test_postgres_url_passes_a_url_through_and_refuses_a_bad_dsn() -> None:
+    for url in ("postgresql://u:p%40@h:5433/d?sslmode=require", "postgres://localhost/db"):
+        assert postgres_url(url) == url
+    with pytest.raises(InvalidValueError, match="dsn"):
+        postgres_url("this is = not a dsn '")
