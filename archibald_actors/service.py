@@ -19,16 +19,14 @@ from typing import Any, TypeVar
 import pykka
 
 from archibald_actors.actors.base import Address
-from archibald_actors.actors.orchestrator import OrchestratorActor, OrchestratorState
-from archibald_actors.actors.request_rows import RequestRows
 from archibald_actors.actors.runner import SyncHandler, SyncRunner
-from archibald_actors.actors.supervisor import ORCHESTRATOR, SupervisorActor
-from archibald_actors.clock import Activity, Clock, SystemClock
+from archibald_actors.actors.supervisor import ORCHESTRATOR
+from archibald_actors.actors.system import start_actors
+from archibald_actors.clock import Clock, SystemClock
 from archibald_actors.cluster.link import ClusterLink
 from archibald_actors.errors import InvalidValueError, ServiceStateError, ServiceUnavailableError
 from archibald_actors.events import EventBus
 from archibald_actors.exclusive import ExclusiveHold
-from archibald_actors.ledger import History
 from archibald_actors.loop_thread import LoopThread
 from archibald_actors.messages import (
     Crash,
@@ -45,7 +43,7 @@ from archibald_actors.messages import (
 from archibald_actors.schedule import DEFAULT_SCHEDULE, ScheduleEntry, check_sync_type
 from archibald_actors.schedule_view import ScheduleView
 from archibald_actors.status import health_from_status
-from archibald_actors.store.base import ClusterStore, Store
+from archibald_actors.store.base import Store
 from archibald_actors.store.memory import MemoryStore
 
 __all__ = ["SyncService"]
@@ -60,8 +58,6 @@ ASK_TIMEOUT = 5.0
 
 def _noop_handler(ctx: Any) -> None:
     """The handler of a type the service was given none for: succeeds at once."""
-
-
 
 
 class SyncService:
@@ -144,109 +140,30 @@ class SyncService:
                 self._loop = asyncio.get_running_loop()
         try:
             stored = self.store.load()
-            clock = self.clock
             # First writer wins: every replica of a cluster counts slots from one epoch.
-            stored_epoch = self.store.ensure_epoch(clock.real_wall())
+            stored_epoch = self.store.ensure_epoch(self.clock.real_wall())
         except BaseException:
             with self._lock:
                 self._started = False  # nothing was started; start() may be tried again
             raise
-        entries = {t: e.with_timing_of(stored.entries.get(t)) for t, e in self._initial_schedule.items()}
-        clock.anchor(stored_epoch)
-        now = clock.now()  # one reading: every replica then places the grid alike
-        epoch = now - (clock.wall(now) - stored_epoch).total_seconds()
-        self.epoch = epoch
-        served = {t: epoch + offset for t, offset in stored.served.items() if t in entries}
-        self._log_plan(entries)
-
-        activity = clock.activity
-        fires_in_flight = Activity()
-        self._addresses = {name: Address(name, activity) for name in [ORCHESTRATOR, *entries]}
-        supervisor_address = self._supervisor
-        runner = SyncRunner(clock, self._addresses[ORCHESTRATOR], self._coroutine_loop)
-        self._runner = runner
-        history = History(entries)
-        for record in reversed(self.store.runs(limit=len(entries) * 100)):
-            history.add(record)
-        cluster_store = self.store if isinstance(self.store, ClusterStore) else None
-        role = "follower" if cluster_store is not None else "standalone"
-        state = OrchestratorState.fresh(
-            entries,
-            history,
-            since=clock.wall(),
-            rows=RequestRows(self.store, clock),
-            leading=cluster_store is None,
-        )
-
-        def start_orchestrator() -> pykka.ActorRef[Any]:
-            return OrchestratorActor.start(
-                address=self._addresses[ORCHESTRATOR],
-                supervisor=supervisor_address,
-                clock=clock,
-                entries=entries,
-                handlers=self._handlers,
-                state=state,
-                runner=runner,
-                events=self.events,
-                record_sink=self.store.append_run,
-                ledger=self.store.runs,
-                claim_slot=self._slot_claimer(epoch, served),
-                fires_in_flight=fires_in_flight,
-            )
-
-        self._supervisor_ref = SupervisorActor.start(
-            address=supervisor_address,
-            clock=clock,
-            epoch=epoch,
-            entries=dict(entries),
-            served=served,
-            addresses=self._addresses,
-            start_orchestrator=start_orchestrator,
-            orchestrator_state=state,
-            events=self.events,
+        system = start_actors(
+            schedule=self._initial_schedule,
+            handlers=self._handlers,
+            clock=self.clock,
             store=self.store,
-            fires_in_flight=fires_in_flight,
-            retention_days=self._retention_days,
-            role=role,
+            stored=stored,
+            stored_epoch=stored_epoch,
+            events=self.events,
+            supervisor_address=self._supervisor,
+            coroutine_loop=self._coroutine_loop,
             publish_view=self._publish_view,
+            retention_days=self._retention_days,
         )
-        supervisor_address.attach(self._supervisor_ref)
-        if cluster_store is not None:
-            self._cluster = ClusterLink(cluster_store, supervisor_address)
-            self._cluster.start()
-
-    def _slot_claimer(self, epoch: float, served: Mapping[str, float]) -> Callable[[str, float], bool]:
-        """Claim a slot in the store and remember it as the type's latest served slot.
-
-        Served means claimed (about to run), not merely fired: a slot fired but still
-        queued when the service stopped fires again after the restart, and the claim
-        keeps it from ever running twice.
-        """
-        latest = dict(served)
-        store = self.store
-
-        def claim(sync_type: str, slot: float) -> bool:
-            if not store.claim_slot(sync_type, slot - epoch):
-                return False
-            if slot > latest.get(sync_type, float("-inf")):
-                latest[sync_type] = slot
-                store.save_served(sync_type, slot - epoch)
-            return True
-
-        return claim
-
-    def _log_plan(self, entries: Mapping[str, ScheduleEntry]) -> None:
-        log.info("[SyncService] Starting staggered auto-sync...")
-        for entry in entries.values():
-            state = "" if entry.enabled else " (paused)"
-            log.info(
-                "  %s: %gmin (T+%g)%s",
-                entry.sync_type.capitalize() if entry.sync_type != "ddt" else "DDT",
-                entry.interval_minutes,
-                entry.start_delay_minutes,
-                state,
-            )
-        log.info("[SyncService] Staggered auto-sync configured")
+        self.epoch = system.epoch
+        self._addresses = system.addresses
+        self._runner = system.runner
+        self._supervisor_ref = system.supervisor_ref
+        self._cluster = system.cluster
 
     def _coroutine_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:

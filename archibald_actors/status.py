@@ -13,7 +13,13 @@ from archibald_actors.schedule import ScheduleEntry
 if TYPE_CHECKING:
     from archibald_actors.actors.orchestrator_state import OrchestratorState
 
-__all__ = ["build_status", "health_from_status", "is_stale"]
+__all__ = ["build_status", "health_from_status", "is_stale", "iso_at"]
+
+
+def iso_at(clock: Clock, at: float | None) -> str | None:
+    """The wall time of clock time ``at`` in ISO 8601, or None when there is no ``at``."""
+    # ``clock.wall(None)`` would be now: a missing time must stay missing.
+    return None if at is None else iso(clock.wall(at))
 
 
 def is_stale(
@@ -66,11 +72,11 @@ def build_status(  # noqa: PLR0917 - one call site per actor, all positional for
         else {
             "syncType": running.sync_type,
             "trigger": running.trigger,
-            "scheduledAt": None if running.scheduled_at is None else iso(clock.wall(running.scheduled_at)),
-            "startedAt": iso(clock.wall(running.started_at)),
+            "scheduledAt": iso_at(clock, running.scheduled_at),
+            "startedAt": iso_at(clock, running.started_at),
         },
         "queue": [
-            {"syncType": r.sync_type, "trigger": r.trigger, "requestedAt": iso(clock.wall(r.requested_at))}
+            {"syncType": r.sync_type, "trigger": r.trigger, "requestedAt": iso_at(clock, r.requested_at)}
             for r in queued
         ],
         "held": state.holds > 0,

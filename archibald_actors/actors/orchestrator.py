@@ -19,7 +19,7 @@ from archibald_actors.actors.orchestrator_state import OrchestratorState, Runnin
 from archibald_actors.actors.runner import SyncHandler, SyncRunner
 from archibald_actors.clock import Activity, Clock
 from archibald_actors.events import EventBus
-from archibald_actors.ledger import HISTORY_PER_TYPE, RunRecord, iso
+from archibald_actors.ledger import HISTORY_PER_TYPE, RunRecord
 from archibald_actors.messages import (
     ChildFailed,
     Drain,
@@ -43,7 +43,7 @@ from archibald_actors.messages import (
 )
 from archibald_actors.request_queue import PendingRequest
 from archibald_actors.schedule import ScheduleEntry
-from archibald_actors.status import build_status
+from archibald_actors.status import build_status, iso_at
 
 __all__ = ["OrchestratorActor", "OrchestratorState"]
 
@@ -162,16 +162,9 @@ class OrchestratorActor(TrackedActor):
         if not state.leading:
             answer(request.reply, {"syncType": request.sync_type, "coalesced": False})
             return
-        running = state.running.sync_type if state.running else None
-        coalesced = state.queue.add(
-            request.sync_type,
-            request.trigger,
-            request.scheduled_at,
-            request.requested_at,
-            running=running,
+        coalesced = state.enqueue(
+            request.sync_type, request.trigger, request.scheduled_at, request.requested_at
         )
-        if coalesced:
-            state.counters[request.sync_type].coalesced += 1
         lateness = None if request.scheduled_at is None else request.requested_at - request.scheduled_at
         self._events.publish(
             "queue.changed",
@@ -224,10 +217,7 @@ class OrchestratorActor(TrackedActor):
         if request is None:
             self._notify_idle()
             return
-        if state.rows is not None:
-            state.rows.started(request.sync_type)
-        run_id = state.next_run_id
-        state.next_run_id += 1
+        run_id = state.begin_run(request.sync_type)
         now = self._clock.now()
         handler = self._handlers[request.sync_type]
         stop = self._runner.start(
@@ -239,15 +229,7 @@ class OrchestratorActor(TrackedActor):
                 "scheduled_at": request.scheduled_at,
             },
         )
-        running = Running(
-            run_id,
-            request.sync_type,
-            request.trigger,
-            request.scheduled_at,
-            request.requested_at,
-            now,
-            stop,
-        )
+        running = Running.of(run_id, request, now, stop)
         timeout = self._entries[request.sync_type].timeout_seconds
         address = self._sv_address
         running.deadline = self._clock.call_at(now + timeout, lambda: address.tell(RunTimedOut(run_id)))
@@ -256,8 +238,8 @@ class OrchestratorActor(TrackedActor):
             "sync.started",
             syncType=running.sync_type,
             trigger=running.trigger,
-            scheduledAt=self._iso(running.scheduled_at),
-            startedAt=self._iso(now),
+            scheduledAt=iso_at(self._clock, running.scheduled_at),
+            startedAt=iso_at(self._clock, now),
             queue=[r.sync_type for r in state.queue.ordered()],
         )
 
@@ -286,7 +268,7 @@ class OrchestratorActor(TrackedActor):
         self._state.counters[request.sync_type].duplicates += 1
         log.info("%s slot %s was already claimed", request.sync_type, request.scheduled_at)
         self._events.publish(
-            "slot.skipped", syncType=request.sync_type, scheduledAt=self._iso(request.scheduled_at)
+            "slot.skipped", syncType=request.sync_type, scheduledAt=iso_at(self._clock, request.scheduled_at)
         )
         return None if request.trigger == "auto" else replace(request, scheduled_at=None)
 
@@ -315,24 +297,8 @@ class OrchestratorActor(TrackedActor):
             timeout = self._entries[running.sync_type].timeout_seconds
             outcome, error = "timeout", error if outcome == "timeout" else f"timed out after {timeout:g} s"
         now = self._clock.now()
-        record = RunRecord(
-            sync_type=running.sync_type,
-            trigger=running.trigger,
-            scheduled_at=self._wall(running.scheduled_at),
-            requested_at=self._clock.wall(running.requested_at),
-            started_at=self._clock.wall(running.started_at),
-            finished_at=self._clock.wall(now),
-            outcome=outcome,
-            error=error,
-        )
-        state.running = None
-        counters = state.counters[running.sync_type]
-        counters.runs += 1
-        if outcome in ("failed", "timeout"):
-            counters.failures += 1
-        elif outcome == "success":
-            counters.last_success = record.finished_at
-        state.history.add(record)
+        record = running.record(outcome, error, self._clock, now)
+        state.end_run(record)
         self._record_sink(record)
         if running.stopped_for_hold and outcome == "cancelled":
             # Stopped to make way for a user action: it resumes once the hold is released.
@@ -373,19 +339,7 @@ class OrchestratorActor(TrackedActor):
         self._notify_idle()
 
     def _load_requests(self) -> None:
-        state = self._state
-        if not state.leading or state.rows is None:
-            return
-        try:
-            unseen = state.rows.unseen()
-        except Exception as exc:  # the store is down: the next change or election retries
-            log.error("cannot read the stored requests: %s", exc)
-            return
-        running = state.running.sync_type if state.running else None
-        for sync_type, trigger, requested_at in unseen:
-            if state.queue.add(sync_type, trigger, None, requested_at, running=running):
-                state.counters[sync_type].coalesced += 1
-        if unseen:
+        if self._state.load_stored_requests():
             self._schedule_pick()
 
     def _drain(self, reply: Reply, stop_running: bool) -> None:
@@ -407,12 +361,6 @@ class OrchestratorActor(TrackedActor):
 
     # --- views --------------------------------------------------------------------
 
-    def _wall(self, at: float | None) -> Any:
-        return None if at is None else self._clock.wall(at)
-
-    def _iso(self, at: float | None) -> str | None:
-        return iso(self._wall(at))
-
     def _history(self, reply: Reply, sync_type: str | None, limit: int) -> None:
         """Runs newest first, from the ledger: the store's, which every replica shares."""
         try:
@@ -424,19 +372,11 @@ class OrchestratorActor(TrackedActor):
 
     def _status(self, query: ReportStatus) -> dict[str, Any]:
         if not self._state.leading:
-            self._refresh_from_ledger()
+            # A follower runs nothing itself: its last runs are the leader's, read from the ledger.
+            self._state.refresh_from_ledger(self._ledger, HISTORY_PER_TYPE * len(self._entries))
         return build_status(
             self._state, self._entries, query.timers, query.orchestrator_state, query.role, self._clock
         )
-
-    def _refresh_from_ledger(self) -> None:
-        """A follower runs nothing itself: its last runs are the leader's, read from the ledger."""
-        try:
-            runs = self._ledger(None, HISTORY_PER_TYPE * len(self._entries))
-        except Exception as exc:  # keep what we had: the status is still worth answering
-            log.warning("cannot read the ledger for the status: %s", exc)
-            return
-        self._state.adopt_runs(runs)
 
     def on_stop(self) -> None:
         """On shutdown, ask the running sync to stop and disarm its deadline."""

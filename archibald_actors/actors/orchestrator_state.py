@@ -1,19 +1,27 @@
-"""``OrchestratorState``: everything the orchestrator knows, kept across its restarts."""
+"""``OrchestratorState``: everything the orchestrator knows, kept across its restarts.
+
+It also keeps its own books (queueing with coalesce counts, the start and end of a run),
+so the actor reads as decisions. Only the actor calls the mutating methods, from its messages.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from archibald_actors.actors.request_rows import RequestRows
-from archibald_actors.clock import Wakeup
+from archibald_actors.clock import Clock, Wakeup
 from archibald_actors.ledger import History, RunRecord
-from archibald_actors.messages import Reply, Trigger
-from archibald_actors.request_queue import RequestQueue
+from archibald_actors.messages import Outcome, Reply, Trigger
+from archibald_actors.request_queue import PendingRequest, RequestQueue
 from archibald_actors.schedule import ScheduleEntry
 
 __all__ = ["OrchestratorState", "Running", "TypeCounters"]
+
+# The orchestrator's logger: what the state reports is the orchestrator's doing.
+log = logging.getLogger("archibald_actors.orchestrator")
 
 
 @dataclass
@@ -30,6 +38,32 @@ class Running:
     deadline: Wakeup | None = None
     timed_out: bool = False
     stopped_for_hold: bool = False
+
+    @classmethod
+    def of(cls, run_id: int, request: PendingRequest, started_at: float, stop: Callable[[], None]) -> Running:
+        """The run ``run_id`` of ``request``, started at ``started_at``; ``stop`` asks it to stop."""
+        return cls(
+            run_id,
+            request.sync_type,
+            request.trigger,
+            request.scheduled_at,
+            request.requested_at,
+            started_at,
+            stop,
+        )
+
+    def record(self, outcome: Outcome, error: str | None, clock: Clock, finished_at: float) -> RunRecord:
+        """The run's ledger record: its clock times become wall times, which outlive the clock."""
+        return RunRecord(
+            sync_type=self.sync_type,
+            trigger=self.trigger,
+            scheduled_at=None if self.scheduled_at is None else clock.wall(self.scheduled_at),
+            requested_at=clock.wall(self.requested_at),
+            started_at=clock.wall(self.started_at),
+            finished_at=clock.wall(finished_at),
+            outcome=outcome,
+            error=error,
+        )
 
 
 @dataclass
@@ -89,6 +123,57 @@ class OrchestratorState:
             success = next((r for r in self.history.newest_first(sync_type) if r.outcome == "success"), None)
             if success is not None:
                 counter.last_success = success.finished_at
+
+    def enqueue(
+        self, sync_type: str, trigger: Trigger, scheduled_at: float | None, requested_at: float
+    ) -> bool:
+        """Queue a request, counting it if it merged into one already waiting; True if it did."""
+        running = self.running.sync_type if self.running else None
+        coalesced = self.queue.add(sync_type, trigger, scheduled_at, requested_at, running=running)
+        if coalesced:
+            self.counters[sync_type].coalesced += 1
+        return coalesced
+
+    def load_stored_requests(self) -> bool:
+        """Queue the stored requests not queued yet, if leading; True if there were any."""
+        if not self.leading or self.rows is None:
+            return False
+        try:
+            unseen = self.rows.unseen()
+        except Exception as exc:  # the store is down: the next change or election retries
+            log.error("cannot read the stored requests: %s", exc)
+            return False
+        for sync_type, trigger, requested_at in unseen:
+            self.enqueue(sync_type, trigger, None, requested_at)
+        return bool(unseen)
+
+    def begin_run(self, sync_type: str) -> int:
+        """A run of ``sync_type`` starts: its stored requests are done; returns its run id."""
+        if self.rows is not None:
+            self.rows.started(sync_type)
+        run_id = self.next_run_id
+        self.next_run_id += 1
+        return run_id
+
+    def end_run(self, record: RunRecord) -> None:
+        """The run in progress ended with ``record``: count it and keep it in the history."""
+        self.running = None
+        counters = self.counters[record.sync_type]
+        counters.runs += 1
+        if record.outcome in ("failed", "timeout"):
+            counters.failures += 1
+        elif record.outcome == "success":
+            counters.last_success = record.finished_at
+        self.history.add(record)
+
+    def refresh_from_ledger(self, ledger: Callable[[str | None, int], list[RunRecord]], limit: int) -> None:
+        """Adopt the ledger's last ``limit`` runs; if the store is down, keep what we had."""
+        try:
+            runs = ledger(None, limit)
+        except Exception as exc:  # the status is still worth answering without them
+            log.warning("cannot read the ledger for the status: %s", exc)
+            return
+        self.adopt_runs(runs)
 
     @property
     def idle(self) -> bool:

@@ -6,6 +6,7 @@ operations are written so that a retry after a commit whose acknowledgement was 
 no harm (upserts, a per-call key on runs and requests, a per-call token on slot claims).
 All tables live in one schema (``archibald`` by default), created and migrated on first use
 under an advisory lock, so several instances may start at once.
+The tables are defined in ``pg_schema``, the connection-string helpers in ``pg_dsn``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, LiteralString, TypeVar
-from urllib.parse import quote
 from uuid import uuid4
 
 import psycopg
@@ -41,6 +41,8 @@ from archibald_actors.store.codec import (
     slot_ms,
     stored_time,
 )
+from archibald_actors.store.pg_dsn import describe, postgres_url
+from archibald_actors.store.pg_schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "postgres_url"]
 
@@ -51,56 +53,6 @@ _Connection = psycopg.Connection[tuple[Any, ...]]
 
 #: Marks a schema as ours and holds its version (one row).
 _VERSION_TABLE = VERSION_TABLE
-
-#: Migrations by version: ``_MIGRATIONS[n]`` takes the schema from version n to n + 1.
-#: Names are unqualified: the connection's ``search_path`` is the store's schema.
-_MIGRATIONS: tuple[tuple[LiteralString, ...], ...] = (
-    (
-        "CREATE TABLE epoch (id integer PRIMARY KEY CHECK (id = 1), epoch timestamptz NOT NULL)",
-        """CREATE TABLE schedule_entries (
-            sync_type text PRIMARY KEY,
-            interval_minutes double precision NOT NULL,
-            start_delay_minutes double precision NOT NULL,
-            priority integer NOT NULL,
-            enabled boolean NOT NULL,
-            timeout_seconds double precision NOT NULL,
-            extra jsonb NOT NULL DEFAULT '{}')""",
-        "CREATE TABLE served (sync_type text PRIMARY KEY, slot_offset double precision NOT NULL)",
-        """CREATE TABLE runs (
-            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            run_key uuid NOT NULL UNIQUE,
-            sync_type text NOT NULL,
-            trigger text NOT NULL,
-            scheduled_at timestamptz,
-            requested_at timestamptz NOT NULL,
-            started_at timestamptz NOT NULL,
-            finished_at timestamptz NOT NULL,
-            outcome text NOT NULL,
-            error text)""",
-        "CREATE INDEX runs_by_type ON runs (sync_type, finished_at DESC, started_at DESC, id DESC)",
-        "CREATE INDEX runs_by_finish ON runs (finished_at, started_at, id)",
-        """CREATE TABLE slot_claims (
-            sync_type text NOT NULL,
-            slot_ms bigint NOT NULL,
-            token uuid NOT NULL,
-            claimed_at timestamptz NOT NULL DEFAULT now(),
-            UNIQUE (sync_type, slot_ms))""",
-        "CREATE INDEX slot_claims_by_time ON slot_claims (claimed_at)",
-    ),
-    (
-        # Manual requests outlive the leader that was to run them (cluster failover).
-        """CREATE TABLE requests (
-            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            request_key uuid NOT NULL UNIQUE,
-            sync_type text NOT NULL,
-            trigger text NOT NULL,
-            requested_at timestamptz NOT NULL)""",
-        "CREATE INDEX requests_by_time ON requests (requested_at, id)",
-    ),
-)
-
-#: The schema version this code writes and reads.
-SCHEMA_VERSION = len(_MIGRATIONS)
 
 _RUN_ORDER: LiteralString = "ORDER BY finished_at DESC, started_at DESC, id DESC LIMIT %s"
 
@@ -126,7 +78,7 @@ class PostgresStore:
         self._lock = threading.Lock()
         self._conn: _Connection | None = None
         self._migrated = False
-        self._where = _describe(dsn, schema)
+        self._where = describe(dsn, schema)
 
     def __repr__(self) -> str:
         return f"PostgresStore({self._where})"
@@ -427,41 +379,4 @@ class PostgresStore:
                     f"PostgreSQL store {self._where}: the schema holds tables of another program"
                     f" ({', '.join(sorted(tables))}); refusing to use it"
                 )
-            apply_migrations(conn, _MIGRATIONS, placeholder="%s", where=f"PostgreSQL store {self._where}")
-
-
-def _describe(dsn: str, schema: str) -> str:
-    """Where the store lives, for messages: host, port, database and schema, never the password."""
-    info = _conninfo(dsn)
-    parts = [f"{key}={info[key]}" for key in ("host", "port", "dbname", "user") if info.get(key)]
-    return " ".join([*parts, f"schema={schema}"])
-
-
-def _conninfo(dsn: str) -> dict[str, Any]:
-    """The parameters of a libpq connection string or URI; InvalidValueError if it is not one."""
-    try:
-        return conninfo_to_dict(dsn)
-    except psycopg.Error as exc:
-        raise InvalidValueError("dsn", f"is not a valid connection string: {exc}") from exc
-
-
-def postgres_url(dsn: str) -> str:
-    """A libpq DSN (``key=value`` pairs or a URL) as the ``postgresql://`` URL ``serve --db`` takes.
-
-    ``archibald-sync serve --db`` tells PostgreSQL from SQLite by the URL scheme, so a
-    ``key=value`` DSN must become a URL first. A ``postgresql://`` or ``postgres://`` URL is
-    returned unchanged. Of ``key=value`` pairs, user, password, host, port and dbname are
-    kept (user and password percent-encoded) and the rest dropped; missing ones default to
-    user ``postgres``, no password, host ``127.0.0.1``, port 5432 and database ``postgres``.
-
-    Raises:
-        InvalidValueError: ``dsn`` is not a valid connection string.
-    """
-    if dsn.startswith(("postgresql://", "postgres://")):
-        return dsn
-    info = _conninfo(dsn)
-    auth = quote(str(info.get("user", "postgres")), safe="")
-    if info.get("password"):
-        auth += ":" + quote(str(info["password"]), safe="")
-    host, port = info.get("host", "127.0.0.1"), info.get("port", 5432)
-    return f"postgresql://{auth}@{host}:{port}/{info.get('dbname', 'postgres')}"
+            apply_migrations(conn, MIGRATIONS, placeholder="%s", where=f"PostgreSQL store {self._where}")
