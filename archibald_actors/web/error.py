@@ -52,5 +52,10 @@ def error_response(request: web.Request, exc: Exception) -> web.Response:
             raise exc  # redirects and the like pass through unchanged
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "www-authenticate")}
         return json_error(exc.status, exc.reason.lower() if exc.reason else "error", headers)
+    if isinstance(exc, ConnectionError):
+        # The client went away mid-request (it gave up, or a shutdown closed its
+        # connection): nobody will read this answer, and nothing of ours went wrong.
+        log.info("%s %s: the client went away: %s", request.method, request.path, exc)
+        return json_error(400, "the connection was lost before the request was read")
     log.error("unexpected error in %s %s", request.method, request.path, exc_info=exc)
     return json_error(500, "internal error")

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import random
 from typing import Any
 
 import pytest
+from aiohttp import web
 
-from .conftest import Api, bearer
+from archibald_actors import ManualClock, SyncService
+from archibald_actors.web import create_app
+
+from .conftest import PAUSED, SECRET, Api, bearer
 
 FIELDS = ("syncType", "intervalMinutes", "startDelayMinutes", "enabled")
 
@@ -184,3 +190,35 @@ async def test_fuzzed_bodies_never_cause_a_500(api: Api) -> None:
         assert status in (200, 400), (raw, status, answer)
         assert answer["success"] is (status == 200)
     assert seen == {200, 400}
+
+
+async def test_a_client_gone_before_its_body_arrived_is_no_error_of_ours(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The server as serve runs it (an AppRunner: handlers are not cancelled when their client
+    # goes, unlike under the test client): reading the body then fails with "Connection lost".
+    runner = web.AppRunner(create_app(SyncService(schedule=PAUSED, clock=ManualClock()), secret=SECRET))
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        _, writer = await asyncio.open_connection(host, port)
+        head = (
+            "POST /api/sync/schedule HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            f"Authorization: {bearer()['Authorization']}\r\nContent-Length: 1000\r\n\r\n"
+        )
+        with caplog.at_level(logging.INFO, logger="archibald_actors.web"):
+            writer.write(head.encode() + b'{"syncType"')  # 11 of the 1,000 bytes promised
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+            for _ in range(500):  # bounded: 5 s
+                if any("went away" in r.getMessage() for r in caplog.records):
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        await runner.cleanup()
+    gone = [r for r in caplog.records if "went away" in r.getMessage()]
+    assert gone and gone[0].levelno == logging.INFO
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
