@@ -192,6 +192,19 @@ async def test_fuzzed_bodies_never_cause_a_500(api: Api) -> None:
     assert seen == {200, 400}
 
 
+class LogSignal(logging.Handler):
+    """Sets ``event`` when a record whose message contains ``text`` is logged."""
+
+    def __init__(self, text: str, event: asyncio.Event) -> None:
+        super().__init__()
+        self.text = text
+        self.event = event
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.event.set()
+
+
 async def test_a_client_gone_before_its_body_arrived_is_no_error_of_ours(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -208,15 +221,19 @@ async def test_a_client_gone_before_its_body_arrived_is_no_error_of_ours(
             "POST /api/sync/schedule HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
             f"Authorization: {bearer()['Authorization']}\r\nContent-Length: 1000\r\n\r\n"
         )
-        with caplog.at_level(logging.INFO, logger="archibald_actors.web"):
-            writer.write(head.encode() + b'{"syncType"')  # 11 of the 1,000 bytes promised
-            await writer.drain()
-            writer.close()
-            await writer.wait_closed()
-            for _ in range(500):  # bounded: 5 s
-                if any("went away" in r.getMessage() for r in caplog.records):
-                    break
-                await asyncio.sleep(0.01)
+        went_away = asyncio.Event()  # set by the log record itself, on the loop's thread
+        signal = LogSignal("went away", went_away)
+        web_log = logging.getLogger("archibald_actors.web")
+        web_log.addHandler(signal)
+        try:
+            with caplog.at_level(logging.INFO, logger="archibald_actors.web"):
+                writer.write(head.encode() + b'{"syncType"')  # 11 of the 1,000 bytes promised
+                await writer.drain()
+                writer.close()
+                await writer.wait_closed()
+                await asyncio.wait_for(went_away.wait(), 5.0)
+        finally:
+            web_log.removeHandler(signal)
     finally:
         await runner.cleanup()
     gone = [r for r in caplog.records if "went away" in r.getMessage()]
