@@ -9,24 +9,14 @@ from uuid import uuid4
 
 import psycopg
 import pytest
+from pg_server import PG_DSN, admin_connection
 from psycopg import sql
 
 from archibald_actors.cluster import ChangeListener, Leadership
 
-from .support import PG_DSN, Transitions
+from .support import Transitions
 
 _THREAD_PREFIX = "archibald-"
-
-
-def _connect() -> psycopg.Connection[tuple[Any, ...]]:
-    try:
-        return psycopg.connect(PG_DSN, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.fail(
-            f"PostgreSQL is unreachable at {PG_DSN!r} ({exc}). The cluster tests need a real server"
-            " (CI starts one); start it or set ARCHIBALD_TEST_PG_DSN.",
-            pytrace=False,
-        )
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +30,7 @@ def no_leaked_threads() -> Iterator[None]:
 @pytest.fixture
 def admin() -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
     """A connection of the test itself (to look at locks and terminate backends)."""
-    with _connect() as conn:
+    with admin_connection("cluster") as conn:
         yield conn
 
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import select
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import monotonic
 from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-#: The test server (CI starts it); override with ARCHIBALD_TEST_PG_DSN.
-PG_DSN = os.environ.get("ARCHIBALD_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
+from archibald_actors import SyncService
+from archibald_actors.events import Event
 
 #: Real seconds any single bounded wait of these tests may take before the test fails.
 WAIT = 5.0
@@ -106,3 +106,35 @@ class FreezableProxy:
                 self._peers.pop(other, None)
                 sock.close()
                 other.close()
+
+
+class Watch:
+    """A service's events, waited for with a bound; ``mark()`` starts a new window."""
+
+    def __init__(self, service: SyncService) -> None:
+        self._seen: list[Event] = []
+        self._from = 0
+        self._cond = threading.Condition()
+        service.events.subscribe(self._add)
+
+    def _add(self, event: Event) -> None:
+        with self._cond:
+            self._seen.append(event)
+            self._cond.notify_all()
+
+    def mark(self) -> None:
+        """From now on, :meth:`wait_for` looks only at events that come after this call."""
+        with self._cond:
+            self._from = len(self._seen)
+
+    def wait_for(self, match: Callable[[Event], bool], timeout: float = WAIT) -> Event:
+        """The first event since the last ``mark()`` that matches; AssertionError after ``timeout``."""
+        found: list[Event] = []
+
+        def seen() -> bool:
+            found[:] = [e for e in self._seen[self._from :] if match(e)]
+            return bool(found)
+
+        with self._cond:
+            assert self._cond.wait_for(seen, timeout), f"no matching event within {timeout} s"
+        return found[0]

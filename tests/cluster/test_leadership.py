@@ -17,12 +17,13 @@ from typing import Any
 
 import psycopg
 import pytest
+from pg_server import PG_DSN
 
 from archibald_actors.cluster import Leadership
 from archibald_actors.cluster.channel import lock_key
 from archibald_actors.errors import InvalidValueError, ServiceStateError
 
-from .support import PG_DSN, WAIT, FreezableProxy, Transitions, advisory_holders
+from .support import WAIT, FreezableProxy, Transitions, advisory_holders
 
 MakeLeadership = Callable[..., tuple[Leadership, Transitions]]
 Admin = psycopg.Connection[tuple[Any, ...]]

@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from pg_server import PG_DSN
 
 from archibald_actors.cluster import RESYNC, ChangeListener, notify
 from archibald_actors.cluster.channel import (
@@ -20,7 +21,7 @@ from archibald_actors.cluster.channel import (
 from archibald_actors.errors import InvalidValueError
 from archibald_actors.store import PostgresStore
 
-from .support import PG_DSN, WAIT
+from .support import WAIT
 
 MakeListener = Callable[..., ChangeListener]
 Admin = psycopg.Connection[tuple[Any, ...]]

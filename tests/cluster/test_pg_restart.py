@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import psycopg
 import pytest
+from pg_server import PG_DSN
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
@@ -25,7 +25,7 @@ from archibald_actors import SYNC_TYPES, ScaledClock, SyncService
 from archibald_actors.events import Event
 from archibald_actors.store import PostgresStore
 
-from .support import PG_DSN
+from .support import Watch
 
 SPEED = 600.0  # one schedule minute = 0.1 real seconds
 #: Real seconds the restart itself may take.
@@ -62,37 +62,6 @@ def own_schema() -> Iterator[str]:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
 
-class Events:
-    """A service's events, waited for with a bound; ``mark()`` starts a new window."""
-
-    def __init__(self, service: SyncService) -> None:
-        self._seen: list[Event] = []
-        self._from = 0
-        self._cond = threading.Condition()
-        service.events.subscribe(self._add)
-
-    def _add(self, event: Event) -> None:
-        with self._cond:
-            self._seen.append(event)
-            self._cond.notify_all()
-
-    def mark(self) -> None:
-        with self._cond:
-            self._from = len(self._seen)
-
-    def wait_for(self, match: Callable[[Event], bool], timeout: float) -> Event:
-        """The first event since the last ``mark()`` that matches."""
-        found: list[Event] = []
-
-        def seen() -> bool:
-            found[:] = [e for e in self._seen[self._from :] if match(e)]
-            return bool(found)
-
-        with self._cond:
-            assert self._cond.wait_for(seen, timeout), f"no matching event within {timeout} s"
-        return found[0]
-
-
 def _leading(event: Event) -> bool:
     return event["type"] == "leadership.changed" and event["role"] == "leader"
 
@@ -106,7 +75,7 @@ def test_after_a_server_restart_the_leader_leads_again_and_no_slot_runs_twice(ow
     service = SyncService(
         dict.fromkeys(SYNC_TYPES, handler), clock=ScaledClock(SPEED), store=PostgresStore(PG_DSN, own_schema)
     )
-    events = Events(service)
+    events = Watch(service)
     service.start()
     try:
         events.wait_for(_leading, timeout=5.0)

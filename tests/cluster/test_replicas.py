@@ -54,6 +54,7 @@ from uuid import uuid4
 
 import psycopg
 import pytest
+from pg_server import PG_DSN
 from psycopg import sql
 from serve_process import LISTENING, START_TIMEOUT, STOP_TIMEOUT, LineReader, call, spawn_serve, stop
 
@@ -61,8 +62,6 @@ from archibald_actors import DEFAULT_SCHEDULE
 from archibald_actors.ledger import RunRecord
 from archibald_actors.store import PostgresStore, postgres_url
 from archibald_actors.web.auth import make_token
-
-from .support import PG_DSN
 
 SPEED = 600.0  # one schedule minute = 0.1 real seconds
 MINUTE = 60.0  # schedule seconds

@@ -2,45 +2,19 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from pg_server import PG_DSN
 
 from archibald_actors import SYNC_TYPES, ScaledClock, SyncService
-from archibald_actors.events import Event
 from archibald_actors.store import PostgresStore
 
-from .support import PG_DSN
+from .support import Watch
 
 SPEED = 600.0  # one schedule minute = 0.1 real seconds
-
-
-class Watch:
-    """Events of one service, waited for with a bound."""
-
-    def __init__(self, service: SyncService) -> None:
-        self.events: list[Event] = []
-        self._cond = threading.Condition()
-        service.events.subscribe(self._add)
-
-    def _add(self, event: Event) -> None:
-        with self._cond:
-            self.events.append(event)
-            self._cond.notify_all()
-
-    def wait_for(self, match: Callable[[Event], bool], timeout: float = 5.0) -> Event:
-        with self._cond:
-            found: list[Event] = []
-
-            def seen() -> bool:
-                found[:] = [e for e in self.events if match(e)]
-                return bool(found)
-
-            assert self._cond.wait_for(seen, timeout), f"no matching event within {timeout} s"
-            return found[0]
 
 
 @pytest.fixture

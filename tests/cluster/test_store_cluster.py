@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import psycopg
 import pytest
+from pg_server import PG_DSN
 from psycopg import sql
 
 from archibald_actors.errors import InvalidValueError
@@ -17,7 +18,7 @@ from archibald_actors.schedule import DEFAULT_SCHEDULE
 from archibald_actors.store import PostgresStore, SqliteStore
 from archibald_actors.store.postgres import SCHEMA_VERSION
 
-from .support import PG_DSN, WAIT
+from .support import WAIT
 
 T0 = datetime(2026, 3, 1, 8, 0, 0, 123456, tzinfo=UTC)
 Admin = psycopg.Connection[tuple[Any, ...]]

@@ -7,33 +7,22 @@ from datetime import timedelta
 from pathlib import Path
 from uuid import uuid4
 
-import psycopg
 import pytest
+from pg_server import PG_DSN, admin_connection
 from psycopg import sql
 
 from archibald_actors.ledger import RunRecord
 from archibald_actors.messages import Outcome, Trigger
 from archibald_actors.store import MemoryStore, PostgresStore, SqliteStore
 
-from .support import PG_DSN, T0, Backend
-
-
-def _admin_connection() -> psycopg.Connection[tuple[object, ...]]:
-    try:
-        return psycopg.connect(PG_DSN, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.fail(
-            f"PostgreSQL is unreachable at {PG_DSN!r} ({exc}). The store tests need a real server"
-            " (CI starts one); start it or set ARCHIBALD_TEST_PG_DSN.",
-            pytrace=False,
-        )
+from .support import T0, Backend
 
 
 @pytest.fixture
 def pg_schema() -> Iterator[str]:
     """A fresh schema name for one test; the schema is dropped afterwards."""
     schema = f"t_{uuid4().hex[:8]}"
-    with _admin_connection() as admin:
+    with admin_connection("store") as admin:
         try:
             yield schema
         finally:

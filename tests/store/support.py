@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from archibald_actors.store import Store
-
-#: The test server (CI starts it); override with ARCHIBALD_TEST_PG_DSN.
-PG_DSN = os.environ.get("ARCHIBALD_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
 
 T0 = datetime(2026, 3, 1, 8, 0, 0, 123456, tzinfo=UTC)
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import psycopg
 import pytest
+from pg_server import PG_DSN
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
@@ -16,7 +17,7 @@ from archibald_actors.schedule import DEFAULT_SCHEDULE
 from archibald_actors.store import PostgresStore, postgres_url
 from archibald_actors.store.postgres import SCHEMA_VERSION
 
-from .support import PG_DSN, T0
+from .support import T0
 
 
 def _admin() -> psycopg.Connection[tuple[object, ...]]:
