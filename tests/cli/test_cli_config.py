@@ -76,9 +76,23 @@ ERRORS = [
     pytest.param(
         "[sync.orders]\npriority = 1\n\n[sync.refunds]\npriority = 2\n",
         4,
-        "sync.refunds",
-        "not a known sync type",
-        id="unknown-type",
+        "sync.refunds.interval_minutes",
+        "required for a type that is not in the default table",
+        id="new-type-without-interval",
+    ),
+    pytest.param(
+        "[sync.Refunds]\ninterval_minutes = 15\n",
+        1,
+        "sync.Refunds",
+        "not a valid sync type name: it must match ^[a-z][a-z0-9_-]{0,31}$",
+        id="bad-type-name",
+    ),
+    pytest.param(
+        "[sync.refunds]\ninterval_minutes = 15\nstart_delay_minutes = 200\n",
+        3,
+        "sync.refunds.start_delay_minutes",
+        "between 0 and 180",
+        id="new-type-delay",
     ),
     pytest.param("[serve]\nport = 1\n", 1, "serve", "not a known section", id="unknown-section"),
     pytest.param(
@@ -109,7 +123,11 @@ ERRORS = [
         id="delay",
     ),
     pytest.param(
-        "[sync.ddt]\ntimeout_seconds = 0\n", 2, "sync.ddt.timeout_seconds", "between 1", id="timeout"
+        "[sync.ddt]\ntimeout_seconds = 0\n",
+        2,
+        "sync.ddt.timeout_seconds",
+        "more than 0 and at most 86400 seconds",
+        id="timeout",
     ),
     pytest.param("[sync.ddt]\ninterval_minutes = nan\n", 2, "sync.ddt.interval_minutes", "between", id="nan"),
     pytest.param("[sync.ddt]\npriority = 101\n", 2, "sync.ddt.priority", "between 0 and 100", id="priority"),
@@ -178,11 +196,30 @@ def test_errors_name_file_line_and_field(
     assert problem in str(error)
 
 
-def test_toml_syntax_error_names_the_line(tmp_path: Path) -> None:
+def test_toml_syntax_error_names_the_line_and_key(tmp_path: Path) -> None:
     path = write(tmp_path, "[sync.orders]\npriority = 1\ninterval_minutes = \n")
-    with pytest.raises(ConfigError, match=r"sync\.toml:3: is not valid TOML") as caught:
+    with pytest.raises(ConfigError) as caught:
         load_config(path, clock=ManualClock())
-    assert caught.value.line == 3
+    assert (caught.value.line, caught.value.field) == (3, "sync.orders.interval_minutes")
+    assert str(caught.value).startswith(f"{path}:3: sync.orders.interval_minutes is not valid TOML: ")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "start"),
+    [
+        ("[sync.orders\npriority = 1\n", 1, "line 1 is not valid TOML"),  # a broken header
+        ("[sync.orders]\n= 3\n", 2, "line 2 is not valid TOML"),  # no key to name
+    ],
+)
+def test_toml_syntax_error_without_a_key_still_says_where(
+    tmp_path: Path, text: str, line: int, start: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, clock=ManualClock())
+    assert caught.value.line == line
+    assert str(caught.value).startswith(f"{path}:{line}: {start}")
+    assert ":  " not in str(caught.value) and ": is" not in str(caught.value)  # never an empty name
 
 
 def test_unreadable_file_names_the_file(tmp_path: Path) -> None:
