@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import inspect
+import json
+import signal
 import textwrap
+import urllib.request
 from pathlib import Path
 
 import pytest
+from serve_process import STOP_TIMEOUT, call, launch_serve, stop
 
 from archibald_actors import DEFAULT_SCHEDULE, ManualClock
 from archibald_actors.__main__ import main
 from archibald_actors.config import ConfigError, find_line, load_config, parse_config
+from archibald_actors.web.auth import make_token
 
 GOOD = """\
 # a comment
@@ -249,3 +254,75 @@ def test_serve_with_a_bad_config_exits_2(
     assert code == 2
     err = capsys.readouterr().err
     assert f"{path}:2: sync.orders.interval_minutes" in err
+
+
+# --- a type of its own, from the file to every route --------------------------------
+
+REFUNDS = """\
+[sync.refunds]
+interval_minutes = 5
+start_delay_minutes = 0
+priority = 3
+"""
+
+
+def test_a_table_of_a_new_type_adds_it(tmp_path: Path, sample_module: Path) -> None:
+    text = REFUNDS + 'handler = "cli_sample_handlers:sync_orders"\n'
+    config = load_config(write(tmp_path, text), clock=ManualClock())
+    assert list(config.schedule) == [*DEFAULT_SCHEDULE, "refunds"]
+    refunds = config.schedule["refunds"]
+    assert (refunds.interval_minutes, refunds.start_delay_minutes, refunds.priority) == (5, 0, 3)
+    assert refunds.enabled and set(config.handlers) == {"refunds"}
+    minimal = load_config(write(tmp_path, "[sync.refunds]\ninterval_minutes = 15\n"), clock=ManualClock())
+    assert (minimal.schedule["refunds"].start_delay_minutes, minimal.schedule["refunds"].priority) == (0, 0)
+
+
+def test_serve_with_a_new_type_in_the_config(tmp_path: Path, jwt_secret: str) -> None:
+    config = write(tmp_path, REFUNDS)
+    args = ["--port", "0", "--db", str(tmp_path / "sync.db"), "--speed", "600", "--config", str(config)]
+    proc, _, base = launch_serve(args, secret=jwt_secret, stderr_path=tmp_path / "serve.stderr")
+    try:
+        api = f"{base}/api/sync"
+        admin = make_token(jwt_secret, role="admin", sub="admin", ttl=600)
+        status, body = call("GET", f"{api}/schedule", admin)
+        assert status == 200 and body["data"]["refunds"]["interval"] == 5
+        status, body = call("POST", f"{api}/schedule", admin, {"syncType": "refunds", "intervalMinutes": 7.5})
+        assert status == 200 and body["data"]["refunds"]["interval"] == 7.5
+        status, body = call("POST", f"{api}/refunds/run", admin)
+        assert status == 202 and body["data"]["syncType"] == "refunds"
+        status, body = call("GET", f"{api}/status", admin)
+        assert status == 200 and "refunds" in body["data"]["types"]
+        status, body = call("GET", f"{api}/openapi.json", None)
+        assert "refunds" in body["components"]["schemas"]["SyncType"]["enum"]
+        # The demo handler of refunds runs on the 600x clock (its slot at T+0, and the manual run).
+        stream = urllib.request.urlopen(f"{api}/events?token={admin}", timeout=10)
+        with stream:
+            completed = (
+                json.loads(next(stream).removeprefix(b"data: "))
+                for line in stream
+                if line.startswith(b"event: sync.completed")
+            )
+            assert any(event["syncType"] == "refunds" for event in completed)
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+            metrics = response.read().decode()
+        assert 'archibald_sync_runs_total{outcome="success",sync_type="refunds"}' in metrics
+        assert call("POST", f"{api}/stock/run", admin)[0] == 400
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(STOP_TIMEOUT) == 0
+    finally:
+        stop(proc)
+
+
+def test_simulate_follows_the_configs_types(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write(tmp_path, REFUNDS)
+    assert main(["simulate", "--hours", "1", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "refunds    every 5 min from T+0, priority 3" in out
+    waits = out.split("Waits between slot and start, per type:")[1]
+    assert "refunds" in waits and " refunds " in out.split("Timeline")[1]
+
+
+def test_simulate_with_a_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write(tmp_path, "[sync.refunds]\npriority = 3\n")
+    assert main(["simulate", "--config", str(config)]) == 2
+    assert f"{config}:1: sync.refunds.interval_minutes is required" in capsys.readouterr().err
