@@ -40,7 +40,13 @@ from archibald_actors.messages import (
     Trigger,
     WaitIdle,
 )
-from archibald_actors.schedule import DEFAULT_SCHEDULE, ScheduleEntry, check_schedule, check_sync_type
+from archibald_actors.schedule import (
+    DEFAULT_SCHEDULE,
+    SYNC_TYPES,
+    ScheduleEntry,
+    check_schedule,
+    check_sync_type,
+)
 from archibald_actors.schedule_view import ScheduleView
 from archibald_actors.status import health_from_status
 from archibald_actors.store.base import Store
@@ -76,7 +82,8 @@ class SyncService:
         retention_days: runs older than this are pruned from the store's ledger.
 
     Raises:
-        UnknownSyncTypeError: a handler names a type the schedule lacks.
+        UnknownSyncTypeError: a handler names a type that is neither in the schedule nor
+            one of the default six.
         InvalidValueError: a schedule key is not a valid type name or not its entry's type.
     """
 
@@ -95,7 +102,10 @@ class SyncService:
         #: The service's sync types: the keys of its schedule, in order.
         self.sync_types: tuple[str, ...] = tuple(schedule)
         for name in handlers:
-            check_sync_type(name, self.sync_types)
+            # A handler of a default type the schedule leaves out is ignored (one handler
+            # table serves any subset of the six); any other unknown name is a typo.
+            if name not in SYNC_TYPES:
+                check_sync_type(name, self.sync_types)
         for sync_type, handler in handlers.items():
             if not callable(handler):
                 raise InvalidValueError(f"handlers[{sync_type!r}]", "must be callable")

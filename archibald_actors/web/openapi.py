@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from functools import cache
 from typing import Any
@@ -16,7 +17,6 @@ from archibald_actors.web.shapes import ANSWER_MODELS, SERVICE_REF, UPDATE_FIELD
 __all__ = ["build_openapi", "component_schemas"]
 
 Schema = dict[str, Any]
-_ref = ref
 #: Keys pydantic writes that say nothing to a client: a title per field, and the
 #: placeholder default of a key an answer may leave out (it is absent, never null).
 _NOISE = frozenset({"title", "default"})
@@ -25,7 +25,7 @@ _NOISE = frozenset({"title", "default"})
 def _clean(schema: Any) -> Any:
     """The schema without ``_NOISE``, its per-service references made real."""
     if isinstance(schema, dict) and SERVICE_REF in schema:
-        return {**_ref(schema[SERVICE_REF]), **_clean({k: v for k, v in schema.items() if k != SERVICE_REF})}
+        return {**ref(schema[SERVICE_REF]), **_clean({k: v for k, v in schema.items() if k != SERVICE_REF})}
     if isinstance(schema, dict):
         return {
             k: (_clean(v) if k != "properties" else {p: _clean(s) for p, s in v.items()})
@@ -56,13 +56,13 @@ def component_schemas(sync_types: Iterable[str] = SYNC_TYPES) -> dict[str, Schem
     def per_type(name: str) -> Schema:
         return {
             "type": "object",
-            "properties": {t: _ref(name) for t in types},
+            "properties": {t: ref(name) for t in types},
             "required": types,
             "additionalProperties": False,
         }
 
     return {
-        **_model_schemas(),
+        **copy.deepcopy(_model_schemas()),  # each document its own: a caller may edit it
         "SyncType": {"type": "string", "enum": types},
         "Schedule": per_type("ScheduleRow"),
         "TypeStatuses": per_type("TypeStatus"),
@@ -98,7 +98,7 @@ def _operation(
 ) -> Schema:
     operation: Schema = {"summary": summary, "tags": [tag], "responses": dict(responses)}
     for code in errors:
-        operation["responses"][code] = _json(_ERRORS[code], _ref("ErrorBody"))
+        operation["responses"][code] = _json(_ERRORS[code], ref("ErrorBody"))
     if not secured:
         operation["security"] = []
     return operation
@@ -127,19 +127,19 @@ def build_openapi(
             "get": _operation(
                 "The schedule as the timers hold it",
                 "schedule",
-                {"200": _json("the schedule", _ok(_ref("Schedule")))},
+                {"200": _json("the schedule", _ok(ref("Schedule")))},
                 errors=reads,
             ),
             "post": {
                 **_operation(
                     "Retune one type live (admin)",
                     "schedule",
-                    {"200": _json("the schedule after the timer re-armed", _ok(_ref("Schedule")))},
+                    {"200": _json("the schedule after the timer re-armed", _ok(ref("Schedule")))},
                     errors=("400", "401", "403", "413", "503", "504"),
                 ),
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": _ref("ScheduleUpdate")}},
+                    "content": {"application/json": {"schema": ref("ScheduleUpdate")}},
                 },
             },
         },
@@ -147,7 +147,7 @@ def build_openapi(
             "get": _operation(
                 "Running sync, queue, hold and per-type state",
                 "status",
-                {"200": _json("the status", _ok(_ref("Status")))},
+                {"200": _json("the status", _ok(ref("Status")))},
                 errors=reads,
             )
         },
@@ -156,11 +156,11 @@ def build_openapi(
                 **_operation(
                     "Queue a manual run",
                     "runs",
-                    {"202": _json("accepted (coalesced if one was pending)", _ok(_ref("RunAccepted")))},
+                    {"202": _json("accepted (coalesced if one was pending)", _ok(ref("RunAccepted")))},
                     errors=("400", *reads),
                 ),
                 "parameters": [
-                    {"name": "syncType", "in": "path", "required": True, "schema": _ref("SyncType")}
+                    {"name": "syncType", "in": "path", "required": True, "schema": ref("SyncType")}
                 ],
             }
         },
@@ -169,7 +169,7 @@ def build_openapi(
                 **_operation(
                     "Finished runs, newest first",
                     "runs",
-                    {"200": _json("the runs", _ok({"type": "array", "items": _ref("Run")}))},
+                    {"200": _json("the runs", _ok({"type": "array", "items": ref("Run")}))},
                     errors=("400", *reads),
                 ),
                 "parameters": [
@@ -179,7 +179,7 @@ def build_openapi(
                         "required": False,
                         "description": "one type; empty or absent means all types",
                         "allowEmptyValue": True,
-                        "schema": {"anyOf": [_ref("SyncType"), {"const": ""}]},
+                        "schema": {"anyOf": [ref("SyncType"), {"const": ""}]},
                     },
                     {
                         "name": "limit",
@@ -234,11 +234,11 @@ def build_openapi(
                 "Health of the actors",
                 "meta",
                 {
-                    "200": _json("every actor is up", _ref("HealthOk")),
+                    "200": _json("every actor is up", ref("HealthOk")),
                     "503": _json(
                         "an actor failed for good, a type is stale or failing, the store is unavailable, "
                         "or the service does not answer",
-                        _ref("HealthDegraded"),
+                        ref("HealthDegraded"),
                     ),
                 },
                 errors=(),

@@ -138,3 +138,11 @@ async def test_a_service_without_the_defaults_documents_only_its_own(make_api: M
     assert await asyncio.to_thread(api.service.wait_idle, 5.0)
     _, body = await api.get("/history")
     assert [(r["syncType"], r["trigger"]) for r in body["data"]] == [("refunds", "auto")]
+
+
+def test_handlers_of_default_types_the_schedule_leaves_out_are_ignored_others_refused() -> None:
+    handlers = {t: (lambda ctx: None) for t in SYNC_TYPES}
+    service = SyncService(handlers, schedule={"refunds": REFUNDS}, clock=ManualClock())
+    assert service.sync_types == ("refunds",)
+    with pytest.raises(LookupError, match="refund'"):
+        SyncService({"refund": lambda ctx: None}, schedule={"refunds": REFUNDS}, clock=ManualClock())
