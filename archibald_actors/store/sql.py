@@ -194,10 +194,11 @@ class SqlStore:
         Raises:
             InvalidValueError: ``slot_offset`` is not finite.
         """
-        slot, token = slot_ms(slot_offset), uuid4()
+        slot, token = slot_ms(slot_offset), None
         values: tuple[Any, ...] = (sync_type, slot, self._time(datetime.now(UTC), "claimedAt"))
         query = "INSERT INTO slot_claims (sync_type, slot_ms, claimed_at) VALUES (?, ?, ?)"
         if self._dialect.retries:
+            token = uuid4()
             query = "INSERT INTO slot_claims (sync_type, slot_ms, claimed_at, token) VALUES (?, ?, ?, ?)"
             values = (*values, token)
         query += " ON CONFLICT (sync_type, slot_ms) DO NOTHING"
@@ -205,7 +206,7 @@ class SqlStore:
         def claim(db: Session) -> bool:
             if db.count(query, values) == 1:
                 return True
-            if not self._dialect.retries:
+            if token is None:
                 return False
             # A retry after a lost acknowledgement finds its own claim: still ours.
             holder = "SELECT token FROM slot_claims WHERE sync_type = ? AND slot_ms = ?"
