@@ -243,10 +243,15 @@ class SqlStore:
 
     def delete_requests(self, ids: list[int]) -> None:
         """Forget requests whose runs have started; unknown ids are ignored."""
-        if ids:
-            query = f"DELETE FROM requests WHERE id IN ({', '.join('?' * len(ids))})"
-            values = [int(row) for row in ids]
-            self._dialect.run("delete_requests", lambda db: db.count(query, values), write=True)
+        values = [int(row) for row in ids]
+
+        def delete(db: Session) -> None:
+            for start in range(0, len(values), 500):  # SQLite before 3.32 takes 999 parameters at most
+                chunk = values[start : start + 500]
+                db.count(f"DELETE FROM requests WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+
+        if values:
+            self._dialect.run("delete_requests", delete, write=True)
 
     def notify(self, kind: str, payload: Mapping[str, Any]) -> None:
         """Announce a change to other replicas: none by default (``PostgresStore`` has them)."""

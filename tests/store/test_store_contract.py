@@ -233,3 +233,14 @@ def test_naive_datetimes_are_refused(durable_backend: Backend, make_run: MakeRun
 def test_negative_limit_is_refused(durable_backend: Backend) -> None:
     with pytest.raises(InvalidValueError, match="limit"):
         durable_backend.open().runs(limit=-1)
+
+
+def test_requests_are_kept_until_deleted_however_many(backend: Backend) -> None:
+    store = backend.open()
+    store.load()
+    ids = [store.add_request("orders", "manual", T0 + timedelta(seconds=n)) for n in range(1200)]
+    assert len(set(ids)) == 1200
+    store.delete_requests([*ids[:1100], 10**12])  # more ids than old SQLite takes in one statement
+    pending = backend.open().pending_requests()
+    assert [row[0] for row in pending] == ids[1100:]
+    assert pending[0][1:] == ("orders", "manual", T0 + timedelta(seconds=1100))
