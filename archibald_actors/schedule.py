@@ -1,7 +1,7 @@
 """The schedule table, ``ScheduleEntry``, validation and the slot arithmetic (pure functions).
 
 Slots of a type with start delay ``d`` and interval ``i`` under epoch ``E`` are
-``E + d + k*i`` for k = 0, 1, 2, ... (DESIGN section 5). They are computed from the
+``E + d + k*i`` for k = 0, 1, 2, ... They are computed from the
 epoch, never from "now + interval", so nothing drifts and retunes keep the staggering.
 """
 
@@ -44,7 +44,7 @@ __all__ = [
 #: The seed's six types (the keys of ``DEFAULT_SCHEDULE``); a service's types are its schedule's keys.
 SYNC_TYPES: tuple[str, ...] = ("orders", "customers", "prices", "invoices", "ddt", "products")
 
-#: Sync timeout when a type names none (DESIGN section 6).
+#: Sync timeout when a type names none: 15 minutes.
 DEFAULT_TIMEOUT_SECONDS = 15 * 60.0
 
 
@@ -198,7 +198,7 @@ def _entry(sync_type: str, interval: float, delay: float, priority: int, stale_h
     )
 
 
-#: The approved table (DESIGN section 3): interval and start delay in minutes, priority,
+#: The approved table: interval and start delay in minutes, priority,
 #: and the staleness thresholds the admin page used (DOMAIN.md).
 DEFAULT_SCHEDULE: Mapping[str, ScheduleEntry] = MappingProxyType(
     {
