@@ -315,7 +315,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     service = SyncService(handlers, clock=clock, schedule=schedule, store=open_store(args.db, args.schema))
     service.events.subscribe(_log_run)
     # SIGTERM lets the running sync finish (within the stop timeout); nothing queued is lost.
-    app = create_app(service, secret=secret, drain=True, stop_timeout=args.stop_timeout)
+    app = create_app(service, secret=secret, drain=True, stop_timeout=args.stop_timeout, console=True)
     announce = [
         f"archibald-sync {_package_version()}: store {_without_password(args.db)}, speed {args.speed:g}x, "
         f"handlers: {_describe_handlers(handlers)}",
