@@ -116,7 +116,7 @@ function tick() {
   if (document.hidden || !page.api) return;
   const now = page.clock.now();
   page.rows.tick(now);
-  page.timeline.render(model, now);
+  if (page.timeline.due(now)) page.timeline.render(model, now);
 }
 
 function notice(key, text) {

@@ -4,7 +4,7 @@
 // marks, and a "now" line. Hovering a bar or a mark shows its <title>.
 
 import { svg } from "./dom.js";
-import { HOUR, MINUTE, clockTime, duration, isoTime, parseTime } from "./format.js";
+import { HOUR, MINUTE, clockTime, duration, isoTime, localShift, parseTime } from "./format.js";
 
 /** Zoom levels: how far back and ahead of now the axis reaches. */
 export const ZOOMS = [
@@ -53,6 +53,13 @@ export class Timeline {
     this.container = container;
     this.spanLabel = spanLabel;
     this.zoom = DEFAULT_ZOOM;
+    this.drawn = { now: -Infinity, pxPerMs: 0 };
+  }
+
+  /** Whether the clock moved the picture by half a pixel or more since it was drawn. At
+   * speed 1 that is every 15 s or so; redrawing every second would only cost CPU. */
+  due(now) {
+    return Math.abs(now - this.drawn.now) * this.drawn.pxPerMs >= 0.5;
   }
 
   zoomBy(delta) {
@@ -72,6 +79,7 @@ export class Timeline {
     const end = now + ahead;
     const plotW = width - labelW - 10;
     const x = (t) => labelW + ((t - start) / (end - start)) * plotW;
+    this.drawn = { now, pxPerMs: plotW / (end - start) };
     const clampX = (t) => Math.max(labelW, Math.min(labelW + plotW, x(t)));
     const types = model.types;
     const height = AXIS_H + types.length * LANE_H + 6;
@@ -183,7 +191,7 @@ export class Timeline {
     const g = svg("g", { class: "axis" });
     const pxPerMs = plotW / (end - start);
     const step = TICK_STEPS.find((s) => s * pxPerMs >= MIN_TICK_PX) || TICK_STEPS[TICK_STEPS.length - 1];
-    const offset = -new Date(start).getTimezoneOffset() * MINUTE; // ticks on local round times
+    const offset = localShift(start); // ticks on local round times
     for (let t = Math.ceil((start + offset) / step) * step - offset; t <= end; t += step) {
       const tx = x(t);
       if (tx < labelW + 14 || tx > labelW + plotW - 14) continue;
