@@ -98,6 +98,20 @@ def test_the_embedded_console_lives_under_the_prefix_and_shows_a_hold(host: Host
     with host.service.exclusive(timeout=10):
         expect(hold).to_be_visible()
         expect(hold).to_contain_text("on hold")
+        # Held, runs wait in the queue: each row shows its place, in the service's order.
+        page.locator('[data-sync-type="customers"] [data-action=run]').click()
+        expect(page.locator('tr[data-sync-type="customers"]')).to_have_attribute("data-state", "queued")
+        page.locator('[data-sync-type="orders"] [data-action=run]').click()
+        expect(page.locator("tr[data-state=queued]")).to_have_count(2)
+        queue = [q["syncType"] for q in host.service.status()["queue"]]
+        assert sorted(queue) == ["customers", "orders"]
+        for place, sync_type in enumerate(queue, 1):
+            badge = page.locator(f'[data-sync-type="{sync_type}"] .badge.state-queued')
+            expect(badge).to_have_text(f"queued #{place}")
     expect(hold).to_have_count(0)
+    # Released, both run (the host's handlers return at once): success, and back to paused.
+    for sync_type in ("customers", "orders"):
+        expect(page.locator(f'tr[data-sync-type="{sync_type}"]')).to_have_attribute("data-state", "paused")
+        expect(page.locator(f'[data-sync-type="{sync_type}"] .outcome')).to_have_text("success")
     # Every request stayed on the host's origin, under the prefix.
     assert all(url.startswith(f"{host.base}{PREFIX}/") for url in host_pages.requests), host_pages.requests

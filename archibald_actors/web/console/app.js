@@ -253,7 +253,7 @@ function signOut(reason) {
   forget();
   if (page.stream) page.stream.stop();
   clearInterval(page.ticker);
-  if (page.editor) page.editor.close();
+  if (page.editor) page.editor.dispose();
   page.editorForm.remove();
   Object.assign(page, { api: null, stream: null, editor: null, ticker: null });
   model.live = true;

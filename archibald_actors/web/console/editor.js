@@ -43,16 +43,21 @@ export class Editor {
     this.on.changed();
   }
 
-  /** Hide the form; drops its listeners when the page signs out (`dispose`). */
-  close(dispose = true) {
+  /** Hide the form. */
+  close() {
     this.type = null;
     this.form.hidden = true;
     delete this.form.dataset.syncType;
-    if (dispose) for (const [node, name, fn] of this.listeners) node.removeEventListener(name, fn);
+  }
+
+  /** Hide the form and let go of it (on signing out: the next admin gets a new Editor). */
+  dispose() {
+    this.close();
+    for (const [node, name, fn] of this.listeners) node.removeEventListener(name, fn);
   }
 
   cancel() {
-    this.close(false);
+    this.close();
     this.on.changed();
   }
 
@@ -85,7 +90,7 @@ export class Editor {
     this.saveButton.disabled = true;
     try {
       await this.on.save({ syncType: this.type, intervalMinutes: values.interval, startDelayMinutes: values.delay });
-      this.close(false);
+      this.close();
       this.on.changed();
     } catch (error) {
       if (error instanceof AuthError) this.on.saveFailed("Save", error);
