@@ -72,10 +72,19 @@ async function flush() {
 
 async function read(part) {
   const api = page.api;
-  if (part === "schedule") model.schedule = await api.schedule();
+  if (part === "schedule") setSchedule(await api.schedule());
   else if (part === "status") model.status = await api.status();
   else if (part === "history") setHistory(await api.history(HISTORY_LIMIT));
   else if (part === "clock") await page.clock.sync();
+}
+
+/** A new schedule; its nextRunAt also goes into the status, which may be older. */
+function setSchedule(schedule) {
+  model.schedule = schedule;
+  for (const [type, entry] of Object.entries(schedule)) {
+    const st = model.status?.types?.[type];
+    if (st) st.nextRunAt = entry.nextRunAt;
+  }
 }
 
 function setHistory(runs) {
@@ -154,12 +163,12 @@ const actions = {
     want("status");
   }),
   pause: (type, button) => act(`Pause ${type}`, button, async () => {
-    model.schedule = await page.api.retune({ syncType: type, enabled: false });
+    setSchedule(await page.api.retune({ syncType: type, enabled: false }));
     render();
     want("status");
   }),
   resume: (type, button) => act(`Resume ${type}`, button, async () => {
-    model.schedule = await page.api.retune({ syncType: type, enabled: true });
+    setSchedule(await page.api.retune({ syncType: type, enabled: true }));
     render();
     want("status");
   }),
@@ -167,7 +176,7 @@ const actions = {
 };
 
 async function save(change) {
-  model.schedule = await page.api.retune(change);
+  setSchedule(await page.api.retune(change));
   want("status");
 }
 

@@ -38,13 +38,19 @@ export function gridSlots(epochMs, intervalMin, delayMin, after, until) {
   return slots;
 }
 
-/** Slots from the schedule's next run on: nextRunAt + k * interval, up to `until`. */
-export function nextSlots(entry, until) {
-  const next = parseTime(entry?.nextRunAt);
-  if (!entry || entry.enabled === false || next === null) return [];
+/**
+ * Slots from the next run on: nextRunAt + k * interval, from `after` up to `until`.
+ * `nextRunAt` comes from the status (read again on every event) before the schedule (read
+ * when it changes), and a slot that has passed since it was read is skipped.
+ */
+export function nextSlots(entry, nextRunAt, after, until) {
+  let t = parseTime(nextRunAt ?? entry?.nextRunAt);
+  if (!entry || entry.enabled === false || t === null) return [];
   const step = entry.interval * MINUTE;
+  if (!(step > 0)) return [];
+  if (t < after) t += Math.ceil((after - t) / step) * step;
   const slots = [];
-  for (let t = next; t <= until && slots.length < MAX_SLOTS; t += step) slots.push(t);
+  for (; t <= until && slots.length < MAX_SLOTS; t += step) slots.push(t);
   return slots;
 }
 
@@ -147,7 +153,8 @@ export class Timeline {
         }
       }
       const previewing = model.preview && model.preview.type === type;
-      for (const t of nextSlots(model.schedule?.[type], end)) {
+      const nextRunAt = model.status?.types?.[type]?.nextRunAt;
+      for (const t of nextSlots(model.schedule?.[type], nextRunAt, now, end)) {
         g.append(this.mark(x(t), mid, previewing ? "slot replaced" : "slot", {
           "data-slot": "",
           "data-sync-type": type,
