@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from archibald_actors.clock import Clock
-from archibald_actors.ledger import iso
+from archibald_actors.domain import iso
 from archibald_actors.schedule import ScheduleEntry
 
 if TYPE_CHECKING:
@@ -39,11 +39,15 @@ def build_status(  # noqa: PLR0917 - one call site per actor, all positional for
     orchestrator_state: str,
     role: str,
     clock: Clock,
+    store: str = "ok",
 ) -> dict[str, Any]:
-    """The status dict (camelCase keys); ``timers`` is the supervisor's per-type view."""
+    """The status dict (camelCase keys); ``timers`` is the supervisor's per-type view.
+
+    ``store`` is "ok", or "unavailable" while the store fails or does not answer.
+    """
     now = clock.wall()
     running = state.running
-    queued = state.queue.ordered()
+    queued = state.waiting()
     queued_types = {r.sync_type for r in queued}
     types: dict[str, Any] = {}
     for sync_type, timer in timers.items():
@@ -82,12 +86,13 @@ def build_status(  # noqa: PLR0917 - one call site per actor, all positional for
         "held": state.holds > 0,
         "orchestrator": orchestrator_state,
         "role": role,
+        "store": store,
         "types": types,
     }
 
 
 def health_from_status(status: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"status": "ok"}``, or ``"degraded"`` with the failed children and stale types.
+    """``{"status": "ok"}``, or ``"degraded"`` with the failed children, stale types and the store.
 
     In a cluster the body also names the replica's ``role`` (leader or follower).
     """
@@ -97,6 +102,7 @@ def health_from_status(status: Mapping[str, Any]) -> dict[str, Any]:
     stale = [t for t, v in status["types"].items() if not v["fresh"]]
     # A replica of a cluster says which one it is; a standalone service keeps the bare body.
     role = {} if status.get("role", "standalone") == "standalone" else {"role": status["role"]}
-    if not failed and not stale:
+    store = {} if status.get("store", "ok") == "ok" else {"store": status["store"]}
+    if not failed and not stale and not store:
         return {"status": "ok", **role}
-    return {"status": "degraded", "failed": failed, "stale": stale, **role}
+    return {"status": "degraded", "failed": failed, "stale": stale, **store, **role}

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from archibald_actors.ledger import RunRecord
+from archibald_actors.domain import RunRecord
 from archibald_actors.schedule import ScheduleEntry
 
 __all__ = ["ClusterStore", "Store", "StoredState"]
@@ -89,6 +89,10 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections and files."""
+        ...
+
+    def cluster(self) -> ClusterStore | None:
+        """This store as the shared store of a cluster of replicas, or None if nobody shares it."""
         ...
 
 

@@ -14,9 +14,8 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, LiteralString, cast
 
+from archibald_actors.domain import Outcome, RunRecord, Trigger
 from archibald_actors.errors import InvalidValueError, StoreError
-from archibald_actors.ledger import RunRecord
-from archibald_actors.messages import Outcome, Trigger
 from archibald_actors.schedule import ScheduleEntry
 
 __all__ = [

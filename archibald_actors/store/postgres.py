@@ -24,8 +24,8 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import Jsonb
 
 from archibald_actors.cluster.channel import channel_name, encode_change
+from archibald_actors.domain import RunRecord
 from archibald_actors.errors import InvalidValueError, StoreError
-from archibald_actors.ledger import RunRecord
 from archibald_actors.schedule import ScheduleEntry
 from archibald_actors.store.base import StoredState
 from archibald_actors.store.codec import (
@@ -202,6 +202,10 @@ class PostgresStore:
             self._discard()
 
     # --- beyond the protocol (cluster) ---------------------------------------------
+
+    def cluster(self) -> PostgresStore:
+        """This store: every replica on its schema shares it."""
+        return self
 
     def claim_slot(self, sync_type: str, slot_offset: float) -> bool:
         """Claim slot ``slot_offset`` (seconds after the epoch) of ``sync_type`` for this caller.

@@ -26,10 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from archibald_actors.domain import RunRecord
 from archibald_actors.errors import StoreError
-from archibald_actors.ledger import RunRecord
 from archibald_actors.schedule import ScheduleEntry
-from archibald_actors.store.base import StoredState
+from archibald_actors.store.base import ClusterStore, StoredState
 from archibald_actors.store.codec import (
     ENTRY_COLUMNS,
     RUN_COLUMNS,
@@ -237,6 +237,10 @@ class SqliteStore:
                     conn.close()
 
     # --- beyond the protocol (cluster) ---------------------------------------------
+
+    def cluster(self) -> ClusterStore | None:
+        """None: replicas share a PostgreSQL store, not an SQLite file."""
+        return None
 
     def add_request(self, sync_type: str, trigger: str, requested_at: datetime) -> int:
         """Store an accepted manual request so a restart does not lose it; return its id."""
