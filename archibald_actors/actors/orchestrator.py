@@ -10,15 +10,15 @@ no accepted request is lost.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import replace
+from collections.abc import Mapping
 from typing import Any
 
 from archibald_actors.actors.base import Address, TrackedActor
 from archibald_actors.actors.orchestrator_state import OrchestratorState, Running
+from archibald_actors.actors.request_store import RequestStore
 from archibald_actors.actors.run_ledger import RunLedger
 from archibald_actors.actors.runner import SyncHandler, SyncRunner
-from archibald_actors.actors.store_worker import StoreWorker, announce
+from archibald_actors.actors.store_worker import StoreWorker
 from archibald_actors.clock import Activity, Clock
 from archibald_actors.domain import Outcome
 from archibald_actors.events import EventBus
@@ -50,12 +50,11 @@ from archibald_actors.messages import (
     SyncFinished,
     WaitIdle,
     answer,
-    fail,
 )
 from archibald_actors.request_queue import PendingRequest
 from archibald_actors.schedule import ScheduleEntry
 from archibald_actors.status import build_status, iso_at
-from archibald_actors.store.base import ClusterStore, Store
+from archibald_actors.store.base import ClusterStore
 
 __all__ = ["OrchestratorActor", "OrchestratorState"]
 
@@ -63,8 +62,6 @@ log = logging.getLogger("archibald_actors.orchestrator")
 
 #: Clock seconds a stopped run gets to end before it is abandoned.
 STOP_GRACE_SECONDS = 30.0
-#: Clock seconds before a pick is retried when the store could not claim a slot.
-CLAIM_RETRY = 5.0
 
 
 class OrchestratorActor(TrackedActor):
@@ -93,9 +90,8 @@ class OrchestratorActor(TrackedActor):
         self._state = state
         self._runner = runner
         self._events = events
-        self._store = store
-        self._cluster = cluster
         self._ledger = RunLedger(state, store, address, clock, events)
+        self._requests = RequestStore(state, store, address, clock, events, cluster=cluster)
         self._fires = fires_in_flight
 
     def on_started(self) -> None:
@@ -147,22 +143,17 @@ class OrchestratorActor(TrackedActor):
     def _handle_store_result(self, message: Any) -> None:
         """The store's answers to the calls made for this actor (or its last incarnation)."""
         match message:
-            case Booted():
-                self._booted(message)
-            case RequestStored(request=request, result=result):
-                self._request_stored(request, result)
+            case Booted(epoch=epoch, served=served, runs=runs):
+                self._state.boot(epoch, served, runs)
+            case RequestStored(request=request):
+                if self._requests.written(message):
+                    self._enqueue(request)
             case StoredRequestsRead(result=result):
                 self._queue_stored(result)
-            case SlotClaimed(request=request, result=result):
-                self._claimed(request, result)
-            case RunRecorded():
-                self._ledger.recorded(message)
-            case RecordRuns():
-                self._ledger.retry()
-            case HistoryRead():
-                self._ledger.history_read(message)
-            case LedgerRead():
-                self._ledger.ledger_read(message)
+            case SlotClaimed():
+                self._claimed(message)
+            case RunRecorded() | RecordRuns() | HistoryRead() | LedgerRead():
+                self._ledger.handle(message)
             case _:
                 super().handle(message)
 
@@ -185,25 +176,7 @@ class OrchestratorActor(TrackedActor):
             return
         # A caller's request is durable (and, in a cluster, announced) before it is
         # acknowledged: it is queued once the store has it.
-        sync_type, trigger = request.sync_type, request.trigger
-        requested_at, cluster = self._clock.wall(request.requested_at), self._cluster
-
-        def write(store: Store) -> int:
-            row = store.add_request(sync_type, trigger, requested_at)
-            announce(cluster, "request", {"syncType": sync_type, "id": row})
-            return row
-
-        address = self._sv_address
-        self._store.submit(
-            write, lambda result: address.tell(RequestStored(request, result)), for_caller=True
-        )
-
-    def _request_stored(self, request: RequestSync, result: StoreResult[int]) -> None:
-        if result.error is not None:
-            fail(request.reply, result.error)
-            return
-        self._state.rows.note(request.sync_type, result.unwrap())
-        self._enqueue(request)
+        self._requests.write(request)
 
     def _enqueue(self, request: RequestSync) -> None:
         state = self._state
@@ -260,15 +233,12 @@ class OrchestratorActor(TrackedActor):
         elif request.scheduled_at is None or request.scheduled_at == request.claimed:
             self._start(request)
         else:
-            self._claim(request)
+            self._requests.claim(request)
 
     def _start(self, request: PendingRequest) -> None:
         state = self._state
         run_id = state.begin_run()
-        done_rows = state.rows.started(request.sync_type)
-        if done_rows:
-            forget = _log_failure("forget the started requests")
-            self._store.submit(lambda store: store.delete_requests(done_rows), forget)
+        self._requests.forget(request.sync_type)
         now = self._clock.now()
         handler = self._handlers[request.sync_type]
         stop = self._runner.start(
@@ -294,66 +264,18 @@ class OrchestratorActor(TrackedActor):
             queue=[r.sync_type for r in state.queue.ordered()],
         )
 
-    def _claim(self, request: PendingRequest) -> None:
-        """Claim the request's slot in the store before it runs, so no slot ever runs twice.
-
-        Nothing else starts until the store answers (see :meth:`_claimed`).
-        """
+    def _claimed(self, message: SlotClaimed) -> None:
         state = self._state
-        assert state.epoch is not None and request.scheduled_at is not None  # leading: booted
-        state.claiming = request
-        sync_type, offset = request.sync_type, request.scheduled_at - state.epoch
-        newest = request.scheduled_at > state.served.get(sync_type, float("-inf"))
-
-        def claim(store: Store) -> bool:
-            if not store.claim_slot(sync_type, offset):
-                return False
-            if newest:  # served means claimed (about to run), not merely fired
-                store.save_served(sync_type, offset)
-            return True
-
-        address = self._sv_address
-        self._store.submit(claim, lambda result: address.tell(SlotClaimed(request, result)))
-
-    def _claimed(self, request: PendingRequest, result: StoreResult[bool]) -> None:
-        """Run the claimed request, or skip a slot claimed before.
-
-        An automatic request whose slot was claimed already (served before a restart, or
-        by another replica) is skipped; a user's request merged with such a slot still
-        runs, for the user and not for the slot. If the store could not answer, the
-        request goes back to the queue and the pick is retried later: running without
-        the claim could run a slot twice.
-        """
-        state = self._state
-        state.claiming = None
-        slot = request.scheduled_at
-        assert slot is not None
-        if result.error is not None:
-            log.error("cannot claim %s slot, retrying in %g s: %s", request.sync_type, CLAIM_RETRY,
-                      result.error)
-            state.queue.restore(request)
-            if not state.pick_armed:
-                state.pick_armed = True
-                address = self._sv_address
-                self._clock.call_at(self._clock.now() + CLAIM_RETRY, lambda: address.tell(Pick()))
+        request, store_failed = self._requests.settle(message)
+        if store_failed:
             return
-        claimed: PendingRequest | None
-        if result.unwrap():
-            state.served[request.sync_type] = max(slot, state.served.get(request.sync_type, slot))
-            claimed = replace(request, claimed=slot)
-        else:
-            state.counters[request.sync_type].duplicates += 1
-            log.info("%s slot %s was already claimed", request.sync_type, slot)
-            skipped_at = iso_at(self._clock, slot)
-            self._events.publish("slot.skipped", syncType=request.sync_type, scheduledAt=skipped_at)
-            claimed = None if request.trigger == "auto" else replace(request, scheduled_at=None)
-        if claimed is not None and state.leading:
+        if request is not None and state.leading:
             if state.holds:  # a hold came meanwhile: the run waits for it, claimed
-                state.queue.restore(claimed)
+                state.queue.restore(request)
             else:
                 # Decided before any drain that came meanwhile: the slot is served now,
                 # so it runs (a drain that stops runs stops it at once).
-                self._start(claimed)
+                self._start(request)
                 if state.draining and state.drain_stops and state.running is not None:
                     state.running.stop()
                 return
@@ -427,32 +349,15 @@ class OrchestratorActor(TrackedActor):
             state.running.stop()
         self._notify_idle()
 
-    def _booted(self, booted: Booted) -> None:
-        """The store was read: slots count from its epoch; its runs are the history."""
-        state = self._state
-        state.epoch = booted.epoch
-        for sync_type, slot in booted.served.items():
-            state.served[sync_type] = max(slot, state.served.get(sync_type, slot))
-        state.adopt_runs(list(booted.runs))
-
     def _load_requests(self) -> None:
         """Read the stored manual requests (written by any replica, or before a restart)."""
         if self._state.leading:
-            address = self._sv_address
-            self._store.submit(
-                lambda store: store.pending_requests(),
-                lambda result: address.tell(StoredRequestsRead(result)),
-            )
+            self._requests.read_stored()
 
     def _queue_stored(self, result: StoreResult[list[StoredRequest]]) -> None:
         """Queue the stored requests not queued yet, if still leading."""
         state = self._state
-        if result.error is not None:  # the next change or election reads them again
-            log.error("cannot read the stored requests: %s", result.error)
-            return
-        if not state.leading:
-            return
-        unseen = state.rows.unseen(result.unwrap(), self._clock)
+        unseen = self._requests.unseen(result) if state.leading else []
         for sync_type, trigger, requested_at in unseen:
             state.enqueue(sync_type, trigger, None, requested_at)
         if unseen:
@@ -506,12 +411,3 @@ class OrchestratorActor(TrackedActor):
         self._state.pick_armed = False
         self._supervisor.tell(ChildFailed("orchestrator", error))
 
-
-def _log_failure(what: str) -> Callable[[StoreResult[None]], None]:
-    """A store outcome nobody waits for: log it if the call failed."""
-
-    def deliver(result: StoreResult[None]) -> None:
-        if result.error is not None:
-            log.error("cannot %s: %s", what, result.error)
-
-    return deliver

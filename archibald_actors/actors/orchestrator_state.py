@@ -7,7 +7,7 @@ so the actor reads as decisions. Only the actor calls the mutating methods, from
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -135,6 +135,13 @@ class OrchestratorState:
             success = next((r for r in self.history.newest_first(sync_type) if r.outcome == "success"), None)
             if success is not None:
                 counter.last_success = success.finished_at
+
+    def boot(self, epoch: float, served: Mapping[str, float], runs: Iterable[RunRecord]) -> None:
+        """The store was read: slots count from ``epoch``; its runs are the history."""
+        self.epoch = epoch
+        for sync_type, slot in served.items():
+            self.served[sync_type] = max(slot, self.served.get(sync_type, slot))
+        self.adopt_runs(list(runs))
 
     def enqueue(
         self, sync_type: str, trigger: Trigger, scheduled_at: float | None, requested_at: float

@@ -53,6 +53,18 @@ class RunLedger:
         self._clock = clock
         self._events = events
 
+    def handle(self, message: RunRecorded | RecordRuns | HistoryRead | LedgerRead) -> None:
+        """The store's answer to one of the calls made here (or a retry's turn)."""
+        match message:
+            case RunRecorded():
+                self.recorded(message)
+            case RecordRuns():
+                self.retry()
+            case HistoryRead():
+                self.history_read(message)
+            case LedgerRead():
+                self.ledger_read(message)
+
     def record(self, record: RunRecord) -> None:
         """Append a finished run after the ones still waiting for the store."""
         state = self._state

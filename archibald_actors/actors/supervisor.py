@@ -12,17 +12,16 @@ published view) in ``ScheduleOwner``, reading the store at start and on election
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 
 import pykka
 
 from archibald_actors.actors.base import Address, TrackedActor
 from archibald_actors.actors.orchestrator_state import OrchestratorState
+from archibald_actors.actors.pruner import Pruner
 from archibald_actors.actors.role import Loaded, StateLoader
 from archibald_actors.actors.schedule_owner import ScheduleOwner
 from archibald_actors.actors.store_worker import StoreWorker
@@ -63,8 +62,6 @@ MAX_RESTARTS = 5
 RESTART_WINDOW = 60.0
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 30.0
-#: Clock seconds between two prunes of the ledger.
-PRUNE_EVERY = 6 * 3600.0
 #: Real seconds the supervisor waits for each child to stop.
 CHILD_STOP_TIMEOUT = 5.0
 
@@ -126,13 +123,10 @@ class SupervisorActor(TrackedActor):
         self._start_orchestrator = start_orchestrator
         self._orchestrator_state = orchestrator_state
         self._events = events
-        self._store = store
         self._fires = fires_in_flight
-        self._retention = retention_days * 86400.0
-        self._pruner: threading.Thread | None = None
-        self._prune_wakeup: Wakeup | None = None
+        self._pruner = Pruner(store, clock, address, retention_days)
         # The timers stand by until the store was read: they need its epoch and slots.
-        self._children = {name: ChildInfo("running" if name == ORCHESTRATOR else "standby") for name in addresses}
+        self._children = {n: ChildInfo("running" if n == ORCHESTRATOR else "standby") for n in addresses}
         self._role = "follower" if cluster is not None else "standalone"
         self._elected = False
         self._on_booted = on_booted
@@ -187,7 +181,7 @@ class SupervisorActor(TrackedActor):
         self._schedule.adopt_stored(stored.entries, served)
         self._addresses[ORCHESTRATOR].tell(Booted(epoch, served, tuple(runs)))
         self._on_booted(epoch)
-        self._prune()
+        self._pruner.prune()
 
     def _lead(self) -> None:
         if self._role == "follower":
@@ -246,22 +240,6 @@ class SupervisorActor(TrackedActor):
         if kind in ("request", "resync") and self._role == "leader":
             self._addresses[ORCHESTRATOR].tell(LoadRequests())
 
-    def _prune(self) -> None:
-        """Drop ledger rows and slot claims past the retention, on a thread of its own.
-
-        The delete may take a while on a big ledger; nothing waits for it.
-        """
-        cutoff = self._clock.wall() - timedelta(seconds=self._retention)
-        if self._pruner is None or not self._pruner.is_alive():
-            self._clock.activity.begin()
-            args = (self._store, cutoff, self._clock.activity)
-            self._pruner = threading.Thread(target=_prune, args=args, name="archibald-prune", daemon=True)
-            self._pruner.start()
-        address = self._sv_address
-        self._prune_wakeup = self._clock.call_at(
-            self._clock.now() + PRUNE_EVERY, lambda: address.tell(PruneLedger())
-        )
-
     def _start_child(self, name: str) -> None:
         ref: pykka.ActorRef[Any]
         if name == ORCHESTRATOR:
@@ -294,10 +272,7 @@ class SupervisorActor(TrackedActor):
                 child.restart_wakeup.cancel()
             if child.ref is not None:
                 self._stop_child(name, child)
-        if self._prune_wakeup is not None:
-            self._prune_wakeup.cancel()
-        if self._pruner is not None:
-            self._pruner.join(CHILD_STOP_TIMEOUT)
+        self._pruner.stop(CHILD_STOP_TIMEOUT)
         running = self._orchestrator_state.running
         if running is not None:
             # The orchestrator may have been down at shutdown: the run must still be told.
@@ -323,7 +298,7 @@ class SupervisorActor(TrackedActor):
             case RestartChild(name=name):
                 self._restart(name)
             case PruneLedger():
-                self._prune()
+                self._pruner.prune()
             case Retune():
                 self._schedule.retune(message)
             case EntryStored():
@@ -406,14 +381,3 @@ class SupervisorActor(TrackedActor):
             return
         self._addresses[ORCHESTRATOR].tell(ReportStatus(reply, timers, orchestrator.state, self._role, store))
 
-
-def _prune(store: Store, cutoff: datetime, activity: Activity) -> None:
-    """Delete runs and slot claims older than ``cutoff`` (on the pruning thread)."""
-    try:
-        runs, claims = store.prune(cutoff), store.prune_claims(cutoff)
-        if runs or claims:
-            log.info("pruned %d runs and %d slot claims older than %s", runs, claims, cutoff)
-    except Exception:  # pruning is housekeeping: log, try again next time
-        log.exception("pruning the ledger failed")
-    finally:
-        activity.end()
