@@ -36,6 +36,9 @@ T = TypeVar("T")
 #: Real seconds a caller's store call may wait behind another one. A store that answers
 #: at all answers in milliseconds; the callers were promised an answer within 50 ms.
 PATIENCE = 0.02
+#: Real seconds after which a call still running makes the store read as unavailable
+#: (longer than the patience: a slow but healthy query must not make health flap).
+STALLED_AFTER = 1.0
 
 
 class Chain:
@@ -88,9 +91,11 @@ class StoreWorker:
 
     @property
     def available(self) -> bool:
-        """False while the store is failing (its last call failed) or not answering."""
+        """False while the store fails (its last call failed, or a caller was refused for
+        want of an answer) or a call has been running for longer than ``STALLED_AFTER``."""
         with self._cond:
-            return not self._failing and not self._stalled(time.monotonic())
+            running = self._current is not None and time.monotonic() - self._current_since > STALLED_AFTER
+            return not self._failing and not running
 
     def submit(
         self,
@@ -119,6 +124,7 @@ class StoreWorker:
         with self._cond:
             closed = self._closed
             stalled = for_caller and self._stalled(now)
+            self._failing = self._failing or stalled
             if not closed and not stalled:
                 self._queue.append(job)
                 self._cond.notify_all()
@@ -205,6 +211,7 @@ class StoreWorker:
                 ):
                     expired.append(current)
                 for job in expired:
+                    self._failing = True  # a caller is refused: the store is not answering
                     if not job.started:
                         self._queue.remove(job)
                 deadlines = [
