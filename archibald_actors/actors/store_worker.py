@@ -152,7 +152,9 @@ class StoreWorker:
     def _not_answering(self, now: float) -> StoreError:
         with self._cond:
             waited = now - self._current_since if self._current is not None else 0.0
-        return StoreError(f"the store is not answering (a call has been waiting {waited:.1f} s); try again")
+        return StoreError(
+            f"the store is not answering (a call has waited {waited * 1000:.0f} ms for it); try again"
+        )
 
     def _work(self) -> None:
         while True:
@@ -214,11 +216,11 @@ class StoreWorker:
                     self._failing = True  # a caller is refused: the store is not answering
                     if not job.started:
                         self._queue.remove(job)
-                deadlines = [
-                    j.deadline
-                    for j in [*self._queue, *([current] if current is not None else [])]
-                    if j.deadline is not None and not j.answered and j not in expired
-                ]
+                # Deadlines still to watch: queued callers, and a bounded read in progress.
+                watched = [*self._queue]
+                if current is not None and current.bounded and not current.answered:
+                    watched.append(current)
+                deadlines = [j.deadline for j in watched if j.deadline is not None and j not in expired]
                 if expired:
                     self._cond.release()
                     try:
