@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from archibald_actors.domain import RunRecord
 from archibald_actors.schedule import ScheduleEntry
@@ -92,9 +92,11 @@ class Store(Protocol):
         ...
 
 
-@runtime_checkable
 class ClusterStore(Store, Protocol):
-    """A store several replicas share: they compete for its lock and hear its announcements."""
+    """A store several replicas share: they compete for its lock and hear its announcements.
+
+    A store says whether it is one through :meth:`Store.cluster`, never by its type.
+    """
 
     dsn: str
     schema: str
