@@ -5,8 +5,9 @@ doubling, at most 30 s) while it has had fewer than ``MAX_RESTARTS`` restarts in
 ``RESTART_WINDOW`` seconds; past that it stays down as ``failed`` and the others go on.
 
 The supervisor's other jobs live beside it: the schedule (entries, retunes, the
-published view) in ``ScheduleOwner``, reading the store at start and on election in
-``StateLoader``. Every store call runs on the ``StoreWorker``; none blocks this actor.
+published view) in ``ScheduleOwner``; leadership (reading the store at start and on
+election, then leading or following) in ``Role``; pruning in ``Pruner``. Every store
+call runs on the ``StoreWorker``; none blocks this actor.
 """
 
 from __future__ import annotations
@@ -22,14 +23,13 @@ import pykka
 from archibald_actors.actors.base import Address, TrackedActor
 from archibald_actors.actors.orchestrator_state import OrchestratorState
 from archibald_actors.actors.pruner import Pruner
-from archibald_actors.actors.role import Loaded, StateLoader
+from archibald_actors.actors.role import Role, StateLoader
 from archibald_actors.actors.schedule_owner import ScheduleOwner
 from archibald_actors.actors.store_worker import StoreWorker
 from archibald_actors.actors.timer import TimerActor
 from archibald_actors.clock import Activity, Clock, Wakeup
 from archibald_actors.events import EventBus
 from archibald_actors.messages import (
-    Booted,
     ChildFailed,
     ClusterChanged,
     EntriesRead,
@@ -43,7 +43,6 @@ from archibald_actors.messages import (
     ReportStatus,
     RestartChild,
     Retune,
-    SetLeading,
     StateLoaded,
     TimerArmed,
     answer,
@@ -127,8 +126,6 @@ class SupervisorActor(TrackedActor):
         self._pruner = Pruner(store, clock, address, retention_days)
         # The timers stand by until the store was read: they need its epoch and slots.
         self._children = {n: ChildInfo("running" if n == ORCHESTRATOR else "standby") for n in addresses}
-        self._role = "follower" if cluster is not None else "standalone"
-        self._elected = False
         self._on_booted = on_booted
         self._first_load: Future[bool] | None = first_load
         self._worker = worker
@@ -144,6 +141,16 @@ class SupervisorActor(TrackedActor):
             events=events,
             publish_view=publish_view,
         )
+        self._role = Role(
+            shared=cluster is not None,
+            loader=self._loader,
+            schedule=self._schedule,
+            orchestrator=addresses[ORCHESTRATOR],
+            clock=clock,
+            events=events,
+            timers=self._run_timers,
+            booted=self._booted,
+        )
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -154,65 +161,25 @@ class SupervisorActor(TrackedActor):
         self._schedule.refresh()
 
     def _loaded(self, message: StateLoaded) -> None:
-        """The store was read (at start, or after winning an election): lead if we should."""
-        loaded = self._loader.loaded(message)
-        if loaded is not None:
-            epoch = self._schedule.epoch
-            if epoch is None:
-                self._boot(loaded)
-            else:
-                stored, _, _ = loaded
-                self._schedule.adopt_stored(stored.entries, {t: epoch + s for t, s in stored.served.items()})
-            if self._role == "standalone" or self._elected:
-                self._lead()
+        loaded = self._role.loaded(message)
         if self._first_load is not None and (loaded is not None or self._loader.failing):
             self._schedule.refresh()  # whoever waited for the start reads the schedule at once
             answer(self._first_load, loaded is not None)
             self._first_load = None
 
-    def _boot(self, loaded: Loaded) -> None:
-        stored, stored_epoch, runs = loaded
-        clock = self._clock
-        clock.anchor(stored_epoch)
-        now = clock.now()  # one reading: every replica then places the grid alike
-        epoch = now - (clock.wall(now) - stored_epoch).total_seconds()
-        served = {t: epoch + offset for t, offset in stored.served.items() if t in self._schedule.entries}
-        self._schedule.epoch = epoch
-        self._schedule.adopt_stored(stored.entries, served)
-        self._addresses[ORCHESTRATOR].tell(Booted(epoch, served, tuple(runs)))
+    def _booted(self, epoch: float) -> None:
         self._on_booted(epoch)
         self._pruner.prune()
 
-    def _lead(self) -> None:
-        if self._role == "follower":
-            self._role = "leader"
-            log.warning("this replica is now the leader")
-            self._events.publish("leadership.changed", role=self._role)
-        # The orchestrator must lead before the timers' first catch-up reaches it.
-        self._addresses[ORCHESTRATOR].tell(SetLeading(True))
+    def _run_timers(self, run: bool) -> None:
+        """Start every timer (this replica leads), or stop them all (it follows)."""
+        if not run:
+            self._stop_timers()
+            return
         for sync_type in self._schedule.entries:
             child = self._children[sync_type]
             child.state, child.recent = "running", []
             self._start_child(sync_type)
-
-    def _leadership_changed(self, leading: bool) -> None:
-        """Won: read what other leaders changed, then start the timers. Lost: stop firing at once."""
-        if leading == self._elected:
-            return
-        self._elected = leading
-        if leading:
-            if self._schedule.epoch is not None:
-                self._loader.load()  # else the first read is still under way: it leads when done
-            return
-        if self._schedule.epoch is not None:
-            self._loader.cancel()
-        if self._role != "leader":
-            return
-        self._role = "follower"
-        self._stop_timers()
-        self._addresses[ORCHESTRATOR].tell(SetLeading(False))
-        log.warning("this replica is now the %s", self._role)
-        self._events.publish("leadership.changed", role=self._role)
 
     def _stop_timers(self) -> None:
         for sync_type in self._schedule.entries:
@@ -237,7 +204,7 @@ class SupervisorActor(TrackedActor):
         """Another replica retuned the schedule or stored a request."""
         if kind in ("retune", "resync"):
             self._schedule.read_stored()
-        if kind in ("request", "resync") and self._role == "leader":
+        if kind in ("request", "resync") and self._role.name == "leader":
             self._addresses[ORCHESTRATOR].tell(LoadRequests())
 
     def _start_child(self, name: str) -> None:
@@ -314,7 +281,7 @@ class SupervisorActor(TrackedActor):
             case LoadState():
                 self._loader.retry(message)
             case LeadershipChanged(leading=leading):
-                self._leadership_changed(leading)
+                self._role.elected(leading)
             case ClusterChanged(kind=kind):
                 self._cluster_changed(kind)
             case _:
@@ -375,9 +342,10 @@ class SupervisorActor(TrackedActor):
         if orchestrator.state != "running":
             # No incarnation is alive (restarts happen in this very thread), so nobody
             # else touches the state: read it here rather than wait for the restart.
-            state, role, clock = self._orchestrator_state, self._role, self._clock
+            state, role, clock = self._orchestrator_state, self._role.name, self._clock
             status = build_status(state, schedule.entries, timers, orchestrator.state, role, clock, store)
             answer(reply, status)
             return
-        self._addresses[ORCHESTRATOR].tell(ReportStatus(reply, timers, orchestrator.state, self._role, store))
+        query = ReportStatus(reply, timers, orchestrator.state, self._role.name, store)
+        self._addresses[ORCHESTRATOR].tell(query)
 
