@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from archibald_actors.clock import Activity
@@ -61,7 +61,6 @@ class _Job:
     chain: Chain | None
     answered: bool = False
     started: bool = False
-    done: threading.Event = field(default_factory=threading.Event)
 
 
 class StoreWorker:
@@ -91,8 +90,8 @@ class StoreWorker:
 
     @property
     def available(self) -> bool:
-        """False while the store fails (its last call failed, or a caller was refused for
-        want of an answer) or a call has been running for longer than ``STALLED_AFTER``."""
+        """Whether the store answers: False after a failed call or a refused caller, or
+        while a call has been running for longer than ``STALLED_AFTER``."""
         with self._cond:
             running = self._current is not None and time.monotonic() - self._current_since > STALLED_AFTER
             return not self._failing and not running
@@ -166,6 +165,7 @@ class StoreWorker:
                 job = self._queue.popleft()
                 job.started = True
                 self._current, self._current_since = job, time.monotonic()
+                self._cond.notify_all()  # the watchdog times this call
             result = self._run(job)
             with self._cond:
                 self._current = None
@@ -198,39 +198,40 @@ class StoreWorker:
             self._activity.end()
 
     def _watchdog(self) -> None:
-        """Answer the callers whose calls could not start (or, for reads, end) in time."""
+        """Answer the callers waiting on a call that has been running past the patience.
+
+        Only a call stuck in the store counts: a queue of quick calls that the worker is
+        getting through (a busy moment, a slow machine) refuses nobody.
+        """
         with self._cond:
             while not self._closed:
-                now = time.monotonic()
-                expired = [j for j in self._queue if j.deadline is not None and j.deadline <= now]
-                current = self._current
-                if (
-                    current is not None
-                    and current.bounded
-                    and current.deadline is not None
-                    and current.deadline <= now
-                    and not current.answered
-                ):
-                    expired.append(current)
+                now, current = time.monotonic(), self._current
+                if current is None:  # nothing is stuck: the worker takes the next call
+                    self._cond.wait()
+                    continue
+                stuck_at = self._current_since + self._patience
+                waiting = [j for j in self._queue if j.deadline is not None]
+                if current.bounded and not current.answered:
+                    waiting.append(current)  # a read may be answered while it runs
+                # A caller is refused once its own patience is over and the store is stuck.
+                due = {job: max(job.deadline or now, stuck_at) for job in waiting}
+                expired = [job for job, at in due.items() if at <= now]
+                if not expired:
+                    later = [at for at in due.values() if at > now]
+                    self._cond.wait(min(later) - now if later else None)
+                    continue
+                self._failing = True  # a caller is refused: the store is not answering
                 for job in expired:
-                    self._failing = True  # a caller is refused: the store is not answering
                     if not job.started:
                         self._queue.remove(job)
-                # Deadlines still to watch: queued callers, and a bounded read in progress.
-                watched = [*self._queue]
-                if current is not None and current.bounded and not current.answered:
-                    watched.append(current)
-                deadlines = [j.deadline for j in watched if j.deadline is not None and j not in expired]
-                if expired:
-                    self._cond.release()
-                    try:
-                        for job in expired:
-                            error = self._not_answering(now)
-                            self._answer(job, StoreResult(error=error), finished=not job.started)
-                    finally:
-                        self._cond.acquire()
-                    continue
-                self._cond.wait(None if not deadlines else max(0.0, min(deadlines) - now))
+                self._cond.release()
+                try:
+                    for job in expired:
+                        self._answer(
+                            job, StoreResult(error=self._not_answering(now)), finished=not job.started
+                        )
+                finally:
+                    self._cond.acquire()
 
 
 def announce(cluster: ClusterStore | None, kind: str, payload: dict[str, Any]) -> None:
