@@ -113,3 +113,18 @@ def test_close_runs_what_was_submitted_then_refuses(worker: StoreWorker) -> None
     assert results.get(timeout=5)[1].value == "last run"
     worker.submit(lambda store: "too late", to("after"))
     assert isinstance(results.get(timeout=5)[1].error, StoreError)
+
+
+def test_a_busy_worker_refuses_nobody_only_a_stuck_call_does(activity: Activity) -> None:
+    worker = StoreWorker(MemoryStore(), activity, patience=0.05)
+    results, to = collect()
+    pause = threading.Event()  # never set: each call takes 5 ms, far below the patience
+    try:
+        for n in range(30):  # 150 ms of quick calls, three times the caller's patience
+            worker.submit(lambda store: pause.wait(0.005), to(f"call{n}"))
+        worker.submit(lambda store: "answered", to("caller"), for_caller=True)
+        outcomes = dict(results.get(timeout=5) for _ in range(31))
+    finally:
+        worker.close(5.0)
+    assert outcomes["caller"].value == "answered"
+    assert worker.available
