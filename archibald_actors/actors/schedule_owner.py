@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from archibald_actors.actors.base import Address
-from archibald_actors.actors.store_worker import Chain, StoreWorker, announce
+from archibald_actors.actors.store_worker import Chain, StoreNotAnsweringError, StoreWorker, announce
 from archibald_actors.clock import Clock
 from archibald_actors.errors import InvalidValueError
 from archibald_actors.events import EventBus
@@ -139,11 +139,10 @@ class ScheduleOwner:
         if storing and storing[0][0] is message.retune:
             storing.pop(0)
         if message.result.error is not None:
-            log.error(
-                "retune of %s not applied, the store failed: %s",
-                message.retune.sync_type,
-                message.result.error,
-            )
+            sync_type, error = message.retune.sync_type, message.result.error
+            # The caller is told either way; a store that is only slow is no error of ours.
+            level = logging.WARNING if isinstance(error, StoreNotAnsweringError) else logging.ERROR
+            log.log(level, "retune of %s not applied, the store failed: %s", sync_type, error)
             fail(message.retune.reply, message.result.error)
             return
         self.apply(message.entry, message.retune.reply)
