@@ -1,4 +1,4 @@
-"""Building the status document of DESIGN section 6 from the orchestrator's state."""
+"""Building the status document (and the health derived from it) from the orchestrator's state."""
 
 from __future__ import annotations
 
