@@ -24,7 +24,7 @@ from aiohttp import web
 from archibald_actors.clock import ScaledClock, SystemClock
 from archibald_actors.config import ConfigError, load_config
 from archibald_actors.errors import InvalidValueError, StoreError
-from archibald_actors.events import Event
+from archibald_actors.events import RUN_END_EVENTS, Event
 from archibald_actors.handlers.demo import demo_handlers
 from archibald_actors.schedule import DEFAULT_SCHEDULE
 from archibald_actors.service import SyncService
@@ -334,7 +334,7 @@ def _log_run(event: Event) -> None:
     kind = event["type"]
     if kind == "sync.started":
         log.info("%s sync started (%s)", event["syncType"], event["trigger"])
-    elif kind in ("sync.completed", "sync.failed"):
+    elif kind in RUN_END_EVENTS:
         error = f": {event['error']}" if event.get("error") else ""
         level = logging.INFO if kind == "sync.completed" else logging.WARNING
         seconds = event["durationMs"] / 1000
