@@ -100,6 +100,7 @@ _SCHEMAS: dict[str, Schema] = {
             "nextRunAt": _nullable(_TIME),
             "runs": _COUNT,
             "failures": _COUNT,
+            "consecutiveFailures": _COUNT,
             "missed": _COUNT,
             "coalesced": _COUNT,
             "timer": {"type": "string", "enum": ["running", "restarting", "paused", "failed"]},
@@ -129,6 +130,7 @@ _SCHEMAS: dict[str, Schema] = {
                     "status": {"const": "degraded"},
                     "failed": {"type": "array", "items": {"type": "string"}},
                     "stale": {"type": "array", "items": {"type": "string"}},
+                    "failing": {"type": "array", "items": {"type": "string"}},
                     "children": {
                         "type": "object",
                         "additionalProperties": {"enum": ["running", "restarting", "failed"]},
@@ -263,8 +265,9 @@ def build_openapi(
         f"{p}/events": {
             "get": {
                 **_operation(
-                    "Server-Sent Events: sync.started, sync.completed, sync.failed, queue.changed, "
-                    "schedule.changed, child.restarted, child.failed, hold.taken, hold.released",
+                    "Server-Sent Events: sync.started, sync.completed, sync.failed, sync.cancelled, "
+                    "queue.changed, schedule.changed, child.restarted, child.failed, hold.taken, "
+                    "hold.released",
                     "events",
                     {
                         "200": {
