@@ -24,7 +24,7 @@ from archibald_actors.web.error import Handler
 
 __all__ = ["OUTCOMES", "SyncMetrics", "metrics_handler"]
 
-#: Outcomes of a run (DESIGN section 6).
+#: Outcomes of a run.
 OUTCOMES = ("success", "failed", "timeout", "cancelled")
 
 
@@ -32,7 +32,8 @@ class SyncMetrics:
     """The service's metrics; ``registry`` is private to this instance.
 
     Args:
-        sync_types: types whose counters start at zero, so they show before the first run.
+        sync_types: the service's types: their counters start at zero, so they show before
+            the first run.
     """
 
     def __init__(self, sync_types: Iterable[str] = ()) -> None:

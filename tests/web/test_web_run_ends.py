@@ -85,7 +85,7 @@ async def test_three_failed_runs_in_a_row_degrade_healthz_until_a_success(make_a
     assert await failures() == 3
     status, body = await healthz()
     assert (status, body) == (503, {"status": "degraded", "failed": [], "stale": [], "failing": ["ddt"]})
-    validate("Health", body)
+    validate("HealthDegraded", body)
     # Another type's success does not help ddt; ddt's own success clears it.
     await api.run("orders")
     assert (await healthz())[0] == 503
