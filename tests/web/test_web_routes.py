@@ -1,4 +1,4 @@
-"""Every route of DESIGN section 9 against a real service: shapes, status codes, effects."""
+"""Every route of the HTTP API against a real service: shapes, status codes, effects."""
 
 from __future__ import annotations
 
