@@ -3,8 +3,9 @@
 The soak drives the real actors with seeded chaos (timer and orchestrator crashes through
 ``inject_fault``, handlers that raise, hang past their timeout or work for minutes, live
 retunes, pauses and resumes, manual requests) and then checks the ledger against a
-reference model of the slot rule, the orchestrator and supervision (docs/design.md). Replay a failure with the seed
-printed in the message: ``SOAK_SEED=<seed> pytest tests/reliability/test_fault_soak.py``.
+reference model of the slot rule, the orchestrator and supervision (docs/design.md).
+Replay a failure with the seed printed in the message:
+``SOAK_SEED=<seed> pytest tests/reliability/test_fault_soak.py``.
 
 Crashes come singly, as double taps (the second waits for the restarted incarnation and
 kills it at once) and in bursts, but never more than 5 for one child in a 62 s window, so
@@ -373,7 +374,7 @@ def check_outcomes(
 def test_fault_soak_30_days_of_the_default_table(
     clock: ManualClock, make_service: Callable[..., SyncService]
 ) -> None:
-    """30 virtual days of chaos, then every promise of the slot rule, the orchestrator and supervision checked on the ledger.
+    """30 virtual days of chaos, then the slot rule, the orchestrator and supervision checked on the ledger.
 
     - never two runs at once (handler overlap counter, and the ledger's run intervals);
     - every run recorded once, in the order the handlers ran, with the outcome its handler
