@@ -226,6 +226,7 @@ class RunRecorded:
 
     record: RunRecord
     first_try: bool
+    publish: bool  # publish the run's end now (it was not published before the write)
     result: StoreResult[None]
 
 

@@ -13,7 +13,10 @@ from archibald_actors.schedule import ScheduleEntry
 if TYPE_CHECKING:
     from archibald_actors.actors.orchestrator_state import OrchestratorState
 
-__all__ = ["build_status", "health_from_status", "is_stale", "iso_at"]
+__all__ = ["FAILING_AFTER", "build_status", "health_from_status", "is_stale", "iso_at"]
+
+#: Consecutive failed or timed-out runs after which a type makes the health degraded.
+FAILING_AFTER = 3
 
 
 def iso_at(clock: Clock, at: float | None) -> str | None:
@@ -64,6 +67,7 @@ def build_status(  # noqa: PLR0917 - one call site per actor, all positional for
             "lastRun": last.to_json() if last else None,
             "runs": counters.runs,
             "failures": counters.failures,
+            "consecutiveFailures": counters.consecutive_failures,
             "coalesced": counters.coalesced,
             "duplicates": counters.duplicates,
             "lastSuccessAt": iso(counters.last_success),
@@ -92,17 +96,22 @@ def build_status(  # noqa: PLR0917 - one call site per actor, all positional for
 
 
 def health_from_status(status: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"status": "ok"}``, or ``"degraded"`` with the failed children, stale types and the store.
+    """``{"status": "ok"}``, or ``"degraded"`` with the failed children, stale and failing types
+    and the store when it does not answer.
 
-    In a cluster the body also names the replica's ``role`` (leader or follower).
+    A type is failing once its last ``FAILING_AFTER`` runs (cancelled ones aside) failed or
+    timed out: a handler that fails every time degrades health at once, not only when the
+    type turns stale. In a cluster the body also names the replica's ``role``.
     """
-    failed = [t for t, v in status["types"].items() if v["timer"] == "failed"]
+    types = status["types"]
+    failed = [t for t, v in types.items() if v["timer"] == "failed"]
     if status["orchestrator"] == "failed":
         failed.insert(0, "orchestrator")
-    stale = [t for t, v in status["types"].items() if not v["fresh"]]
+    stale = [t for t, v in types.items() if not v["fresh"]]
+    failing = [t for t, v in types.items() if v["consecutiveFailures"] >= FAILING_AFTER]
     # A replica of a cluster says which one it is; a standalone service keeps the bare body.
     role = {} if status.get("role", "standalone") == "standalone" else {"role": status["role"]}
     store = {} if status.get("store", "ok") == "ok" else {"store": status["store"]}
-    if not failed and not stale and not store:
+    if not failed and not stale and not failing and not store:
         return {"status": "ok", **role}
-    return {"status": "degraded", "failed": failed, "stale": stale, **store, **role}
+    return {"status": "degraded", "failed": failed, "stale": stale, "failing": failing, **store, **role}

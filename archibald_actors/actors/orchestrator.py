@@ -312,7 +312,7 @@ class OrchestratorActor(TrackedActor):
         now = self._clock.now()
         record = running.record(outcome, error, self._clock, now)
         state.end_run(record)
-        self._ledger.record(record)
+        self._ledger.record(record, publish_now=bool(state.hold_waiters))
         if running.stopped_for_hold and outcome == "cancelled":
             # Stopped to make way for a user action: it resumes once the hold is released.
             slot = running.scheduled_at

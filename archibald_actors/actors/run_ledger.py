@@ -38,7 +38,7 @@ log = logging.getLogger("archibald_actors.orchestrator")
 #: Clock seconds before runs the store could not take are appended again.
 RECORD_RETRY = 5.0
 #: The event of a run's end, by outcome ("failed" and "timeout" are failures).
-_EVENTS = {"success": "sync.completed", "cancelled": "sync.cancelled"}
+_END_EVENTS = {"success": "sync.completed", "cancelled": "sync.cancelled"}
 
 
 class RunLedger:
@@ -65,15 +65,24 @@ class RunLedger:
             case LedgerRead():
                 self.ledger_read(message)
 
-    def record(self, record: RunRecord) -> None:
-        """Append a finished run after the ones still waiting for the store."""
+    def record(self, record: RunRecord, *, publish_now: bool = False) -> None:
+        """Append a finished run after the ones still waiting for the store.
+
+        Its end is published once the write ended, or at once if ``publish_now`` (a hold
+        waits for this run: a user's action must not wait for the database).
+        """
         state = self._state
         state.unrecorded.append(record)
         if state.recording == 0:
             state.record_chain = Chain()  # a new round: earlier failures are behind us
-        self._append([record], first_try=True)
+        if publish_now:
+            self._publish(record)
+        self._append([record], first_try=True, publish=not publish_now)
 
-    def _append(self, records: list[RunRecord], *, first_try: bool) -> None:
+    def _publish(self, record: RunRecord) -> None:
+        self._events.publish(_END_EVENTS.get(record.outcome, "sync.failed"), **record.to_json())
+
+    def _append(self, records: list[RunRecord], *, first_try: bool, publish: bool = False) -> None:
         # One chain per round: once a run is not appended, the runs after it wait too.
         chain, address = self._state.record_chain, self._address
         for record in records:
@@ -83,7 +92,7 @@ class RunLedger:
                 store.append_run(record)
 
             def tell(result: StoreResult[None], record: RunRecord = record) -> None:
-                address.tell(RunRecorded(record, first_try, result))
+                address.tell(RunRecorded(record, first_try, publish, result))
 
             self._worker.submit(append, tell, chain=chain)
 
@@ -95,9 +104,8 @@ class RunLedger:
             state.unrecorded.popleft()
         elif message.result.error is not None and message.first_try:
             log.error("%s run not recorded yet: %s", message.record.sync_type, message.result.error)
-        if message.first_try:
-            event = _EVENTS.get(message.record.outcome, "sync.failed")
-            self._events.publish(event, **message.record.to_json())
+        if message.publish:
+            self._publish(message.record)
         if state.recording == 0 and state.unrecorded:  # the store failed: try again in order, later
             address = self._address
             self._clock.call_at(self._clock.now() + RECORD_RETRY, lambda: address.tell(RecordRuns()))
