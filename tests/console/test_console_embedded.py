@@ -4,6 +4,7 @@ served under the host's prefix, talking to the API there, and showing a hold as 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -62,6 +63,30 @@ class Host:
         self.loop.close()
 
 
+@contextlib.contextmanager
+def held(service: SyncService) -> Iterator[None]:
+    """``service.exclusive()`` taken and released on a thread of its own.
+
+    Not on this thread: Playwright's sync API runs its event loop here, and the service
+    refuses blocking calls on a loop's thread.
+    """
+    taken, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with service.exclusive(timeout=10):
+            taken.set()
+            release.wait(HOST_TIMEOUT)
+
+    thread = threading.Thread(target=hold, name="console-test-hold")
+    thread.start()
+    try:
+        assert taken.wait(HOST_TIMEOUT)
+        yield
+    finally:
+        release.set()
+        thread.join(HOST_TIMEOUT)
+
+
 @pytest.fixture
 def host() -> Iterator[Host]:
     """A host on a scaled clock with every timer paused: nothing runs unless asked."""
@@ -95,7 +120,7 @@ def test_the_embedded_console_lives_under_the_prefix_and_shows_a_hold(host: Host
         expect(row).to_have_attribute("data-state", "paused")
     hold = page.locator("[data-banner=hold]")
     expect(hold).to_have_count(0)
-    with host.service.exclusive(timeout=10):
+    with held(host.service):
         expect(hold).to_be_visible()
         expect(hold).to_contain_text("on hold")
         # Held, runs wait in the queue: each row shows its place, in the service's order.
@@ -103,7 +128,7 @@ def test_the_embedded_console_lives_under_the_prefix_and_shows_a_hold(host: Host
         expect(page.locator('tr[data-sync-type="customers"]')).to_have_attribute("data-state", "queued")
         page.locator('[data-sync-type="orders"] [data-action=run]').click()
         expect(page.locator("tr[data-state=queued]")).to_have_count(2)
-        queue = [q["syncType"] for q in host.service.status()["queue"]]
+        queue = [q["syncType"] for q in host.service.status_future().result(HOST_TIMEOUT)["queue"]]
         assert sorted(queue) == ["customers", "orders"]
         for place, sync_type in enumerate(queue, 1):
             badge = page.locator(f'[data-sync-type="{sync_type}"] .badge.state-queued')

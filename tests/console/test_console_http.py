@@ -149,8 +149,7 @@ async def test_setup_with_console_serves_it_under_the_prefix(aiohttp_client: Any
         async with client.get("/") as root:
             assert root.status == 404  # the host's root stays the host's
     finally:
-        await client.close()
-        service.stop(5.0)
+        await client.close()  # the app's cleanup stops the service
 
 
 async def test_setup_without_console_serves_none(aiohttp_client: Any) -> None:
@@ -163,8 +162,7 @@ async def test_setup_without_console_serves_none(aiohttp_client: Any) -> None:
             assert response.status == 404
             assert (await response.json())["success"] is False
     finally:
-        await client.close()
-        service.stop(5.0)
+        await client.close()  # the app's cleanup stops the service
 
 
 def test_the_wheel_ships_the_console(tmp_path: Path) -> None:
