@@ -120,16 +120,14 @@ def _accepts_gzip(request: web.Request) -> bool:
 
 
 def _answer(request: web.Request, body: _Body, cache: str) -> web.Response:
-    headers = {
-        **SECURITY_HEADERS,
-        hdrs.CACHE_CONTROL: cache,
-        hdrs.ETAG: body.etag,
-        hdrs.VARY: "Accept-Encoding",
-    }
-    if body.etag in request.headers.get(hdrs.IF_NONE_MATCH, ""):
+    gzipped = body.gzipped is not None and _accepts_gzip(request)
+    # Each encoding is its own representation, with its own strong validator.
+    etag = body.etag[:-1] + '-gz"' if gzipped else body.etag
+    headers = {**SECURITY_HEADERS, hdrs.CACHE_CONTROL: cache, hdrs.ETAG: etag, hdrs.VARY: "Accept-Encoding"}
+    if etag in request.headers.get(hdrs.IF_NONE_MATCH, ""):
         return web.Response(status=304, headers=headers)
     headers[hdrs.CONTENT_TYPE] = body.content_type
-    if body.gzipped is not None and _accepts_gzip(request):
+    if gzipped:
         headers[hdrs.CONTENT_ENCODING] = "gzip"
         return web.Response(body=body.gzipped, headers=headers)
     return web.Response(body=body.plain, headers=headers)

@@ -58,9 +58,13 @@ def test_serve_answers_the_console_at_the_root_with_a_strict_csp_and_no_cache(se
     # No inline script, no inline style, no handler attributes: the CSP would refuse them anyway.
     assert all('src="' in tag for tag in re.findall(r"<script[^>]*>", page))
     assert not re.search(r"<style|\sstyle=|\son[a-z]+=", page)
-    # Unchanged page: the browser's revalidation costs a 304 and no body.
+    # Unchanged page: the browser's revalidation costs a 304 and no body, per encoding.
     status, _, body = fetch(served.base + "/", {"If-None-Match": headers["Etag"]})
     assert (status, body) == (304, b"")
+    _, zipped, _ = fetch(served.base + "/", {"Accept-Encoding": "gzip"})
+    assert zipped["Content-Encoding"] == "gzip" and zipped["Etag"] != headers["Etag"]
+    assert fetch(served.base + "/", {"Accept-Encoding": "gzip", "If-None-Match": zipped["Etag"]})[0] == 304
+    assert fetch(served.base + "/", {"If-None-Match": zipped["Etag"]})[0] == 200
 
 
 def test_assets_are_versioned_cached_for_a_year_and_gzipped(served: Served) -> None:
@@ -96,8 +100,8 @@ def test_assets_are_versioned_cached_for_a_year_and_gzipped(served: Served) -> N
             assert len(packed) < len(plain)
             packed_total += len(packed)
             plain_total += len(plain)
-        status, _, _ = fetch(url, {"Accept-Encoding": "gzip;q=0"})
-        assert status == 200
+        status, headers, _ = fetch(url, {"Accept-Encoding": "gzip;q=0"})
+        assert status == 200 and "Content-Encoding" not in headers
     _, _, page = fetch(served.base + "/")
     total += len(page)
     assert total < 150_000, f"the console weighs {total} bytes before gzip"

@@ -27,7 +27,6 @@ export class Api {
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
         cache: "no-store",
-        credentials: "omit",
       });
     } catch (error) {
       throw new ApiError(0, `the service cannot be reached (${error.message})`);
