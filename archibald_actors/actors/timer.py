@@ -1,14 +1,20 @@
-"""``TimerActor``: fires one sync type's slots, drift-free, by the slot rule of DESIGN section 5."""
+"""``TimerActor``: fires one sync type's slots, drift-free, by the slot rule.
+
+A type with start delay d and interval i has its slots at ``epoch + d + k*i``. The timer
+remembers the latest slot it fired for (``served``) and, whenever it is armed, fires
+once for the latest due slot newer than that, then waits for the first slot after now.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from archibald_actors.actors.base import Address, TrackedActor
 from archibald_actors.clock import Activity, Clock, Wakeup
-from archibald_actors.messages import ChildFailed, Expect, Rearm, RequestSync, TimerArmed, Wake
+from archibald_actors.messages import ChildFailed, Pick, Rearm, RequestSync, TimerArmed, Wake
 from archibald_actors.schedule import (
     ScheduleEntry,
     first_slot_after,
@@ -24,10 +30,15 @@ log = logging.getLogger("archibald_actors.timer")
 class TimerActor(TrackedActor):
     """Arms one clock wake-up at a time for the next slot of its type.
 
-    Every arming (start, retune, resume, restart, wake-up) applies the same rule: if a
-    slot <= now exists that is newer than the one served, fire once for the latest such
-    slot, then wait for the first slot after now. A wake-up carries the token of the
-    arming that made it, so wake-ups from before a retune or a restart never fire.
+    Every arming (start, retune, resume, restart, wake-up) applies the same rule in
+    :meth:`_arm`, the one place that fires a slot and records it as served. A wake-up
+    carries the token of the arming that made it, so wake-ups from before a retune or a
+    restart never fire.
+
+    Same-instant picks: from the moment a wake-up's callback runs until its request
+    reaches the orchestrator, the fire counts in ``fires_in_flight``, so the orchestrator
+    waits for it before it picks. The orchestrator ends the count when it accepts the
+    request; a wake-up that fires nothing ends it here and tells the orchestrator to pick.
     """
 
     def __init__(
@@ -54,7 +65,12 @@ class TimerActor(TrackedActor):
         self._fires = fires_in_flight
         self._token: object = object()
         self._wakeup: Wakeup | None = None
-        self._heads_up: Wakeup | None = None
+        # Tokens whose wake-up ran and whose Wake this incarnation has not handled yet,
+        # each holding one unit of ``fires_in_flight``. Guarded by a lock: the clock's
+        # thread adds to it, this actor's thread takes from it, and at death settles it.
+        self._pending_lock = threading.Lock()
+        self._pending: set[object] = set()
+        self._gone = False
 
     def on_started(self) -> None:
         """Arm for the first time in this incarnation."""
@@ -63,11 +79,7 @@ class TimerActor(TrackedActor):
     def handle(self, message: Any) -> None:
         """Wake-ups and retunes both end in :meth:`_arm`."""
         if isinstance(message, Wake):
-            # The wake-up already sent the slot's request (see _arm): record it as served.
-            if self._served is None or self._served < message.slot:
-                self._served = message.slot
-            if message.token is self._token:
-                self._arm(missed_before=message.missed)
+            self._woken(message.token)
         elif isinstance(message, Rearm):
             self._entry = message.entry
             self._retune_seq = max(self._retune_seq, message.seq)
@@ -75,65 +87,70 @@ class TimerActor(TrackedActor):
         else:
             super().handle(message)
 
-    def _arm(self, *, missed_before: int = 0) -> None:
-        """Apply the slot rule, then arm the wake-up for the first slot after now."""
+    def _woken(self, token: object) -> None:
+        with self._pending_lock:
+            if token not in self._pending:
+                return  # from an incarnation that died: it settled its count itself
+            self._pending.discard(token)
+        # A stale token means a retune re-armed in between and fired whatever was due.
+        if token is not self._token or not self._arm(counted=True):
+            self._settle_fire()
+
+    def _arm(self, *, counted: bool = False) -> bool:
+        """Apply the slot rule, then arm the wake-up for the first slot after now.
+
+        Args:
+            counted: a fire now carries one unit of ``fires_in_flight`` to the orchestrator.
+
+        Returns:
+            True if a slot was fired.
+        """
         self._disarm()
         self._token = token = object()
         entry = self._entry
         if not entry.enabled:
-            self._report(None, missed_before)
-            return
+            self._report(None, 0)
+            return False
         now = self._clock.now()
         latest = slot_index(self._epoch, entry, now)
         missed = 0
+        fired = False
         if latest >= 0:
             slot = slot_time(self._epoch, entry, latest)
             if self._served is None or self._served < slot:
                 missed = self._slots_between(self._served, latest)
-                self._fire(slot, missed)
+                self._fire(slot, missed, counted)
+                fired = True
         next_slot = first_slot_after(self._epoch, entry, now)
-        self._wakeup = self._clock.call_at(next_slot, self._wake_callback(token, next_slot))
-        if (heads_up := self._clock.heads_up) > 0:
-            # The orchestrator stays awake over the slot, so its request costs no thread wake-up.
-            expect, orchestrator = Expect(next_slot + heads_up), self._orchestrator
-            self._heads_up = self._clock.call_at(next_slot - heads_up, lambda: orchestrator.tell(expect))
-        self._report(next_slot, missed_before + missed)
+        self._wakeup = self._clock.call_at(next_slot, self._wake_callback(token))
+        self._report(next_slot, missed)
+        return fired
 
-    def _wake_callback(self, token: object, next_slot: float) -> Callable[[], None]:
-        """What the clock runs at ``next_slot``, on its own thread.
-
-        It sends the slot's request to the orchestrator itself (a thread hop less between
-        a slot and its sync) and then, ``clock.settle_delay`` later, tells this actor,
-        which records the slot as served and arms the next. A wake-up that comes late
-        (after a suspend) fires the latest slot due, once, like every arming does.
-        """
-        clock, epoch, entry = self._clock, self._epoch, self._entry
-        orchestrator, address, fires = self._orchestrator, self._sv_address, self._fires
+    def _wake_callback(self, token: object) -> Callable[[], None]:
+        """What the clock runs at the slot, on its own thread: count the fire, tell this actor."""
+        address = self._sv_address
 
         def wake() -> None:
-            now = clock.now()
-            latest = max(slot_index(epoch, entry, now), slot_index(epoch, entry, next_slot))
-            slot = slot_time(epoch, entry, latest)
-            missed = latest - slot_index(epoch, entry, next_slot)
-            # Counted until the request reaches the orchestrator, so that it waits for
-            # the requests of the same instant before it picks.
-            fires.begin()
-            orchestrator.tell(
-                RequestSync(entry.sync_type, "auto", slot, now, missed=missed, from_wake=True)
-            )
-            # The bookkeeping waits until the instant's requests have been handled: woken
-            # together, this actor (and the supervisor it reports to) would compete with
-            # the orchestrator for the GIL just when the sync should start.
-            clock.call_at(now + clock.settle_delay, lambda: address.tell(Wake(token, slot, missed)))
+            with self._pending_lock:
+                if self._gone:
+                    return
+                self._pending.add(token)
+                self._fires.begin()
+            address.tell(Wake(token))
 
         return wake
+
+    def _settle_fire(self) -> None:
+        """End one fire in flight that sent no request; the orchestrator may pick now."""
+        self._fires.end()
+        self._orchestrator.tell(Pick())
 
     def _slots_between(self, served: float | None, latest: int) -> int:
         """Slots strictly between the one served and slot ``latest`` (skipped by a catch-up)."""
         served_index = -1 if served is None else slot_index(self._epoch, self._entry, served)
         return max(0, latest - served_index - 1)
 
-    def _fire(self, slot: float, missed: int) -> None:
+    def _fire(self, slot: float, missed: int, counted: bool) -> None:
         self._served = slot
         if missed:
             log.info("%s: catch-up for slot %.3f, %d slots missed", self._entry.sync_type, slot, missed)
@@ -144,6 +161,7 @@ class TimerActor(TrackedActor):
                 scheduled_at=slot,
                 requested_at=self._clock.now(),
                 missed=missed,
+                from_wake=counted,
             )
         )
 
@@ -152,17 +170,26 @@ class TimerActor(TrackedActor):
         self._supervisor.tell(report)
 
     def _disarm(self) -> None:
-        for wakeup in (self._wakeup, self._heads_up):
-            if wakeup is not None:
-                wakeup.cancel()
-        self._wakeup = self._heads_up = None
+        if self._wakeup is not None:
+            self._wakeup.cancel()
+        self._wakeup = None
+
+    def _go(self) -> None:
+        """This incarnation ends: no wake-up may count a fire any more; settle those counted."""
+        self._disarm()
+        with self._pending_lock:
+            self._gone = True
+            settled = len(self._pending)
+            self._pending.clear()
+        for _ in range(settled):
+            self._settle_fire()
 
     def on_death(self, error: str) -> None:
         """Disarm, then tell the supervisor."""
-        self._disarm()
+        self._go()
         self._supervisor.tell(ChildFailed(self._entry.sync_type, error))
 
     def on_stop(self) -> None:
         """Disarm on a clean stop."""
-        self._disarm()
+        self._go()
         super().on_stop()
