@@ -22,7 +22,7 @@ from archibald_actors.actors.base import Address
 from archibald_actors.actors.runner import SyncHandler, SyncRunner
 from archibald_actors.actors.supervisor import ORCHESTRATOR
 from archibald_actors.actors.system import start_actors
-from archibald_actors.clock import Clock, SystemClock
+from archibald_actors.clock import Clock, Deadline, SystemClock
 from archibald_actors.cluster.link import ClusterLink
 from archibald_actors.errors import InvalidValueError, ServiceStateError, ServiceUnavailableError
 from archibald_actors.events import EventBus
@@ -51,13 +51,32 @@ __all__ = ["SyncService"]
 log = logging.getLogger("archibald_actors")
 
 T = TypeVar("T")
+U = TypeVar("U")
 TRIGGERS: tuple[Trigger, ...] = ("auto", "manual", "retry")
 #: Real seconds a blocking call waits for the actors by default.
 ASK_TIMEOUT = 5.0
+#: Real seconds each step of ``stop()`` gets even once its budget is spent: the steps
+#: after a stuck one (stopping actors, joining the clock) take milliseconds when nothing
+#: is stuck, so ``stop(timeout)`` returns within ``timeout`` plus a few of these.
+STOP_STEP_FLOOR = 0.1
 
 
 def _noop_handler(ctx: Any) -> None:
     """The handler of a type the service was given none for: succeeds at once."""
+
+
+def _then(future: Future[T], make: Callable[[T], U]) -> Future[U]:
+    """A future of ``make(result)``, failing with ``future``'s error or ``make``'s."""
+    derived: Future[U] = Future()
+
+    def derive(done: Future[T]) -> None:
+        try:
+            derived.set_result(make(done.result()))
+        except BaseException as exc:
+            derived.set_exception(exc)
+
+    future.add_done_callback(derive)
+    return derived
 
 
 class SyncService:
@@ -177,39 +196,45 @@ class SyncService:
         """Let the running sync end and be recorded, then stop every actor and thread.
 
         Args:
-            timeout: real seconds to wait for each step.
-            drain: let the running sync finish by itself (its own timeout still applies)
-                instead of asking it to stop at its next safe point.
+            timeout: real seconds the whole stop may take (plus a fraction of a second
+                for the last steps once a stuck handler has used it up).
+            drain: let the running sync finish by itself, for up to half of ``timeout``,
+                before asking it to stop at its next safe point.
 
-        Afterwards no thread of the service is left (a handler that ignores the stop
-        request for longer than ``timeout`` is abandoned on its daemon thread).
+        Afterwards no thread of the service is left but handler threads that ignored the
+        stop request: those are abandoned (daemon threads, counted in ``status()`` as
+        ``abandonedThreads``).
         """
         with self._lock:
             if not self._started or self._stopped:
                 self._stopped = True
                 return
+        deadline = Deadline(timeout)
         if self._cluster is not None:
-            self._cluster.stop(timeout)  # steps down first: no slot fires while we stop
-        self._drain(timeout, drain)
+            # Steps down first: no slot fires while we stop.
+            self._cluster.stop(deadline.left(STOP_STEP_FLOOR))
+        self._drain(deadline, drain)
         with self._lock:
             self._stopped = True
         if self._supervisor_ref is not None:
             try:
-                self._supervisor_ref.stop(block=True, timeout=timeout)
+                self._supervisor_ref.stop(block=True, timeout=deadline.left(STOP_STEP_FLOOR))
             except pykka.Timeout:
                 log.error("the supervisor did not stop within %s s", timeout)
         if self._runner is not None:
-            self._runner.join(timeout)
+            self._runner.join(deadline)
         if self._loop_thread is not None:
-            self._loop_thread.close(timeout)
+            self._loop_thread.close(deadline.left(STOP_STEP_FLOOR))
         if isinstance(self.clock, SystemClock):
-            self.clock.join(timeout)  # returns at once if another user still has wake-ups armed
+            # Returns at once if another user still has wake-ups armed.
+            self.clock.join(deadline.left(STOP_STEP_FLOOR))
         self.store.close()
 
-    def _drain(self, timeout: float, let_finish: bool) -> None:
+    def _drain(self, deadline: Deadline, let_finish: bool) -> None:
         """Let the running sync end and be recorded before the actors stop."""
         try:
-            orchestrator = self.status(timeout=min(timeout, ASK_TIMEOUT))["orchestrator"]
+            ask = min(deadline.left(STOP_STEP_FLOOR), ASK_TIMEOUT)
+            orchestrator = self.status(timeout=ask)["orchestrator"]
         except ServiceUnavailableError:
             orchestrator = "failed"
         if orchestrator == "failed":
@@ -217,15 +242,17 @@ class SyncService:
         if orchestrator == "restarting":
             self._supervisor.tell(RestartChild(ORCHESTRATOR))  # now, not after the backoff
         for stop_running in ([False, True] if let_finish else [True]):
+            # Letting it finish takes half of what is left; asking it to stop, the rest.
+            wait = deadline.left() if stop_running else deadline.left() / 2
             reply: Future[Any] = Future()
             self._addresses[ORCHESTRATOR].tell(Drain(reply, stop_running=stop_running))
             try:
-                reply.result(timeout)
+                reply.result(wait)
                 return
             except FutureTimeout:
                 if not stop_running:
-                    log.warning("the running sync did not finish within %s s; asking it to stop", timeout)
-        log.error("the running sync did not stop within %s s; stopping without its record", timeout)
+                    log.warning("the running sync did not finish within %.1f s; asking it to stop", wait)
+        log.error("the running sync did not stop in time; stopping without its record")
 
     def __enter__(self) -> SyncService:
         self.start()
@@ -285,7 +312,17 @@ class SyncService:
 
     def status_future(self) -> Future[dict[str, Any]]:
         """Future of :meth:`status`."""
-        return self._send("supervisor", GetStatus)
+        return _then(self._send("supervisor", GetStatus), self._with_threads)
+
+    def _with_threads(self, status: dict[str, Any]) -> dict[str, Any]:
+        """The actors' status plus the count of abandoned handler threads (the runner's, not theirs)."""
+        return {**status, "abandonedThreads": self.abandoned_threads}
+
+    @property
+    def abandoned_threads(self) -> int:
+        """Handler threads written off after a timeout or a stop that are still alive."""
+        runner = self._runner
+        return 0 if runner is None else runner.abandoned_threads
 
     def status(self, timeout: float = ASK_TIMEOUT) -> dict[str, Any]:
         """Running sync, queue, hold, orchestrator state and per-type details."""
@@ -360,16 +397,7 @@ class SyncService:
 
     def health_future(self) -> Future[dict[str, Any]]:
         """Future of :meth:`health`."""
-        health: Future[dict[str, Any]] = Future()
-
-        def derive(status: Future[dict[str, Any]]) -> None:
-            try:
-                health.set_result(health_from_status(status.result()))
-            except BaseException as exc:
-                health.set_exception(exc)
-
-        self.status_future().add_done_callback(derive)
-        return health
+        return _then(self.status_future(), health_from_status)
 
     def health(self, timeout: float = ASK_TIMEOUT) -> dict[str, Any]:
         """``{"status": "ok"}``, or ``{"status": "degraded", "failed": [...], "stale": [...]}``."""

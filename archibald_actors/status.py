@@ -13,7 +13,11 @@ from archibald_actors.schedule import ScheduleEntry
 if TYPE_CHECKING:
     from archibald_actors.actors.orchestrator_state import OrchestratorState
 
-__all__ = ["build_status", "health_from_status", "is_stale", "iso_at"]
+__all__ = ["ABANDONED_THREADS_CAP", "build_status", "health_from_status", "is_stale", "iso_at"]
+
+#: Abandoned handler threads past which health reads degraded: each holds whatever its
+#: handler holds (a connection, an ERP session), and a pile of them means a handler hangs.
+ABANDONED_THREADS_CAP = 8
 
 
 def iso_at(clock: Clock, at: float | None) -> str | None:
@@ -89,14 +93,18 @@ def build_status(  # noqa: PLR0917 - one call site per actor, all positional for
 def health_from_status(status: Mapping[str, Any]) -> dict[str, Any]:
     """``{"status": "ok"}``, or ``"degraded"`` with the failed children and stale types.
 
-    In a cluster the body also names the replica's ``role`` (leader or follower).
+    More than ``ABANDONED_THREADS_CAP`` abandoned handler threads degrade it too, and the
+    body then says how many (``abandonedThreads``). In a cluster the body also names the
+    replica's ``role`` (leader or follower).
     """
     failed = [t for t, v in status["types"].items() if v["timer"] == "failed"]
     if status["orchestrator"] == "failed":
         failed.insert(0, "orchestrator")
     stale = [t for t, v in status["types"].items() if not v["fresh"]]
+    abandoned = int(status.get("abandonedThreads", 0))
+    threads = {"abandonedThreads": abandoned} if abandoned > ABANDONED_THREADS_CAP else {}
     # A replica of a cluster says which one it is; a standalone service keeps the bare body.
     role = {} if status.get("role", "standalone") == "standalone" else {"role": status["role"]}
-    if not failed and not stale:
+    if not failed and not stale and not threads:
         return {"status": "ok", **role}
-    return {"status": "degraded", "failed": failed, "stale": stale, **role}
+    return {"status": "degraded", "failed": failed, "stale": stale, **threads, **role}

@@ -108,6 +108,7 @@ class OrchestratorActor(TrackedActor):
             case RunTimedOut(run_id=run_id):
                 self._timed_out(run_id)
             case GraceExpired(run_id=run_id):
+                self._runner.abandon(run_id)
                 self._finished(run_id, "timeout", "did not stop within the grace period; abandoned")
             case Hold(reply=reply):
                 self._hold(reply)

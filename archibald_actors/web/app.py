@@ -149,6 +149,7 @@ def setup(
         openapi=build_openapi(prefix, healthz=healthz_path, metrics=metrics_path),
     )
     hub, metrics = api.hub, api.metrics
+    metrics.count_abandoned_threads(lambda: service.abandoned_threads)
     mount(app, api, routes)
 
     async def end_streams(_: web.Application) -> None:

@@ -87,6 +87,11 @@ class SyncMetrics:
             registry=self.registry,
         )
         self.leader.set(1)
+        self.abandoned_threads = Gauge(
+            "archibald_sync_abandoned_threads",
+            "Sync handler threads written off after a timeout or a stop that are still alive.",
+            registry=self.registry,
+        )
         for sync_type in sync_types:
             for outcome in OUTCOMES:
                 self.runs.labels(sync_type, outcome)
@@ -118,6 +123,10 @@ class SyncMetrics:
             self.restarts.labels(str(event.get("name"))).inc()
         elif kind == "leadership.changed":
             self.leader.set(1 if event.get("role") == "leader" else 0)
+
+    def count_abandoned_threads(self, count: Callable[[], int]) -> None:
+        """Read the abandoned-threads gauge from ``count`` at every scrape."""
+        self.abandoned_threads.set_function(count)
 
     def attach(self, bus: EventBus) -> None:
         """Start counting the events of ``bus``."""

@@ -112,6 +112,7 @@ _SCHEMAS: dict[str, Schema] = {
             "queue": {"type": "array", "items": _ref("QueuedRequest")},
             "held": {"type": "boolean"},
             "orchestrator": {"type": "string", "enum": ["running", "restarting", "failed"]},
+            "abandonedThreads": _COUNT,
             "types": {
                 "type": "object",
                 "properties": {t: _ref("TypeStatus") for t in SYNC_TYPES},
@@ -129,6 +130,7 @@ _SCHEMAS: dict[str, Schema] = {
                     "status": {"const": "degraded"},
                     "failed": {"type": "array", "items": {"type": "string"}},
                     "stale": {"type": "array", "items": {"type": "string"}},
+                    "abandonedThreads": _COUNT,
                     "children": {
                         "type": "object",
                         "additionalProperties": {"enum": ["running", "restarting", "failed"]},
