@@ -102,8 +102,8 @@ class Wakeup:
         with self._cond:
             if self.fired_or_cancelled:
                 return False
+            # No need to wake a dispatcher: it drops the wake-up when it comes to it.
             self.fired_or_cancelled = True
-            self._cond.notify_all()  # a dispatcher with nothing left to wait for may end
             return True
 
     def _claim(self) -> Callable[[], None] | None:
@@ -235,13 +235,17 @@ class SystemClock:
     def call_at(self, deadline: float, callback: Callable[[], None]) -> Wakeup:
         """Arm ``callback`` for ``deadline``; it runs on the dispatcher thread."""
         with self._lock:
+            earliest = self._wakeups.next_deadline()
             wakeup = self._wakeups.push(deadline, callback)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._dispatch, name="archibald-clock", daemon=True
                 )
                 self._thread.start()
-            self._lock.notify_all()
+            elif earliest is None or deadline < earliest:
+                # Only a new earliest deadline changes the dispatcher's wait: waking it
+                # for every later one would compete with the work a slot just started.
+                self._lock.notify_all()
         return wakeup
 
     def has_due(self) -> bool:

@@ -47,7 +47,7 @@ class Crash:
 
 @dataclass(frozen=True, slots=True)
 class Wake:
-    """The timer's wake-up armed with ``token`` ran: if the token is current, fire by the slot rule."""
+    """The timer's wake-up armed with ``token`` fired its slot: arm the next one if the token is current."""
 
     token: object
 

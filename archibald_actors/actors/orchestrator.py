@@ -172,10 +172,10 @@ class OrchestratorActor(TrackedActor):
         """Pick now, or as soon as every request of this instant has arrived.
 
         Timers of one instant deliver their requests one after another; picking before
-        the last has arrived would let arrival order beat priority. A fired request still
-        on its way (``fires_in_flight``) calls this again when it arrives (or its timer
-        sends ``Pick`` if it fired nothing). A wake-up due now that has not run yet gets a
-        pick armed on the clock for this instant, which runs after it.
+        the last has arrived would let arrival order beat priority. A request a wake-up
+        fired that is still on its way (counted in ``fires_in_flight``) calls this again
+        when it arrives. A wake-up due now that has not run yet gets a pick armed on the
+        clock for this instant, which runs after it.
         """
         state = self._state
         blocked = state.running is not None or state.holds or state.draining or not state.leading

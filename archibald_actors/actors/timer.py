@@ -14,7 +14,7 @@ from typing import Any
 
 from archibald_actors.actors.base import Address, TrackedActor
 from archibald_actors.clock import Activity, Clock, Wakeup
-from archibald_actors.messages import ChildFailed, Pick, Rearm, RequestSync, TimerArmed, Wake
+from archibald_actors.messages import ChildFailed, Rearm, RequestSync, TimerArmed, Wake
 from archibald_actors.schedule import (
     ScheduleEntry,
     first_slot_after,
@@ -30,15 +30,16 @@ log = logging.getLogger("archibald_actors.timer")
 class TimerActor(TrackedActor):
     """Arms one clock wake-up at a time for the next slot of its type.
 
-    Every arming (start, retune, resume, restart, wake-up) applies the same rule in
-    :meth:`_arm`, the one place that fires a slot and records it as served. A wake-up
-    carries the token of the arming that made it, so wake-ups from before a retune or a
-    restart never fire.
+    Every arming (start, retune, resume, restart) and every wake-up applies the same
+    rule through :meth:`_fire_due`, the one place that fires a slot and records it as
+    served. A wake-up fires on the clock's thread, without waiting for this actor's
+    thread (one thread hand-off less between a slot and its sync), then tells this actor
+    ``Wake`` to arm the next one. A wake-up carries the token of the arming that made it:
+    one from before a retune or a restart fires nothing.
 
-    Same-instant picks: from the moment a wake-up's callback runs until its request
-    reaches the orchestrator, the fire counts in ``fires_in_flight``, so the orchestrator
-    waits for it before it picks. The orchestrator ends the count when it accepts the
-    request; a wake-up that fires nothing ends it here and tells the orchestrator to pick.
+    ``_token``, ``_served`` and ``_missed`` are shared with the clock's thread, under
+    ``_lock``; the rest is this actor's alone. The lock is never held while calling the
+    clock, whose own lock is held while a wake-up runs.
     """
 
     def __init__(
@@ -58,28 +59,25 @@ class TimerActor(TrackedActor):
         self._clock = clock
         self._entry = entry
         self._epoch = epoch
-        self._served = served
         self._retune_seq = retune_seq
         self._orchestrator = orchestrator
         self._supervisor = supervisor
         self._fires = fires_in_flight
-        self._token: object = object()
         self._wakeup: Wakeup | None = None
-        # Tokens whose wake-up ran and whose Wake this incarnation has not handled yet,
-        # each holding one unit of ``fires_in_flight``. Guarded by a lock: the clock's
-        # thread adds to it, this actor's thread takes from it, and at death settles it.
-        self._pending_lock = threading.Lock()
-        self._pending: set[object] = set()
-        self._gone = False
+        self._lock = threading.Lock()
+        self._token: object | None = None  # None: no wake-up of this incarnation may fire
+        self._served = served
+        self._missed = 0  # slots skipped by catch-ups, not reported to the supervisor yet
 
     def on_started(self) -> None:
         """Arm for the first time in this incarnation."""
         self._arm()
 
     def handle(self, message: Any) -> None:
-        """Wake-ups and retunes both end in :meth:`_arm`."""
+        """A wake-up that fired, or a retune: either way, arm again."""
         if isinstance(message, Wake):
-            self._woken(message.token)
+            if message.token is self._token:  # else a retune re-armed since
+                self._arm()
         elif isinstance(message, Rearm):
             self._entry = message.entry
             self._retune_seq = max(self._retune_seq, message.seq)
@@ -87,86 +85,74 @@ class TimerActor(TrackedActor):
         else:
             super().handle(message)
 
-    def _woken(self, token: object) -> None:
-        with self._pending_lock:
-            if token not in self._pending:
-                return  # from an incarnation that died: it settled its count itself
-            self._pending.discard(token)
-        # A stale token means a retune re-armed in between and fired whatever was due.
-        if token is not self._token or not self._arm(counted=True):
-            self._settle_fire()
+    def _arm(self) -> None:
+        """Fire the latest due slot if it was not served, then arm for the first slot after now."""
+        self._disarm()
+        entry = self._entry
+        with self._lock:
+            self._token = token = object()
+        if not entry.enabled:
+            self._report(None)
+            return
+        self._fire_due(token, entry)
+        next_slot = first_slot_after(self._epoch, entry, self._clock.now())
+        self._wakeup = self._clock.call_at(next_slot, self._wake_callback(token, entry))
+        self._report(next_slot)
 
-    def _arm(self, *, counted: bool = False) -> bool:
-        """Apply the slot rule, then arm the wake-up for the first slot after now.
+    def _wake_callback(self, token: object, entry: ScheduleEntry) -> Callable[[], None]:
+        """What the clock runs at the slot, on its own thread.
+
+        A wake-up that comes late (after a host suspend) fires the latest slot due,
+        once, like every arming does.
+        """
+        address = self._sv_address
+
+        def wake() -> None:
+            if self._fire_due(token, entry, from_wake=True):
+                address.tell(Wake(token))
+
+        return wake
+
+    def _fire_due(self, token: object, entry: ScheduleEntry, *, from_wake: bool = False) -> bool:
+        """The slot rule: if the latest slot <= now is newer than the one served, fire it.
+
+        Runs on this actor's thread (arming) or on the clock's (a wake-up); ``token``
+        must still be current, so a wake-up overtaken by a retune fires nothing.
 
         Args:
-            counted: a fire now carries one unit of ``fires_in_flight`` to the orchestrator.
+            from_wake: a wake-up fires: count it in ``fires_in_flight`` until the
+                orchestrator has its request, so that the orchestrator waits for it
+                before it picks among the requests of this instant. (A fire on arming
+                answers a start, retune or restart, not an instant other timers share.)
 
         Returns:
             True if a slot was fired.
         """
-        self._disarm()
-        self._token = token = object()
-        entry = self._entry
-        if not entry.enabled:
-            self._report(None, 0)
-            return False
         now = self._clock.now()
         latest = slot_index(self._epoch, entry, now)
-        missed = 0
-        fired = False
-        if latest >= 0:
-            slot = slot_time(self._epoch, entry, latest)
-            if self._served is None or self._served < slot:
-                missed = self._slots_between(self._served, latest)
-                self._fire(slot, missed, counted)
-                fired = True
-        next_slot = first_slot_after(self._epoch, entry, now)
-        self._wakeup = self._clock.call_at(next_slot, self._wake_callback(token))
-        self._report(next_slot, missed)
-        return fired
-
-    def _wake_callback(self, token: object) -> Callable[[], None]:
-        """What the clock runs at the slot, on its own thread: count the fire, tell this actor."""
-        address = self._sv_address
-
-        def wake() -> None:
-            with self._pending_lock:
-                if self._gone:
-                    return
-                self._pending.add(token)
+        if latest < 0:
+            return False
+        slot = slot_time(self._epoch, entry, latest)
+        with self._lock:
+            if token is not self._token or (self._served is not None and self._served >= slot):
+                return False
+            served_index = -1 if self._served is None else slot_index(self._epoch, entry, self._served)
+            missed = max(0, latest - served_index - 1)
+            self._served = slot
+            self._missed += missed
+            if from_wake:
                 self._fires.begin()
-            address.tell(Wake(token))
-
-        return wake
-
-    def _settle_fire(self) -> None:
-        """End one fire in flight that sent no request; the orchestrator may pick now."""
-        self._fires.end()
-        self._orchestrator.tell(Pick())
-
-    def _slots_between(self, served: float | None, latest: int) -> int:
-        """Slots strictly between the one served and slot ``latest`` (skipped by a catch-up)."""
-        served_index = -1 if served is None else slot_index(self._epoch, self._entry, served)
-        return max(0, latest - served_index - 1)
-
-    def _fire(self, slot: float, missed: int, counted: bool) -> None:
-        self._served = slot
-        if missed:
-            log.info("%s: catch-up for slot %.3f, %d slots missed", self._entry.sync_type, slot, missed)
-        self._orchestrator.tell(
-            RequestSync(
-                sync_type=self._entry.sync_type,
-                trigger="auto",
-                scheduled_at=slot,
-                requested_at=self._clock.now(),
-                missed=missed,
-                from_wake=counted,
+            self._orchestrator.tell(
+                RequestSync(entry.sync_type, "auto", slot, now, missed=missed, from_wake=from_wake)
             )
-        )
+        if missed:
+            log.info("%s: catch-up for slot %.3f, %d slots missed", entry.sync_type, slot, missed)
+        return True
 
-    def _report(self, next_slot: float | None, missed: int) -> None:
-        report = TimerArmed(self._entry.sync_type, self._served, next_slot, missed, self._retune_seq)
+    def _report(self, next_slot: float | None) -> None:
+        with self._lock:
+            served, missed, self._missed = self._served, self._missed, 0
+        report = TimerArmed(self._entry.sync_type, served, next_slot, missed, self._retune_seq)
         self._supervisor.tell(report)
 
     def _disarm(self) -> None:
@@ -174,22 +160,20 @@ class TimerActor(TrackedActor):
             self._wakeup.cancel()
         self._wakeup = None
 
-    def _go(self) -> None:
-        """This incarnation ends: no wake-up may count a fire any more; settle those counted."""
+    def _end(self) -> None:
+        """No wake-up of this incarnation fires any more; the supervisor learns what it served."""
         self._disarm()
-        with self._pending_lock:
-            self._gone = True
-            settled = len(self._pending)
-            self._pending.clear()
-        for _ in range(settled):
-            self._settle_fire()
+        with self._lock:
+            self._token = None
+        # A wake-up may have fired just before: the next incarnation must not fire it again.
+        self._report(None)
 
     def on_death(self, error: str) -> None:
         """Disarm, then tell the supervisor."""
-        self._go()
+        self._end()
         self._supervisor.tell(ChildFailed(self._entry.sync_type, error))
 
     def on_stop(self) -> None:
         """Disarm on a clean stop."""
-        self._go()
+        self._end()
         super().on_stop()
