@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 from conftest import Recorder
 
-from archibald_actors import DEFAULT_SCHEDULE, SYNC_TYPES, ManualClock, SyncService
+from archibald_actors import DEFAULT_SCHEDULE, SYNC_TYPES, ManualClock, ScaledClock, SyncService
 from archibald_actors.clock import Wakeup
 
 MIN = 60.0
@@ -207,3 +208,27 @@ def test_a_retune_at_the_instant_of_a_slot_fires_it_once(
     status = service.status()["types"]["orders"]
     assert (status["duplicates"], status["coalesced"], status["missed"]) == (0, 0, 0)
     assert service.schedule()["orders"]["nextRunAt"] == "2026-01-01T00:40:00.000Z"
+
+
+def test_on_a_real_clock_one_instants_requests_still_run_by_priority() -> None:
+    # No settle window: the orchestrator knows exactly whether a wake-up of the instant
+    # has not run yet or its request is still on the way, whatever the machine's timing.
+    clock = ScaledClock(600)  # the shared slot is one schedule minute (0.1 real s) away
+    # Lowest priority first: its timer is armed first, so its request arrives first.
+    by_priority = sorted(DEFAULT_SCHEDULE.values(), key=lambda e: e.priority)
+    schedule = {e.sync_type: e.retuned(start_delay_minutes=1) for e in by_priority}
+    order: list[str] = []
+    all_ran = threading.Event()
+
+    def handler(ctx: Any) -> None:
+        order.append(ctx.sync_type)
+        if len(order) == len(SYNC_TYPES):
+            all_ran.set()
+
+    service = SyncService(dict.fromkeys(SYNC_TYPES, handler), clock=clock, schedule=schedule)
+    service.start()
+    try:
+        assert all_ran.wait(10.0), order
+    finally:
+        service.stop(timeout=5.0)
+    assert order == ["orders", "customers", "ddt", "invoices", "products", "prices"]
