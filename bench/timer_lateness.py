@@ -54,7 +54,7 @@ from archibald_actors import DEFAULT_SCHEDULE, ScaledClock, ScheduleEntry, SyncC
 from archibald_actors.schedule import latest_slot_at_or_before
 
 #: Real seconds after the measured window before stopping, so its last slots complete.
-GRACE_REAL = 0.25
+GRACE_REAL = 1.0
 MEASURES = ("fire", "start")
 
 
