@@ -2,7 +2,9 @@
 
 Every method that talks to the actors has two forms: ``status()`` blocks the calling
 thread with a timeout, ``status_future()`` returns a ``concurrent.futures.Future`` that an
-asyncio caller awaits through ``asyncio.wrap_future`` without blocking its loop.
+asyncio caller awaits through ``asyncio.wrap_future`` without blocking its loop. The
+blocking forms refuse to run on the thread of a running event loop (``BlockingCallError``,
+naming the form to await), since they would freeze it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from archibald_actors.cluster.link import ClusterLink
 from archibald_actors.errors import InvalidValueError, ServiceStateError, ServiceUnavailableError
 from archibald_actors.events import EventBus
 from archibald_actors.exclusive import ExclusiveHold
+from archibald_actors.handler_signature import handler_problem
+from archibald_actors.loop_guard import blocking, refuse_on_loop
 from archibald_actors.loop_thread import LoopThread
 from archibald_actors.messages import (
     Crash,
@@ -40,7 +44,13 @@ from archibald_actors.messages import (
     Trigger,
     WaitIdle,
 )
-from archibald_actors.schedule import DEFAULT_SCHEDULE, ScheduleEntry, check_sync_type
+from archibald_actors.schedule import (
+    DEFAULT_SCHEDULE,
+    SYNC_TYPES,
+    ScheduleEntry,
+    check_schedule,
+    check_sync_type,
+)
 from archibald_actors.schedule_view import ScheduleView
 from archibald_actors.status import health_from_status
 from archibald_actors.store.base import Store
@@ -59,6 +69,12 @@ ASK_TIMEOUT = 5.0
 #: after a stuck one (stopping actors, joining the clock) take milliseconds when nothing
 #: is stuck, so ``stop(timeout)`` returns within ``timeout`` plus a few of these.
 STOP_STEP_FLOOR = 0.1
+#: What to await instead of a blocking call, on an event loop's thread.
+_STOP_ON_LOOP = "`await asyncio.to_thread(service.stop)` (or let `archibald_actors.web.setup()` stop it)"
+
+
+def _awaitable(future_call: str) -> str:
+    return f"`await asyncio.wrap_future(service.{future_call})`"
 
 
 def _noop_handler(ctx: Any) -> None:
@@ -86,14 +102,19 @@ class SyncService:
         handlers: sync handler per type (plain or coroutine function taking ``ctx``);
             a type without one gets a handler that succeeds at once.
         clock: ``SystemClock()`` by default; ``ManualClock()`` in tests.
-        schedule: the table to start from (``DEFAULT_SCHEDULE``); stored retunes win.
+        schedule: the table to start from (``DEFAULT_SCHEDULE``); its keys are the service's
+            sync types (``sync_types``), any names matching ``[a-z][a-z0-9_-]{0,31}``. Stored
+            retunes win.
         store: durable state; ``MemoryStore()`` by default.
         loop: the asyncio loop coroutine handlers run on; by default the loop running
             when ``start()`` is called, else a private one.
         retention_days: runs older than this are pruned from the store's ledger.
 
     Raises:
-        UnknownSyncTypeError: a handler or schedule entry names an unknown type.
+        UnknownSyncTypeError: a handler names a type that is neither in the schedule nor
+            one of the default six.
+        InvalidValueError: a schedule key is not a valid type name or not its entry's type,
+            or a handler cannot be called as ``handler(ctx)`` (names it).
     """
 
     def __init__(
@@ -107,12 +128,17 @@ class SyncService:
         retention_days: float = 30.0,
     ) -> None:
         handlers = dict(handlers or {})
-        schedule = dict(schedule or DEFAULT_SCHEDULE)
-        for name in [*handlers, *schedule]:
-            check_sync_type(name)
+        schedule = check_schedule(schedule or DEFAULT_SCHEDULE)
+        #: The service's sync types: the keys of its schedule, in order.
+        self.sync_types: tuple[str, ...] = tuple(schedule)
+        for name in handlers:
+            # A handler of a default type the schedule leaves out is ignored (one handler
+            # table serves any subset of the six); any other unknown name is a typo.
+            if name not in SYNC_TYPES:
+                check_sync_type(name, self.sync_types)
         for sync_type, handler in handlers.items():
-            if not callable(handler):
-                raise InvalidValueError(f"handlers[{sync_type!r}]", "must be callable")
+            if (problem := handler_problem(handler)) is not None:
+                raise InvalidValueError(f"handlers[{sync_type!r}]", problem)
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.store: Store = store if store is not None else MemoryStore()
         self.events = EventBus()
@@ -145,10 +171,14 @@ class SyncService:
                 (the web layer starts the service off its loop, since the store is read here).
 
         Raises:
-            ServiceStateError: already started, or stopped.
+            ServiceStateError: already started, or stopped (a stopped service never starts again).
             StoreError: the store cannot be read.
         """
         with self._lock:
+            if self._stopped:
+                raise ServiceStateError(
+                    "the service was stopped and cannot start again; build a new SyncService"
+                )
             if self._started:
                 raise ServiceStateError("the service is already started; start() runs once")
             self._started = True
@@ -192,6 +222,7 @@ class SyncService:
                 self._loop_thread = LoopThread()
             return self._loop_thread.loop
 
+    @blocking("service.stop()", _STOP_ON_LOOP)
     def stop(self, timeout: float = 10.0, *, drain: bool = False) -> None:
         """Let the running sync end and be recorded, then stop every actor and thread.
 
@@ -204,6 +235,10 @@ class SyncService:
         Afterwards no thread of the service is left but handler threads that ignored the
         stop request: those are abandoned (daemon threads, counted in ``status()`` as
         ``abandonedThreads``).
+
+        Raises:
+            BlockingCallError: called on the thread of a running event loop (it would wait
+                for coroutine handlers that need that loop to end).
         """
         with self._lock:
             if not self._started or self._stopped:
@@ -255,6 +290,8 @@ class SyncService:
         log.error("the running sync did not stop in time; stopping without its record")
 
     def __enter__(self) -> SyncService:
+        # Refused before starting: on a loop's thread the stop on exit could not run.
+        refuse_on_loop("`with SyncService(...)`", "`start()`, then " + _STOP_ON_LOOP)
         self.start()
         return self
 
@@ -287,6 +324,7 @@ class SyncService:
         """Future of :meth:`schedule`."""
         return self._send("supervisor", GetSchedule)
 
+    @blocking("service.schedule()", _awaitable("schedule_future()") + " or `service.schedule_view()`")
     def schedule(self, timeout: float = ASK_TIMEOUT) -> dict[str, dict[str, Any]]:
         """The schedule as it stands: ``{type: {interval, startDelay, unit, enabled, nextRunAt}}``."""
         return self._wait(self.schedule_future(), timeout, "schedule")
@@ -324,6 +362,7 @@ class SyncService:
         runner = self._runner
         return 0 if runner is None else runner.abandoned_threads
 
+    @blocking("service.status()", _awaitable("status_future()"))
     def status(self, timeout: float = ASK_TIMEOUT) -> dict[str, Any]:
         """Running sync, queue, hold, orchestrator state and per-type details."""
         return self._wait(self.status_future(), timeout, "status")
@@ -336,7 +375,7 @@ class SyncService:
         enabled: bool | None = None,
     ) -> Future[dict[str, dict[str, Any]]]:
         """Future of :meth:`retune`; fails with the validation error if a value is bad."""
-        check_sync_type(sync_type)
+        check_sync_type(sync_type, self.sync_types)
         if interval_minutes is None and start_delay_minutes is None and enabled is None:
             raise InvalidValueError(
                 "intervalMinutes", "or startDelayMinutes or enabled is required: nothing to change"
@@ -346,6 +385,7 @@ class SyncService:
             lambda reply: Retune(sync_type, interval_minutes, start_delay_minutes, enabled, reply),
         )
 
+    @blocking("service.retune()", _awaitable("retune_future(...)"))
     def retune(
         self,
         sync_type: str,
@@ -366,7 +406,7 @@ class SyncService:
 
     def request_sync_future(self, sync_type: str, trigger: Trigger = "manual") -> Future[dict[str, Any]]:
         """Future of :meth:`request_sync`."""
-        check_sync_type(sync_type)
+        check_sync_type(sync_type, self.sync_types)
         if trigger not in TRIGGERS:
             raise InvalidValueError("trigger", f"must be one of {', '.join(TRIGGERS)}, got {trigger!r}")
         now = self.clock.now()
@@ -375,6 +415,7 @@ class SyncService:
             lambda reply: RequestSync(sync_type, trigger, None, now, reply=reply),
         )
 
+    @blocking("service.request_sync()", _awaitable("request_sync_future(...)"))
     def request_sync(
         self, sync_type: str, trigger: Trigger = "manual", *, timeout: float = ASK_TIMEOUT
     ) -> dict[str, Any]:
@@ -384,11 +425,12 @@ class SyncService:
     def history_future(self, sync_type: str | None = None, limit: int = 100) -> Future[list[dict[str, Any]]]:
         """Future of :meth:`history`."""
         if sync_type is not None:
-            check_sync_type(sync_type)
+            check_sync_type(sync_type, self.sync_types)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InvalidValueError("limit", f"must be a positive whole number, got {limit!r}")
         return self._send(ORCHESTRATOR, lambda reply: GetHistory(reply, sync_type, limit))
 
+    @blocking("service.history()", _awaitable("history_future(...)"))
     def history(
         self, sync_type: str | None = None, limit: int = 100, *, timeout: float = ASK_TIMEOUT
     ) -> list[dict[str, Any]]:
@@ -399,21 +441,39 @@ class SyncService:
         """Future of :meth:`health`."""
         return _then(self.status_future(), health_from_status)
 
+    @blocking("service.health()", _awaitable("health_future()"))
     def health(self, timeout: float = ASK_TIMEOUT) -> dict[str, Any]:
-        """``{"status": "ok"}``, or ``{"status": "degraded", "failed": [...], "stale": [...]}``."""
+        """``{"status": "ok"}``, or ``{"status": "degraded", "failed", "stale", "failing"}`` (lists).
+
+        A degraded body also has ``abandonedThreads`` once more than 8 handler threads that
+        ignored a stop are still alive.
+        """
         return self._wait(self.health_future(), timeout, "health")
 
+    def wait_idle_future(self) -> Future[bool]:
+        """Future of :meth:`wait_idle`, done (True) once nothing runs or waits."""
+        return self._send(ORCHESTRATOR, WaitIdle)
+
+    @blocking(
+        "service.wait_idle()",
+        "`await asyncio.wait_for(asyncio.wrap_future(service.wait_idle_future()), timeout)`",
+    )
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """True once nothing runs or waits; False if that did not happen within ``timeout``."""
         try:
-            return bool(self._send(ORCHESTRATOR, WaitIdle).result(timeout))
+            return bool(self.wait_idle_future().result(timeout))
         except FutureTimeout:
             return False
 
     def exclusive(self, timeout: float | None = None) -> ExclusiveHold:
         """A hold that stops the running sync and keeps new ones from starting.
 
-        Use as ``with service.exclusive():`` or ``async with service.exclusive():``.
+        Use as ``with service.exclusive():`` on a thread, ``async with service.exclusive():``
+        in a coroutine (``with`` on an event loop's thread raises ``BlockingCallError``:
+        it would wait for a coroutine handler that needs that very loop to stop).
+
+        Args:
+            timeout: real seconds entering waits for the running sync to end (None: no limit).
         """
         return ExclusiveHold(self, timeout)
 
@@ -424,7 +484,7 @@ class SyncService:
             UnknownSyncTypeError: ``name`` is neither a sync type nor "orchestrator".
         """
         if name != ORCHESTRATOR:
-            check_sync_type(name)
+            check_sync_type(name, self.sync_types)
         self._check_running()
         self._addresses[name].tell(Crash())
 

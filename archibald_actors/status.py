@@ -13,8 +13,17 @@ from archibald_actors.schedule import ScheduleEntry
 if TYPE_CHECKING:
     from archibald_actors.actors.orchestrator_state import OrchestratorState
 
-__all__ = ["ABANDONED_THREADS_CAP", "build_status", "health_from_status", "is_stale", "iso_at"]
+__all__ = [
+    "ABANDONED_THREADS_CAP",
+    "FAILING_AFTER",
+    "build_status",
+    "health_from_status",
+    "is_stale",
+    "iso_at",
+]
 
+#: Consecutive failed or timed-out runs after which a type makes the health degraded.
+FAILING_AFTER = 3
 #: Abandoned handler threads past which health reads degraded: each holds whatever its
 #: handler holds (a connection, an ERP session), and a pile of them means a handler hangs.
 ABANDONED_THREADS_CAP = 8
@@ -64,6 +73,7 @@ def build_status(  # noqa: PLR0917 - one call site per actor, all positional for
             "lastRun": last.to_json() if last else None,
             "runs": counters.runs,
             "failures": counters.failures,
+            "consecutiveFailures": counters.consecutive_failures,
             "coalesced": counters.coalesced,
             "duplicates": counters.duplicates,
             "lastSuccessAt": iso(counters.last_success),
@@ -91,20 +101,24 @@ def build_status(  # noqa: PLR0917 - one call site per actor, all positional for
 
 
 def health_from_status(status: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"status": "ok"}``, or ``"degraded"`` with the failed children and stale types.
+    """``{"status": "ok"}``, or ``"degraded"`` with the failed children, stale and failing types.
 
-    More than ``ABANDONED_THREADS_CAP`` abandoned handler threads degrade it too, and the
-    body then says how many (``abandonedThreads``). In a cluster the body also names the
-    replica's ``role`` (leader or follower).
+    A type is failing once its last ``FAILING_AFTER`` runs (cancelled ones aside) failed or
+    timed out: a handler that fails every time degrades health at once, not only when the
+    type turns stale. More than ``ABANDONED_THREADS_CAP`` abandoned handler threads degrade
+    it too, and the body then says how many (``abandonedThreads``). In a cluster the body
+    also names the replica's ``role``.
     """
-    failed = [t for t, v in status["types"].items() if v["timer"] == "failed"]
+    types = status["types"]
+    failed = [t for t, v in types.items() if v["timer"] == "failed"]
     if status["orchestrator"] == "failed":
         failed.insert(0, "orchestrator")
-    stale = [t for t, v in status["types"].items() if not v["fresh"]]
+    stale = [t for t, v in types.items() if not v["fresh"]]
+    failing = [t for t, v in types.items() if v["consecutiveFailures"] >= FAILING_AFTER]
     abandoned = int(status.get("abandonedThreads", 0))
     threads = {"abandonedThreads": abandoned} if abandoned > ABANDONED_THREADS_CAP else {}
     # A replica of a cluster says which one it is; a standalone service keeps the bare body.
     role = {} if status.get("role", "standalone") == "standalone" else {"role": status["role"]}
-    if not failed and not stale and not threads:
+    if not failed and not stale and not failing and not threads:
         return {"status": "ok", **role}
-    return {"status": "degraded", "failed": failed, "stale": stale, **threads, **role}
+    return {"status": "degraded", "failed": failed, "stale": stale, "failing": failing, **threads, **role}

@@ -119,7 +119,7 @@ def test_stop_returns_within_its_timeout_with_nine_abandoned_and_one_stuck_threa
 
 
 def test_health_stays_ok_up_to_the_cap_of_abandoned_threads() -> None:
-    types = {t: {"timer": "running", "fresh": True} for t in SYNC_TYPES}
+    types = {t: {"timer": "running", "fresh": True, "consecutiveFailures": 0} for t in SYNC_TYPES}
     status = {"orchestrator": "running", "types": types, "abandonedThreads": ABANDONED_THREADS_CAP}
     assert health_from_status(status) == {"status": "ok"}
     status["abandonedThreads"] = ABANDONED_THREADS_CAP + 1
@@ -127,5 +127,6 @@ def test_health_stays_ok_up_to_the_cap_of_abandoned_threads() -> None:
         "status": "degraded",
         "failed": [],
         "stale": [],
+        "failing": [],
         "abandonedThreads": ABANDONED_THREADS_CAP + 1,
     }

@@ -52,6 +52,8 @@ log = logging.getLogger("archibald_actors.orchestrator")
 STOP_GRACE_SECONDS = 30.0
 #: Clock seconds before a pick is retried when the store could not claim a slot.
 CLAIM_RETRY = 5.0
+#: The event a run's end is published as, by outcome; the rest (failed, timeout) fail.
+_END_EVENTS = {"success": "sync.completed", "cancelled": "sync.cancelled"}
 
 
 class _ClaimDeferredError(Exception):
@@ -294,7 +296,7 @@ class OrchestratorActor(TrackedActor):
             # Stopped to make way for a user action: it resumes once the hold is released.
             slot = running.scheduled_at
             state.queue.add(running.sync_type, "retry", slot, now, running=None, claimed=slot)
-        self._events.publish("sync.completed" if outcome == "success" else "sync.failed", **record.to_json())
+        self._events.publish(_END_EVENTS.get(outcome, "sync.failed"), **record.to_json())
         for reply in [*state.hold_waiters, *state.drain_waiters]:
             answer(reply, True)
         state.hold_waiters.clear()

@@ -18,10 +18,13 @@ from archibald_actors.messages import Outcome, Reply, Trigger
 from archibald_actors.request_queue import PendingRequest, RequestQueue
 from archibald_actors.schedule import ScheduleEntry
 
-__all__ = ["OrchestratorState", "Running", "TypeCounters"]
+__all__ = ["FAILING_OUTCOMES", "OrchestratorState", "Running", "TypeCounters"]
 
 # The orchestrator's logger: what the state reports is the orchestrator's doing.
 log = logging.getLogger("archibald_actors.orchestrator")
+
+#: Outcomes that count as failures; cancelled and skipped runs say nothing of the type's health.
+FAILING_OUTCOMES: tuple[Outcome, ...] = ("failed", "timeout")
 
 
 @dataclass
@@ -68,10 +71,15 @@ class Running:
 
 @dataclass
 class TypeCounters:
-    """Per-type totals shown in the status."""
+    """Per-type totals shown in the status.
+
+    ``consecutive_failures`` counts the failed and timed-out runs since the last success;
+    cancelled and skipped runs neither add to it nor reset it.
+    """
 
     runs: int = 0
     failures: int = 0
+    consecutive_failures: int = 0
     coalesced: int = 0
     duplicates: int = 0
     last_success: datetime | None = None
@@ -113,16 +121,24 @@ class OrchestratorState:
         return state
 
     def adopt_runs(self, runs: list[RunRecord]) -> None:
-        """Take ``runs`` (newest first, from the ledger) as the history; keep last successes in step."""
+        """Take ``runs`` (newest first, from the ledger) as the history; keep its counters in step.
+
+        The last success and the failures since come from the history, so they survive a
+        restart of the process and read the same on every replica of a cluster.
+        """
         if runs:
             history = History(self.counters)
             for record in reversed(runs):
                 history.add(record)
             self.history = history
         for sync_type, counter in self.counters.items():
-            success = next((r for r in self.history.newest_first(sync_type) if r.outcome == "success"), None)
-            if success is not None:
-                counter.last_success = success.finished_at
+            counter.consecutive_failures = 0
+            for record in self.history.newest_first(sync_type):
+                if record.outcome == "success":
+                    counter.last_success = record.finished_at
+                    break
+                if record.outcome in FAILING_OUTCOMES:
+                    counter.consecutive_failures += 1
 
     def enqueue(
         self, sync_type: str, trigger: Trigger, scheduled_at: float | None, requested_at: float
@@ -160,10 +176,12 @@ class OrchestratorState:
         self.running = None
         counters = self.counters[record.sync_type]
         counters.runs += 1
-        if record.outcome in ("failed", "timeout"):
+        if record.outcome in FAILING_OUTCOMES:
             counters.failures += 1
+            counters.consecutive_failures += 1
         elif record.outcome == "success":
             counters.last_success = record.finished_at
+            counters.consecutive_failures = 0
         self.history.add(record)
 
     def refresh_from_ledger(self, ledger: Callable[[str | None, int], list[RunRecord]], limit: int) -> None:
