@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import math
 import statistics
 import sys
@@ -216,6 +217,8 @@ async def _run_apscheduler(plan: Plan) -> Result:
         trigger = IntervalTrigger(seconds=interval_us / 1e6, start_date=start, timezone=UTC)
         scheduler.add_job(job, trigger, args=(sync_type,), id=sync_type, name=sync_type)
     scheduler.add_listener(on_submitted, EVENT_JOB_SUBMITTED)
+    # shutdown(wait=False) cancels a job due after the window: not an error worth a traceback.
+    logging.getLogger("apscheduler.executors").setLevel(logging.CRITICAL)
     scheduler.start()
     try:
         await asyncio.sleep(epoch - time.time() + plan.lead_minutes * plan.minute + plan.seconds + GRACE_REAL)
