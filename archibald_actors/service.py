@@ -22,10 +22,12 @@ import pykka
 
 from archibald_actors.actors.base import Address
 from archibald_actors.actors.runner import SyncHandler, SyncRunner
+from archibald_actors.actors.store_worker import StoreWorker
 from archibald_actors.actors.supervisor import ORCHESTRATOR
 from archibald_actors.actors.system import start_actors
 from archibald_actors.clock import Clock, Deadline, SystemClock
 from archibald_actors.cluster.link import ClusterLink
+from archibald_actors.domain import TRIGGERS, Trigger
 from archibald_actors.errors import InvalidValueError, ServiceStateError, ServiceUnavailableError
 from archibald_actors.events import EventBus
 from archibald_actors.exclusive import ExclusiveHold
@@ -41,7 +43,6 @@ from archibald_actors.messages import (
     RequestSync,
     RestartChild,
     Retune,
-    Trigger,
     WaitIdle,
 )
 from archibald_actors.schedule import (
@@ -62,9 +63,10 @@ log = logging.getLogger("archibald_actors")
 
 T = TypeVar("T")
 U = TypeVar("U")
-TRIGGERS: tuple[Trigger, ...] = ("auto", "manual", "retry")
 #: Real seconds a blocking call waits for the actors by default.
 ASK_TIMEOUT = 5.0
+#: Real seconds ``start()`` waits for the first read of the store.
+START_WAIT = 30.0
 #: Real seconds each step of ``stop()`` gets even once its budget is spent: the steps
 #: after a stuck one (stopping actors, joining the clock) take milliseconds when nothing
 #: is stuck, so ``stop(timeout)`` returns within ``timeout`` plus a few of these.
@@ -159,6 +161,7 @@ class SyncService:
         self._supervisor = Address("supervisor", self.clock.activity)
         self._cluster: ClusterLink | None = None
         self._runner: SyncRunner | None = None
+        self._store_worker: StoreWorker | None = None
         self.epoch: float | None = None
 
     # --- lifecycle ----------------------------------------------------------------
@@ -170,9 +173,12 @@ class SyncService:
             loop: the loop for coroutine handlers, if none was given to the constructor
                 (the web layer starts the service off its loop, since the store is read here).
 
+        Returns once the store was read, or once reading it failed: then the service
+        runs without timers, its health says ``"store": "unavailable"``, and it reads the
+        store again with a backoff (1 s doubling to 30 s) until it can.
+
         Raises:
             ServiceStateError: already started, or stopped (a stopped service never starts again).
-            StoreError: the store cannot be read.
         """
         with self._lock:
             if self._stopped:
@@ -187,32 +193,31 @@ class SyncService:
         if self._loop is None:
             with contextlib.suppress(RuntimeError):
                 self._loop = asyncio.get_running_loop()
-        try:
-            stored = self.store.load()
-            # First writer wins: every replica of a cluster counts slots from one epoch.
-            stored_epoch = self.store.ensure_epoch(self.clock.real_wall())
-        except BaseException:
-            with self._lock:
-                self._started = False  # nothing was started; start() may be tried again
-            raise
         system = start_actors(
             schedule=self._initial_schedule,
             handlers=self._handlers,
             clock=self.clock,
             store=self.store,
-            stored=stored,
-            stored_epoch=stored_epoch,
             events=self.events,
             supervisor_address=self._supervisor,
             coroutine_loop=self._coroutine_loop,
             publish_view=self._publish_view,
+            on_booted=self._booted,
             retention_days=self._retention_days,
         )
-        self.epoch = system.epoch
         self._addresses = system.addresses
         self._runner = system.runner
+        self._store_worker = system.store_worker
         self._supervisor_ref = system.supervisor_ref
         self._cluster = system.cluster
+        try:
+            # The first read of the store is bounded by the store's own timeouts.
+            system.first_load.result(START_WAIT)
+        except FutureTimeout:
+            log.error("the store did not answer within %s s; starting without it", START_WAIT)
+
+    def _booted(self, epoch: float) -> None:
+        self.epoch = epoch  # one reference swap, from the supervisor's thread
 
     def _coroutine_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -258,6 +263,9 @@ class SyncService:
                 log.error("the supervisor did not stop within %s s", timeout)
         if self._runner is not None:
             self._runner.join(deadline)
+        if self._store_worker is not None:
+            # The last runs reach the ledger first.
+            self._store_worker.close(deadline.left(STOP_STEP_FLOOR))
         if self._loop_thread is not None:
             self._loop_thread.close(deadline.left(STOP_STEP_FLOOR))
         if isinstance(self.clock, SystemClock):

@@ -1,4 +1,4 @@
-"""Building the status document of DESIGN section 6 from the orchestrator's state."""
+"""Building the status document (and the health derived from it) from the orchestrator's state."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from archibald_actors.clock import Clock
-from archibald_actors.ledger import iso
+from archibald_actors.domain import iso
 from archibald_actors.schedule import ScheduleEntry
 
 if TYPE_CHECKING:
@@ -52,11 +52,15 @@ def build_status(  # noqa: PLR0917 - one call site per actor, all positional for
     orchestrator_state: str,
     role: str,
     clock: Clock,
+    store: str = "ok",
 ) -> dict[str, Any]:
-    """The status dict (camelCase keys); ``timers`` is the supervisor's per-type view."""
+    """The status dict (camelCase keys); ``timers`` is the supervisor's per-type view.
+
+    ``store`` is "ok", or "unavailable" while the store fails or does not answer.
+    """
     now = clock.wall()
     running = state.running
-    queued = state.queue.ordered()
+    queued = state.waiting()
     queued_types = {r.sync_type for r in queued}
     types: dict[str, Any] = {}
     for sync_type, timer in timers.items():
@@ -96,12 +100,14 @@ def build_status(  # noqa: PLR0917 - one call site per actor, all positional for
         "held": state.holds > 0,
         "orchestrator": orchestrator_state,
         "role": role,
+        "store": store,
         "types": types,
     }
 
 
 def health_from_status(status: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"status": "ok"}``, or ``"degraded"`` with the failed children, stale and failing types.
+    """``{"status": "ok"}``, or ``"degraded"`` with the failed children, stale and failing types
+    and the store when it does not answer.
 
     A type is failing once its last ``FAILING_AFTER`` runs (cancelled ones aside) failed or
     timed out: a handler that fails every time degrades health at once, not only when the
@@ -119,6 +125,8 @@ def health_from_status(status: Mapping[str, Any]) -> dict[str, Any]:
     threads = {"abandonedThreads": abandoned} if abandoned > ABANDONED_THREADS_CAP else {}
     # A replica of a cluster says which one it is; a standalone service keeps the bare body.
     role = {} if status.get("role", "standalone") == "standalone" else {"role": status["role"]}
-    if not failed and not stale and not failing and not threads:
+    store = {} if status.get("store", "ok") == "ok" else {"store": status["store"]}
+    if not failed and not stale and not failing and not store and not threads:
         return {"status": "ok", **role}
-    return {"status": "degraded", "failed": failed, "stale": stale, "failing": failing, **threads, **role}
+    degraded = {"status": "degraded", "failed": failed, "stale": stale, "failing": failing}
+    return {**degraded, **store, **threads, **role}

@@ -15,7 +15,7 @@ import aiohttp
 
 from archibald_actors.actors.runner import SyncContext, SyncHandler
 from archibald_actors.clock import Clock
-from archibald_actors.ledger import iso
+from archibald_actors.domain import iso
 
 __all__ = ["WebhookError", "webhook_handler"]
 

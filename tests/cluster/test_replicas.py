@@ -59,7 +59,7 @@ from psycopg import sql
 from serve_process import LISTENING, START_TIMEOUT, STOP_TIMEOUT, LineReader, call, spawn_serve, stop
 
 from archibald_actors import DEFAULT_SCHEDULE
-from archibald_actors.ledger import RunRecord
+from archibald_actors.domain import RunRecord
 from archibald_actors.store import PostgresStore, postgres_url
 from archibald_actors.web.auth import make_token
 

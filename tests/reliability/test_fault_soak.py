@@ -33,8 +33,8 @@ import pytest
 from conftest import Recorder
 
 from archibald_actors import DEFAULT_SCHEDULE, SYNC_TYPES, ManualClock, SyncService
+from archibald_actors.domain import RunRecord
 from archibald_actors.events import RUN_END_EVENTS
-from archibald_actors.ledger import RunRecord
 from archibald_actors.schedule import ScheduleEntry, first_slot_after, slot_index, slot_time
 from archibald_actors.store.memory import MemoryStore
 

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from archibald_actors import DEFAULT_SCHEDULE, SYNC_TYPES, ManualClock, SyncService
-from archibald_actors.ledger import iso
+from archibald_actors.domain import iso
 from archibald_actors.schedule import (
     ScheduleEntry,
     first_slot_after,
