@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from archibald_actors.messages import Outcome, Trigger
 
@@ -23,7 +24,12 @@ def iso(moment: datetime | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class RunRecord:
-    """One finished run; times are UTC wall times (they outlive the clock that measured them)."""
+    """One finished run; times are UTC wall times (they outlive the clock that measured them).
+
+    ``agent_id`` is None for a shared type; ``attempt`` counts tries of one job (1 first);
+    ``result`` is what the handler returned (a JSON-able dict) and ``reason`` why a run was
+    ``skipped``.
+    """
 
     sync_type: str
     trigger: Trigger
@@ -33,6 +39,11 @@ class RunRecord:
     finished_at: datetime
     outcome: Outcome
     error: str | None = None
+    agent_id: str | None = None
+    attempt: int = 1
+    # A dict cannot be hashed: the record still can, by its other fields.
+    result: dict[str, Any] | None = field(default=None, hash=False)
+    reason: str | None = None
 
     @property
     def duration_ms(self) -> int:
@@ -51,6 +62,10 @@ class RunRecord:
             "durationMs": self.duration_ms,
             "outcome": self.outcome,
             "error": self.error,
+            "agentId": self.agent_id,
+            "attempt": self.attempt,
+            "result": self.result,
+            "reason": self.reason,
         }
 
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from archibald_actors.schedule import ScheduleEntry
 
 Trigger = Literal["auto", "manual", "retry"]
-Outcome = Literal["success", "failed", "timeout", "cancelled"]
+Outcome = Literal["success", "failed", "timeout", "cancelled", "skipped"]
 Reply = Future[Any]
 
 

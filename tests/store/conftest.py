@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -73,6 +74,7 @@ def make_run() -> Callable[..., RunRecord]:
         outcome: Outcome = "success",
         error: str | None = None,
         scheduled: bool = True,
+        **more: Any,
     ) -> RunRecord:
         finished_at = T0 + timedelta(seconds=finished)
         started_at = finished_at - timedelta(seconds=duration)
@@ -85,6 +87,7 @@ def make_run() -> Callable[..., RunRecord]:
             finished_at=finished_at,
             outcome=outcome,
             error=error,
+            **more,  # agent_id, attempt, result, reason
         )
 
     return make
