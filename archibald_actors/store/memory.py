@@ -8,9 +8,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from archibald_actors.agent import Agent, check_agent_id
-from archibald_actors.ledger import RunRecord
+from archibald_actors.domain import RunRecord
 from archibald_actors.schedule import ScheduleEntry
-from archibald_actors.store.base import PendingRequest, StoredState
+from archibald_actors.store.base import ClusterStore, PendingRequest, StoredState
 from archibald_actors.store.codec import check_aware, check_limit, result_text
 
 __all__ = ["MemoryStore"]
@@ -174,3 +174,7 @@ class MemoryStore:
 
     def close(self) -> None:
         """Nothing to release."""
+
+    def cluster(self) -> ClusterStore | None:
+        """None: a memory store belongs to one process."""
+        return None

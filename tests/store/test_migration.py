@@ -15,7 +15,7 @@ from pg_server import PG_DSN
 from psycopg import sql
 
 from archibald_actors.agent import Agent
-from archibald_actors.ledger import RunRecord
+from archibald_actors.domain import RunRecord
 from archibald_actors.store import PostgresStore, SqliteStore
 from archibald_actors.store.base import PendingRequest
 from archibald_actors.store.schema import (

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from archibald_actors.agent import Agent, check_agent_id
+from archibald_actors.domain import RunRecord
 from archibald_actors.errors import InvalidValueError
-from archibald_actors.ledger import RunRecord
 from archibald_actors.store import Store
 from archibald_actors.store.base import PendingRequest
 
