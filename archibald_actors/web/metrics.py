@@ -19,13 +19,11 @@ from prometheus_client import (
     generate_latest,
 )
 
+from archibald_actors.domain import OUTCOMES
 from archibald_actors.events import RUN_END_EVENTS, Event, EventBus
 from archibald_actors.web.error import Handler
 
-__all__ = ["OUTCOMES", "SyncMetrics", "metrics_handler"]
-
-#: Outcomes of a run.
-OUTCOMES = ("success", "failed", "timeout", "cancelled")
+__all__ = ["SyncMetrics", "metrics_handler"]
 
 
 class SyncMetrics:
