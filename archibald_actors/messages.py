@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from archibald_actors.agent import Agent
 from archibald_actors.domain import Outcome, RunRecord, Trigger
 from archibald_actors.schedule import ScheduleEntry
 
@@ -96,6 +97,8 @@ class RequestSync:
     reply: Reply | None = None
     #: Fired for a clock wake-up: the receiver ends that fire's count in ``fires_in_flight``.
     from_wake: bool = False
+    #: One agent's job of a per-agent type (None: a shared type, or every agent).
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,14 +132,17 @@ class GraceExpired:
 
 @dataclass(frozen=True, slots=True)
 class Hold:
-    """Take an exclusive hold; ``reply`` completes once no sync runs."""
+    """Take an exclusive hold; ``reply`` completes once no sync runs (on ``agent_id``'s lane only, if set)."""
 
     reply: Reply
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Release:
-    """Give back one exclusive hold."""
+    """Give back one exclusive hold (of ``agent_id``'s lane, if set)."""
+
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,3 +356,23 @@ class ClusterChanged:
     """Another replica announced a change (``retune``, ``request`` or ``resync``)."""
 
     kind: str
+
+
+# --- agents and breakers -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AgentsChanged:
+    """The agents as they now stand (stored), sent to the orchestrator after a load or a change."""
+
+    agents: tuple[Agent, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ResetBreakers:
+    """Close the circuit breakers of ``sync_type`` and/or ``agent_id`` (None: any); answers the count."""
+
+    reply: Reply
+    sync_type: str | None = None
+    agent_id: str | None = None
+

@@ -23,6 +23,7 @@ from archibald_actors.clock import Activity, Clock
 from archibald_actors.domain import Outcome
 from archibald_actors.events import EventBus
 from archibald_actors.messages import (
+    AgentsChanged,
     Booted,
     ChildFailed,
     Drain,
@@ -39,6 +40,7 @@ from archibald_actors.messages import (
     ReportStatus,
     RequestStored,
     RequestSync,
+    ResetBreakers,
     RunRecorded,
     RunTimedOut,
     SetLeading,
@@ -135,6 +137,10 @@ class OrchestratorActor(TrackedActor):
                     answer(reply, True)
                 else:
                     self._state.idle_waiters.append(reply)
+            case AgentsChanged(agents=agents):
+                self._state.agents = agents
+            case ResetBreakers(reply=reply):
+                answer(reply, 0)  # no breakers yet
             case _:
                 self._handle_store_result(message)
 
