@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
-from archibald_actors.clock import ScaledClock, SystemClock
+from archibald_actors.clock import ManualClock, ScaledClock, SystemClock
 from archibald_actors.config import ConfigError, load_config
 from archibald_actors.errors import InvalidValueError, StoreError
 from archibald_actors.events import Event
@@ -244,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulated hours (default %(default)g)",
     )
     sim.add_argument("--seed", type=int, default=0, help="seed of the durations (default %(default)s)")
+    sim.add_argument("--config", metavar="FILE", help="TOML file whose table (and types) to simulate")
     sim.set_defaults(run=_cmd_simulate)
     return parser
 
@@ -280,7 +281,13 @@ def _cmd_token(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    sys.stdout.write(format_report(simulate(args.hours, seed=args.seed)))
+    schedule = None
+    if args.config:
+        try:
+            schedule = load_config(args.config, clock=ManualClock()).schedule
+        except ConfigError as exc:
+            raise CliError(str(exc)) from None
+    sys.stdout.write(format_report(simulate(args.hours, seed=args.seed, schedule=schedule)))
     return EXIT_OK
 
 
@@ -303,7 +310,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             raise CliError(str(exc)) from None
         schedule = config.schedule
-        handlers.update(config.handlers)
+        # A type the config adds gets a demo handler too, unless the config names one.
+        handlers = {**demo_handlers(seed=args.seed, clock=clock, sync_types=schedule), **config.handlers}
     service = SyncService(handlers, clock=clock, schedule=schedule, store=open_store(args.db, args.schema))
     service.events.subscribe(_log_run)
     # SIGTERM lets the running sync finish (within the stop timeout); nothing queued is lost.

@@ -1,23 +1,25 @@
 """The ``--config`` TOML file: read once, validated at start, errors that point at the line.
 
-Format (every key optional; a type left out keeps its default row and the demo handler)::
+Format (a type left out keeps its default row and the demo handler; a table of a type
+not in the default table adds that type, and needs its ``interval_minutes``)::
 
     [sync.orders]
     interval_minutes = 10        # 5 to 180
-    start_delay_minutes = 0      # 0 to 180
-    priority = 6                 # 0 to 100, higher runs first
-    timeout_seconds = 900        # 1 to 86400, on the service clock
+    start_delay_minutes = 0      # 0 to 180 (0 for a new type)
+    priority = 6                 # 0 to 100, higher runs first (0 for a new type)
+    timeout_seconds = 900        # more than 0, at most 86400, on the service clock
     enabled = true
     handler = "mypkg.erp:sync_orders"       # a callable taking ctx, imported at start
     # url = "http://127.0.0.1:9000/sync"    # or a webhook (not both)
 
+A type's name matches ``[a-z][a-z0-9_-]{0,31}``. The table is the model ``TypeTable``,
+whose fields have the rules of :mod:`archibald_actors.validation` (as the HTTP API's).
 Every problem raises :class:`ConfigError` naming the file, the line and the field.
 """
 
 from __future__ import annotations
 
 import importlib
-import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -26,23 +28,29 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+
 from archibald_actors.actors.runner import SyncHandler
 from archibald_actors.clock import Clock
+from archibald_actors.errors import InvalidValueError
 from archibald_actors.handlers.webhook import webhook_handler
-from archibald_actors.schedule import (
-    DEFAULT_SCHEDULE,
-    INTERVAL_RANGE,
-    START_DELAY_RANGE,
-    SYNC_TYPES,
-    ScheduleEntry,
+from archibald_actors.schedule import DEFAULT_SCHEDULE, ScheduleEntry
+from archibald_actors.validation import (
+    TYPE_NAME_PATTERN,
+    Enabled,
+    IntervalMinutes,
+    Priority,
+    StartDelayMinutes,
+    TimeoutSeconds,
+    first_error,
+    is_type_name,
 )
 
 __all__ = [
     "KNOWN_KEYS",
-    "PRIORITY_RANGE",
-    "TIMEOUT_RANGE",
     "ConfigError",
     "ServiceConfig",
+    "TypeTable",
     "find_line",
     "import_handler",
     "load_config",
@@ -50,18 +58,30 @@ __all__ = [
 ]
 
 SECTION = "sync"
-KNOWN_KEYS: tuple[str, ...] = (
-    "interval_minutes",
-    "start_delay_minutes",
-    "priority",
-    "timeout_seconds",
-    "enabled",
-    "handler",
-    "url",
-)
-#: Inclusive bounds of ``priority`` and ``timeout_seconds``.
-PRIORITY_RANGE = (0, 100)
-TIMEOUT_RANGE = (1.0, 24 * 3600.0)
+
+
+def _optional() -> Any:
+    # A key left out is left as it is: read with ``model_dump(exclude_unset=True)``.
+    return Field(default=None)
+
+
+class TypeTable(BaseModel):
+    """One ``[sync.<type>]`` table; every key optional, unknown keys refused."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    interval_minutes: IntervalMinutes = _optional()
+    start_delay_minutes: StartDelayMinutes = _optional()
+    priority: Priority = _optional()
+    timeout_seconds: TimeoutSeconds = _optional()
+    enabled: Enabled = _optional()
+    handler: StrictStr = _optional()
+    url: StrictStr = _optional()
+
+
+KNOWN_KEYS: tuple[str, ...] = tuple(TypeTable.model_fields)
+#: What a key set in a table changes in the type's ``ScheduleEntry``.
+_TIMING_KEYS = ("interval_minutes", "start_delay_minutes", "priority", "timeout_seconds", "enabled")
 
 
 class ConfigError(ValueError):
@@ -124,7 +144,13 @@ def parse_config(text: str, *, path: str = "<config>", clock: Clock) -> ServiceC
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         match = re.search(r"at line (\d+)", str(exc))
-        raise ConfigError(path, int(match[1]) if match else None, None, f"is not valid TOML: {exc}") from None
+        line = int(match[1]) if match else None
+        keys = None if line is None else key_at_line(text, line)
+        if keys:
+            problem = f"is not valid TOML: {exc}"
+        else:  # no key to name: say which line (or the whole file) is broken
+            problem = f"{'line ' + str(line) if line else 'the file'} is not valid TOML: {exc}"
+        raise ConfigError(path, line, ".".join(keys) if keys else None, problem) from None
     return _Validator(text, path, clock).config(data)
 
 
@@ -150,44 +176,37 @@ class _Validator:
         handlers: dict[str, SyncHandler] = {}
         for sync_type, table in section.items():
             keys = (SECTION, sync_type)
-            if sync_type not in SYNC_TYPES:
-                raise self.fail(keys, f"is not a known sync type; expected one of {', '.join(SYNC_TYPES)}")
+            if not is_type_name(sync_type):
+                raise self.fail(keys, f"is not a valid sync type name: it must match {TYPE_NAME_PATTERN}")
             if not isinstance(table, dict):
                 raise self.fail(keys, f"must be a table, got {_kind(table)}")
-            schedule[sync_type], handler = self._type(sync_type, table, schedule[sync_type])
+            schedule[sync_type], handler = self._type(sync_type, table, schedule.get(sync_type))
             if handler is not None:
                 handlers[sync_type] = handler
         return ServiceConfig(self._path, MappingProxyType(schedule), MappingProxyType(handlers))
 
     def _type(
-        self, sync_type: str, table: dict[str, Any], entry: ScheduleEntry
+        self, sync_type: str, raw: dict[str, Any], entry: ScheduleEntry | None
     ) -> tuple[ScheduleEntry, SyncHandler | None]:
         prefix = (SECTION, sync_type)
-        for key in table:
-            if key not in KNOWN_KEYS:
+        try:
+            table = TypeTable.model_validate(raw).model_dump(exclude_unset=True)
+        except ValidationError as exc:
+            key, problem, kind = first_error(exc.errors(), TypeTable)
+            if kind == "extra_forbidden":
+                problem = f"is not a known key; expected one of {', '.join(KNOWN_KEYS)}"
+            raise self.fail((*prefix, key), problem) from None
+        changes = {k: v for k, v in table.items() if k in _TIMING_KEYS}
+        if entry is None:  # a type of its own: the interval cannot be guessed
+            if "interval_minutes" not in changes:
                 raise self.fail(
-                    (*prefix, key), f"is not a known key; expected one of {', '.join(KNOWN_KEYS)}"
+                    (*prefix, "interval_minutes"), "is required for a type that is not in the default table"
                 )
-        changes: dict[str, Any] = {}
-        if "interval_minutes" in table:
-            changes["interval_minutes"] = self._number(
-                prefix, "interval_minutes", table, INTERVAL_RANGE, "minutes"
-            )
-        if "start_delay_minutes" in table:
-            changes["start_delay_minutes"] = self._number(
-                prefix, "start_delay_minutes", table, START_DELAY_RANGE, "minutes"
-            )
-        if "timeout_seconds" in table:
-            changes["timeout_seconds"] = self._number(
-                prefix, "timeout_seconds", table, TIMEOUT_RANGE, "seconds"
-            )
-        if "priority" in table:
-            changes["priority"] = self._priority(prefix, table["priority"])
-        if "enabled" in table:
-            if not isinstance(table["enabled"], bool):
-                raise self.fail((*prefix, "enabled"), f"must be true or false, got {table['enabled']!r}")
-            changes["enabled"] = table["enabled"]
-        entry = replace(entry, **changes)
+            entry = ScheduleEntry(sync_type, changes["interval_minutes"], 0.0, 0)
+        try:
+            entry = replace(entry, **changes)
+        except InvalidValueError as exc:  # the table's rules are the entry's: kept for safety
+            raise self.fail(prefix, str(exc)) from None
         if "handler" in table and "url" in table:
             # Point at whichever of the two comes second: that is the line to delete.
             url_line = find_line(self._text, (*prefix, "url")) or 0
@@ -202,43 +221,15 @@ class _Validator:
             return entry, self._webhook(prefix, table["url"], entry.timeout_seconds)
         return entry, None
 
-    def _number(
-        self,
-        prefix: tuple[str, ...],
-        key: str,
-        table: dict[str, Any],
-        bounds: tuple[float, float],
-        unit: str,
-    ) -> float:
-        value = table[key]
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail((*prefix, key), f"must be a number of {unit}, got {value!r}")
-        low, high = bounds
-        if not math.isfinite(value) or not low <= value <= high:
-            raise self.fail((*prefix, key), f"must be between {low:g} and {high:g} {unit}, got {value!r}")
-        return float(value)
-
-    def _priority(self, prefix: tuple[str, ...], value: object) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail((*prefix, "priority"), f"must be a whole number, got {value!r}")
-        low, high = PRIORITY_RANGE
-        if not low <= value <= high:
-            raise self.fail((*prefix, "priority"), f"must be between {low} and {high}, got {value!r}")
-        return value
-
-    def _handler(self, prefix: tuple[str, ...], spec: object) -> SyncHandler:
+    def _handler(self, prefix: tuple[str, ...], spec: str) -> SyncHandler:
         keys = (*prefix, "handler")
-        if not isinstance(spec, str):
-            raise self.fail(keys, f'must be a string "package.module:function", got {spec!r}')
         try:
             return import_handler(spec)
         except ValueError as exc:
             raise self.fail(keys, str(exc)) from None
 
-    def _webhook(self, prefix: tuple[str, ...], url: object, timeout: float) -> SyncHandler:
+    def _webhook(self, prefix: tuple[str, ...], url: str, timeout: float) -> SyncHandler:
         keys = (*prefix, "url")
-        if not isinstance(url, str):
-            raise self.fail(keys, f'must be a string "http://host:port/path", got {url!r}')
         try:
             return webhook_handler(url, clock=self._clock, timeout_seconds=timeout)
         except ValueError as exc:
@@ -290,6 +281,25 @@ def _split_key(dotted: str) -> tuple[str, ...]:
         part = match[0]
         parts.append(part[1:-1] if part[:1] in "\"'" else part)
     return tuple(parts)
+
+
+def key_at_line(text: str, line: int) -> tuple[str, ...]:
+    """The dotted key defined on 1-based ``line`` of TOML ``text`` (or its table), () if none.
+
+    Read line by line, so it works on text ``tomllib`` refuses.
+    """
+    table: tuple[str, ...] = ()
+    for number, content in enumerate(text.splitlines(), 1):
+        if header := _HEADER.match(content):
+            table = _split_key(header["key"])
+            if number == line:
+                return table
+        elif number == line:
+            assign = _ASSIGN.match(content)
+            return (*table, *_split_key(assign["key"])) if assign else ()
+        if number >= line:
+            break
+    return ()
 
 
 def find_line(text: str, keys: tuple[str, ...]) -> int | None:

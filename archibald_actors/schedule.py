@@ -1,25 +1,39 @@
 """The schedule table, ``ScheduleEntry``, validation and the slot arithmetic (pure functions).
 
 Slots of a type with start delay ``d`` and interval ``i`` under epoch ``E`` are
-``E + d + k*i`` for k = 0, 1, 2, ... (DESIGN section 5). They are computed from the
+``E + d + k*i`` for k = 0, 1, 2, ... They are computed from the
 epoch, never from "now + interval", so nothing drifts and retunes keep the staggering.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from archibald_actors.errors import InvalidValueError, UnknownSyncTypeError
+from archibald_actors.validation import (
+    TYPE_NAME_PATTERN,
+    Enabled,
+    IntervalMinutes,
+    Priority,
+    StaleAfterMinutes,
+    StartDelayMinutes,
+    TimeoutSeconds,
+    TypeName,
+    first_error,
+    is_type_name,
+    show,
+)
 
 __all__ = [
     "DEFAULT_SCHEDULE",
-    "INTERVAL_RANGE",
-    "START_DELAY_RANGE",
     "SYNC_TYPES",
+    "TYPE_NAME_PATTERN",
     "ScheduleEntry",
+    "check_schedule",
     "check_sync_type",
     "first_slot_after",
     "latest_slot_at_or_before",
@@ -27,12 +41,10 @@ __all__ = [
     "slot_time",
 ]
 
+#: The seed's six types (the keys of ``DEFAULT_SCHEDULE``); a service's types are its schedule's keys.
 SYNC_TYPES: tuple[str, ...] = ("orders", "customers", "prices", "invoices", "ddt", "products")
 
-#: Bounds in minutes accepted for a retune (inclusive).
-INTERVAL_RANGE = (5.0, 180.0)
-START_DELAY_RANGE = (0.0, 180.0)
-#: Sync timeout when a type names none (DESIGN section 6).
+#: Sync timeout when a type names none: 15 minutes.
 DEFAULT_TIMEOUT_SECONDS = 15 * 60.0
 
 
@@ -40,8 +52,11 @@ DEFAULT_TIMEOUT_SECONDS = 15 * 60.0
 class ScheduleEntry:
     """How one sync type is timed and ranked.
 
+    Every field is checked when an entry is made (also by ``dataclasses.replace``), against
+    the rules of :mod:`archibald_actors.validation`.
+
     Attributes:
-        sync_type: one of ``SYNC_TYPES``.
+        sync_type: the type's name, matching ``[a-z][a-z0-9_-]{0,31}``.
         interval_minutes: time between slots.
         start_delay_minutes: offset of the first slot from the epoch.
         priority: queue rank, higher runs first.
@@ -49,6 +64,10 @@ class ScheduleEntry:
         timeout_seconds: a run longer than this is stopped and recorded as ``timeout``.
         stale_after_minutes: with no success for this long the type reads stale and
             health turns degraded (DOMAIN.md thresholds by default).
+
+    Raises:
+        InvalidValueError: a field of the wrong type or out of range; ``field`` names it
+            as the JSON shapes do (``intervalMinutes``).
     """
 
     sync_type: str
@@ -58,6 +77,13 @@ class ScheduleEntry:
     enabled: bool = True
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     stale_after_minutes: float = 24 * 60.0
+
+    def __post_init__(self) -> None:
+        try:
+            _EntryRules.model_validate({f: getattr(self, n) for n, f in _JSON_NAMES.items()})
+        except ValidationError as exc:
+            field, problem, _ = first_error(exc.errors(), _EntryRules)
+            raise InvalidValueError(field, problem) from None
 
     @property
     def interval(self) -> float:
@@ -81,18 +107,16 @@ class ScheduleEntry:
         Raises:
             InvalidValueError: a value is of the wrong type or out of range; names the field.
         """
-        changes: dict[str, object] = {}
-        if interval_minutes is not None:
-            changes["interval_minutes"] = _minutes("intervalMinutes", interval_minutes, INTERVAL_RANGE)
-        if start_delay_minutes is not None:
-            changes["start_delay_minutes"] = _minutes(
-                "startDelayMinutes", start_delay_minutes, START_DELAY_RANGE
+        changes = {
+            name: value
+            for name, value in (
+                ("interval_minutes", interval_minutes),
+                ("start_delay_minutes", start_delay_minutes),
+                ("enabled", enabled),
             )
-        if enabled is not None:
-            if not isinstance(enabled, bool):
-                raise InvalidValueError("enabled", f"must be a boolean, got {enabled!r}")
-            changes["enabled"] = enabled
-        return replace(self, **changes)  # type: ignore[arg-type]
+            if value is not None
+        }
+        return replace(self, **changes)  # type: ignore[arg-type]  # validated by __post_init__
 
     def with_timing_of(self, other: ScheduleEntry | None) -> ScheduleEntry:
         """This entry with ``other``'s interval, start delay and enabled flag (what a retune sets)."""
@@ -119,27 +143,53 @@ def _number(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
 
 
-def _minutes(field: str, value: object, bounds: tuple[float, float]) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidValueError(field, f"must be a number, got {value!r}")
-    number = float(value)
-    low, high = bounds
-    if not math.isfinite(number):
-        raise InvalidValueError(field, f"must be a finite number, got {value!r}")
-    if not low <= number <= high:
-        raise InvalidValueError(field, f"must be between {low:g} and {high:g} minutes, got {value!r}")
-    return number
+class _EntryRules(BaseModel):
+    """The rules of a ``ScheduleEntry``'s fields, under their JSON names (what errors name)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    sync_type: TypeName = Field(alias="syncType")
+    interval_minutes: IntervalMinutes = Field(alias="intervalMinutes")
+    start_delay_minutes: StartDelayMinutes = Field(alias="startDelayMinutes")
+    priority: Priority
+    enabled: Enabled
+    timeout_seconds: TimeoutSeconds = Field(alias="timeoutSeconds")
+    stale_after_minutes: StaleAfterMinutes = Field(alias="staleAfterMinutes")
 
 
-def check_sync_type(sync_type: object) -> str:
-    """Return ``sync_type`` if it is known.
+_JSON_NAMES = {name: field.alias or name for name, field in _EntryRules.model_fields.items()}
+
+
+def check_sync_type(sync_type: object, known: Iterable[str] = SYNC_TYPES) -> str:
+    """Return ``sync_type`` if it is one of ``known`` (a service's types; the seed's six by default).
 
     Raises:
-        UnknownSyncTypeError: it is not one of ``SYNC_TYPES``.
+        UnknownSyncTypeError: it is not.
     """
-    if not isinstance(sync_type, str) or sync_type not in SYNC_TYPES:
-        raise UnknownSyncTypeError(sync_type, SYNC_TYPES)
+    types = tuple(known)
+    if not isinstance(sync_type, str) or sync_type not in types:
+        raise UnknownSyncTypeError(sync_type, types)
     return sync_type
+
+
+def check_schedule(schedule: Mapping[str, ScheduleEntry]) -> dict[str, ScheduleEntry]:
+    """A copy of ``schedule`` once every key is a valid type name naming its own entry.
+
+    Raises:
+        InvalidValueError: a key that cannot name a type, an entry of another type, or
+            an empty table.
+    """
+    table = dict(schedule)
+    if not table:
+        raise InvalidValueError("schedule", "must name at least one sync type")
+    for name, entry in table.items():
+        if not is_type_name(name):
+            raise InvalidValueError("syncType", f"must match {TYPE_NAME_PATTERN}, got {show(name)}")
+        if not isinstance(entry, ScheduleEntry) or entry.sync_type != name:
+            raise InvalidValueError(
+                f"schedule[{name!r}]", f"must be a ScheduleEntry of {name!r}, got {entry!r}"
+            )
+    return table
 
 
 def _entry(sync_type: str, interval: float, delay: float, priority: int, stale_hours: float) -> ScheduleEntry:
@@ -148,7 +198,7 @@ def _entry(sync_type: str, interval: float, delay: float, priority: int, stale_h
     )
 
 
-#: The approved table (DESIGN section 3): interval and start delay in minutes, priority,
+#: The approved table: interval and start delay in minutes, priority,
 #: and the staleness thresholds the admin page used (DOMAIN.md).
 DEFAULT_SCHEDULE: Mapping[str, ScheduleEntry] = MappingProxyType(
     {

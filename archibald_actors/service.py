@@ -40,7 +40,13 @@ from archibald_actors.messages import (
     Trigger,
     WaitIdle,
 )
-from archibald_actors.schedule import DEFAULT_SCHEDULE, ScheduleEntry, check_sync_type
+from archibald_actors.schedule import (
+    DEFAULT_SCHEDULE,
+    SYNC_TYPES,
+    ScheduleEntry,
+    check_schedule,
+    check_sync_type,
+)
 from archibald_actors.schedule_view import ScheduleView
 from archibald_actors.status import health_from_status
 from archibald_actors.store.base import Store
@@ -67,14 +73,18 @@ class SyncService:
         handlers: sync handler per type (plain or coroutine function taking ``ctx``);
             a type without one gets a handler that succeeds at once.
         clock: ``SystemClock()`` by default; ``ManualClock()`` in tests.
-        schedule: the table to start from (``DEFAULT_SCHEDULE``); stored retunes win.
+        schedule: the table to start from (``DEFAULT_SCHEDULE``); its keys are the service's
+            sync types (``sync_types``), any names matching ``[a-z][a-z0-9_-]{0,31}``. Stored
+            retunes win.
         store: durable state; ``MemoryStore()`` by default.
         loop: the asyncio loop coroutine handlers run on; by default the loop running
             when ``start()`` is called, else a private one.
         retention_days: runs older than this are pruned from the store's ledger.
 
     Raises:
-        UnknownSyncTypeError: a handler or schedule entry names an unknown type.
+        UnknownSyncTypeError: a handler names a type that is neither in the schedule nor
+            one of the default six.
+        InvalidValueError: a schedule key is not a valid type name or not its entry's type.
     """
 
     def __init__(
@@ -88,9 +98,14 @@ class SyncService:
         retention_days: float = 30.0,
     ) -> None:
         handlers = dict(handlers or {})
-        schedule = dict(schedule or DEFAULT_SCHEDULE)
-        for name in [*handlers, *schedule]:
-            check_sync_type(name)
+        schedule = check_schedule(schedule or DEFAULT_SCHEDULE)
+        #: The service's sync types: the keys of its schedule, in order.
+        self.sync_types: tuple[str, ...] = tuple(schedule)
+        for name in handlers:
+            # A handler of a default type the schedule leaves out is ignored (one handler
+            # table serves any subset of the six); any other unknown name is a typo.
+            if name not in SYNC_TYPES:
+                check_sync_type(name, self.sync_types)
         for sync_type, handler in handlers.items():
             if not callable(handler):
                 raise InvalidValueError(f"handlers[{sync_type!r}]", "must be callable")
@@ -299,7 +314,7 @@ class SyncService:
         enabled: bool | None = None,
     ) -> Future[dict[str, dict[str, Any]]]:
         """Future of :meth:`retune`; fails with the validation error if a value is bad."""
-        check_sync_type(sync_type)
+        check_sync_type(sync_type, self.sync_types)
         if interval_minutes is None and start_delay_minutes is None and enabled is None:
             raise InvalidValueError(
                 "intervalMinutes", "or startDelayMinutes or enabled is required: nothing to change"
@@ -329,7 +344,7 @@ class SyncService:
 
     def request_sync_future(self, sync_type: str, trigger: Trigger = "manual") -> Future[dict[str, Any]]:
         """Future of :meth:`request_sync`."""
-        check_sync_type(sync_type)
+        check_sync_type(sync_type, self.sync_types)
         if trigger not in TRIGGERS:
             raise InvalidValueError("trigger", f"must be one of {', '.join(TRIGGERS)}, got {trigger!r}")
         now = self.clock.now()
@@ -347,7 +362,7 @@ class SyncService:
     def history_future(self, sync_type: str | None = None, limit: int = 100) -> Future[list[dict[str, Any]]]:
         """Future of :meth:`history`."""
         if sync_type is not None:
-            check_sync_type(sync_type)
+            check_sync_type(sync_type, self.sync_types)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InvalidValueError("limit", f"must be a positive whole number, got {limit!r}")
         return self._send(ORCHESTRATOR, lambda reply: GetHistory(reply, sync_type, limit))
@@ -396,7 +411,7 @@ class SyncService:
             UnknownSyncTypeError: ``name`` is neither a sync type nor "orchestrator".
         """
         if name != ORCHESTRATOR:
-            check_sync_type(name)
+            check_sync_type(name, self.sync_types)
         self._check_running()
         self._addresses[name].tell(Crash())
 

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from archibald_actors.clock import ManualClock
 from archibald_actors.events import Event
-from archibald_actors.handlers.demo import DEMO_DURATIONS, demo_handlers
+from archibald_actors.handlers.demo import DEFAULT_DEMO_DURATION, DEMO_DURATIONS, demo_handlers
 from archibald_actors.schedule import DEFAULT_SCHEDULE, ScheduleEntry
 from archibald_actors.service import SyncService
 
@@ -117,7 +117,7 @@ class _RunCollector:
         with self._lock:
             if event["type"] == "sync.started":
                 self._started.append(event)
-            elif event["type"] in ("sync.completed", "sync.failed"):
+            elif event["type"] in ("sync.completed", "sync.failed", "sync.cancelled"):
                 self._ended[(event["syncType"], event["startedAt"])] = event
 
     def _seconds(self, stamp: str | None) -> float | None:
@@ -173,7 +173,7 @@ def simulate(
     Args:
         hours: simulated time, more than 0 and at most ``MAX_HOURS``.
         seed: seed of the demo durations.
-        schedule: the table to simulate; ``DEFAULT_SCHEDULE`` by default.
+        schedule: the table to simulate, any types; ``DEFAULT_SCHEDULE`` by default.
         step_seconds: clock seconds per ``advance`` step.
 
     Raises:
@@ -185,7 +185,8 @@ def simulate(
         raise ValueError(f"step_seconds must be positive, got {step_seconds!r}")
     table = dict(schedule or DEFAULT_SCHEDULE)
     clock = ManualClock()
-    service = SyncService(demo_handlers(seed=seed, clock=clock), clock=clock, schedule=table)
+    handlers = demo_handlers(seed=seed, clock=clock, sync_types=table)
+    service = SyncService(handlers, clock=clock, schedule=table)
     collector = _RunCollector(clock.wall(0.0))
     unsubscribe = service.events.subscribe(collector)
     service.start()
@@ -223,7 +224,7 @@ def format_report(simulation: Simulation) -> str:
         "Schedule:",
     ]
     for entry in simulation.schedule.values():
-        low, high = DEMO_DURATIONS.get(entry.sync_type, (0.0, 0.0))
+        low, high = DEMO_DURATIONS.get(entry.sync_type, DEFAULT_DEMO_DURATION)
         state = "" if entry.enabled else ", paused"
         lines.append(
             f"  {entry.sync_type:<10} every {entry.interval_minutes:g} min "

@@ -21,7 +21,6 @@ replica take the lock.
 from __future__ import annotations
 
 import contextlib
-import math
 import selectors
 from time import monotonic
 from typing import Any
@@ -52,8 +51,8 @@ _SERVER_KEEPALIVE = (2, 1, 2)
 SERVER_DEAD_AFTER = float(_SERVER_KEEPALIVE[0] + _SERVER_KEEPALIVE[1] * _SERVER_KEEPALIVE[2])
 #: Keepalive timing of the client side (seconds): idle time, probe interval, probes.
 _CLIENT_KEEPALIVE = (1, 1, 2)
-#: libpq rounds ``connect_timeout`` to whole seconds and treats less than 2 as 2.
-_MIN_CONNECT_TIMEOUT = 2
+#: Seconds to wait for a connection (libpq counts whole seconds and treats less than 2 as 2).
+_CONNECT_TIMEOUT = 2
 
 
 class DeadlineError(TimeoutError):
@@ -65,33 +64,28 @@ CONNECTION_ERRORS: tuple[type[Exception], ...] = (psycopg.Error, DeadlineError, 
 
 
 class Backoff:
-    """Reconnect delays: ``first`` seconds, doubling up to ``maximum``; ``reset()`` after a success."""
+    """Reconnect delays: ``BACKOFF_FIRST`` seconds, doubling up to ``BACKOFF_MAX``; reset after a success."""
 
-    def __init__(self, first: float = BACKOFF_FIRST, maximum: float = BACKOFF_MAX) -> None:
-        self._first = first
-        self._maximum = maximum
-        self._next = first
+    def __init__(self) -> None:
+        self._next = BACKOFF_FIRST
 
     def next(self) -> float:
         """The delay before the next attempt (and double the one after)."""
         delay = self._next
-        self._next = min(delay * 2, self._maximum)
+        self._next = min(delay * 2, BACKOFF_MAX)
         return delay
 
     def reset(self) -> None:
         """Start again from the first delay."""
-        self._next = self._first
+        self._next = BACKOFF_FIRST
 
 
-def connect(
-    dsn: str, *, application_name: str, timeout: float, statement_timeout: float
-) -> psycopg.Connection[Any]:
+def connect(dsn: str, *, application_name: str, statement_timeout: float) -> psycopg.Connection[Any]:
     """A new autocommit connection with keepalives and timeouts (settings in ``dsn`` win).
 
     Args:
         dsn: a libpq connection string or URI.
         application_name: how the backend shows in ``pg_stat_activity``.
-        timeout: seconds to wait for the connection (libpq counts whole seconds, at least 2).
         statement_timeout: seconds after which the server cancels a statement.
 
     Raises:
@@ -101,7 +95,7 @@ def connect(
     idle, interval, count = _CLIENT_KEEPALIVE
     params: dict[str, Any] = {
         "application_name": application_name,
-        "connect_timeout": max(_MIN_CONNECT_TIMEOUT, math.ceil(timeout)),
+        "connect_timeout": _CONNECT_TIMEOUT,
         "keepalives": 1,
         "keepalives_idle": idle,
         "keepalives_interval": interval,

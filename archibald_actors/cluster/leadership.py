@@ -47,7 +47,6 @@ class Leadership:
             (called before reconnecting), or ``stop()``.
         poll: seconds between lock attempts (follower) and liveness checks (leader).
         lease: seconds a check may take before the connection counts as lost.
-        connect_timeout: seconds to wait for a connection (at least 2, as libpq counts).
 
     Both callbacks run on the leadership thread, alternate (elected, deposed, elected, ...),
     and must return quickly: tell the actors, do not wait for them. An exception they raise
@@ -67,7 +66,6 @@ class Leadership:
         on_deposed: Callable[[], None],
         poll: float = 0.25,
         lease: float = 1.0,
-        connect_timeout: float = 2.0,
     ) -> None:
         for field, value in (("poll", poll), ("lease", lease)):
             if not value > 0:
@@ -83,7 +81,6 @@ class Leadership:
         self._on_deposed = on_deposed
         self._poll = poll
         self._lease = lease
-        self._connect_timeout = connect_timeout
         self._stopping = threading.Event()
         self._transition = threading.Lock()  # orders elections, depositions and stop
         self._leader = False
@@ -93,13 +90,8 @@ class Leadership:
         return f"Leadership(schema={self.schema!r}, role={self.role!r})"
 
     @property
-    def is_leader(self) -> bool:
-        """True while this replica holds the lock and its connection answers."""
-        return self._leader
-
-    @property
     def role(self) -> Role:
-        """``"leader"`` or ``"follower"``."""
+        """``"leader"`` while this replica holds the lock and its connection answers, else ``"follower"``."""
         return "leader" if self._leader else "follower"
 
     def start(self) -> None:
@@ -140,7 +132,6 @@ class Leadership:
                     conn = connect(
                         self._dsn,
                         application_name=f"{THREAD_NAME}:{self.schema}",
-                        timeout=self._connect_timeout,
                         statement_timeout=self._lease,
                     )
                     self._compete(conn, backoff)

@@ -1,24 +1,24 @@
-"""``ChangeListener``: hears the changes other replicas announce with NOTIFY; ``notify`` announces one.
+"""``ChangeListener``: hears the changes other replicas announce with NOTIFY.
 
 A change (a retune, a new manual request) is written to the database first and announced
-after, as ``{"kind": ..., "payload": {...}}`` JSON on the schema's channel. Notifications
-are hints, not the data: one sent while a listener was disconnected is gone, so after each
-(re)connection the listener reports a ``"resync"`` change and its owner reloads what it
-may have missed.
+after (``PostgresStore.notify``), as ``{"kind": ..., "payload": {...}}`` JSON on the schema's
+channel (see ``channel``). Notifications are hints, not the data: one sent while a listener
+was disconnected is gone, so after each (re)connection the listener reports a ``"resync"``
+change and its owner reloads what it may have missed.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from time import monotonic
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from archibald_actors.cluster.channel import channel_name, decode_change, encode_change
+from archibald_actors.cluster.channel import channel_name, decode_change
 from archibald_actors.cluster.connection import (
     CONNECTION_ERRORS,
     Backoff,
@@ -26,29 +26,21 @@ from archibald_actors.cluster.connection import (
     connect,
     query_value,
 )
-from archibald_actors.errors import InvalidValueError, ServiceStateError
+from archibald_actors.errors import ServiceStateError
 
-__all__ = ["RESYNC", "ChangeListener", "notify"]
+__all__ = ["RESYNC", "ChangeListener"]
 
 log = logging.getLogger("archibald_actors.cluster.notifier")
 
 #: The kind reported after each (re)connection: reload everything, changes may have been missed.
 RESYNC = "resync"
 THREAD_NAME = "archibald-listen"
-
-
-def notify(conn: psycopg.Connection[Any], schema: str, kind: str, payload: Mapping[str, Any]) -> None:
-    """Announce a change to the listeners on ``schema`` over ``conn``.
-
-    Delivered when the transaction of ``conn`` commits (at once in autocommit mode), so a
-    change written in the same transaction is visible to whoever hears of it.
-    ``PostgresStore.notify(kind, payload)`` does the same on the store's connection.
-
-    Raises:
-        InvalidValueError: ``payload`` is not JSON-serializable or too long for NOTIFY.
-        psycopg.Error: the statement failed.
-    """
-    conn.execute("SELECT pg_notify(%s, %s)", (channel_name(schema), encode_change(kind, payload)))
+#: Seconds between checks whether ``stop()`` was called.
+_POLL = 0.25
+#: Seconds of silence after which the connection is checked.
+_CHECK_EVERY = 2.0
+#: Seconds that check may take before the connection counts as lost.
+_LEASE = 1.0
 
 
 class ChangeListener:
@@ -61,48 +53,20 @@ class ChangeListener:
             ``on_change("resync", {})`` once listening after every (re)connection, the first
             included (whatever changed before LISTEN took effect is covered by it). Runs on
             the listener thread; must return quickly. An exception it raises is logged.
-        poll: seconds between checks whether ``stop()`` was called.
-        check_every: seconds of silence after which the connection is checked.
-        lease: seconds that check may take before the connection counts as lost.
-        connect_timeout: seconds to wait for a connection (at least 2, as libpq counts).
-
-    Raises:
-        InvalidValueError: a duration is not positive.
     """
 
     def __init__(
-        self,
-        dsn: str,
-        schema: str = "archibald",
-        *,
-        on_change: Callable[[str, dict[str, Any]], None],
-        poll: float = 0.25,
-        check_every: float = 2.0,
-        lease: float = 1.0,
-        connect_timeout: float = 2.0,
+        self, dsn: str, schema: str = "archibald", *, on_change: Callable[[str, dict[str, Any]], None]
     ) -> None:
-        for field, value in (("poll", poll), ("check_every", check_every), ("lease", lease)):
-            if not value > 0:
-                raise InvalidValueError(field, f"must be a positive number of seconds, got {value!r}")
         self.schema = schema
         self.channel = channel_name(schema)
         self._dsn = dsn
         self._on_change = on_change
-        self._poll = poll
-        self._check_every = check_every
-        self._lease = lease
-        self._connect_timeout = connect_timeout
         self._stopping = threading.Event()
-        self._listening = False
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
-        return f"ChangeListener(channel={self.channel!r}, listening={self._listening})"
-
-    @property
-    def listening(self) -> bool:
-        """True while connected and listening."""
-        return self._listening
+        return f"ChangeListener(channel={self.channel!r})"
 
     def start(self) -> None:
         """Start listening (returns at once; the first ``"resync"`` tells when it listens).
@@ -133,11 +97,9 @@ class ChangeListener:
                 conn = connect(
                     self._dsn,
                     application_name=f"{THREAD_NAME}:{self.schema}",
-                    timeout=self._connect_timeout,
-                    statement_timeout=self._lease,
+                    statement_timeout=_LEASE,
                 )
                 conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
-                self._listening = True
                 backoff.reset()
                 log.info("listening for changes on %s", self.channel)
                 self._report(RESYNC, {})
@@ -151,21 +113,20 @@ class ChangeListener:
                     log.exception(what, self.channel, f"unexpected {type(exc).__name__}", delay)
                 self._stopping.wait(delay)
             finally:
-                self._listening = False
                 close_quietly(conn)
 
     def _listen(self, conn: psycopg.Connection[Any]) -> None:
         """Report notifications until stopped; check the connection after each silence."""
         checked = monotonic()
         while not self._stopping.is_set():
-            for notification in conn.notifies(timeout=self._poll):
+            for notification in conn.notifies(timeout=_POLL):
                 checked = monotonic()  # the server just spoke
                 if notification.channel == self.channel:
                     self._decode_and_report(notification.payload)
                 if self._stopping.is_set():
                     return
-            if monotonic() - checked >= self._check_every:
-                query_value(conn, "SELECT 1", self._lease)
+            if monotonic() - checked >= _CHECK_EVERY:
+                query_value(conn, "SELECT 1", _LEASE)
                 checked = monotonic()
 
     def _decode_and_report(self, text: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 from archibald_actors.actors.runner import SyncContext, SyncHandler
@@ -17,6 +17,7 @@ from archibald_actors.clock import Clock
 from archibald_actors.schedule import SYNC_TYPES
 
 __all__ = [
+    "DEFAULT_DEMO_DURATION",
     "DEMO_DURATIONS",
     "LOGIN_SECONDS",
     "SESSION_IDLE_SECONDS",
@@ -37,6 +38,8 @@ DEMO_DURATIONS: Mapping[str, tuple[float, float]] = MappingProxyType(
         "products": (40.0, 60.0),
     }
 )
+#: Seconds of a type the table above does not list (one a schedule or config adds).
+DEFAULT_DEMO_DURATION = (20.0, 40.0)
 #: A full login through the headless browser.
 LOGIN_SECONDS = 8.0
 #: Reusing a session that is still open.
@@ -82,7 +85,7 @@ class DemoErp:
 
     def sync_seconds(self, sync_type: str) -> float:
         """A draw of how long exporting and importing ``sync_type`` takes (0.1 s resolution)."""
-        low, high = self._durations[sync_type]
+        low, high = self._durations.get(sync_type, DEFAULT_DEMO_DURATION)
         with self._lock:
             return round(self._random.uniform(low, high), 1)
 
@@ -110,11 +113,14 @@ class DemoErp:
         sync.__name__ = sync.__qualname__ = f"demo_{sync_type}_sync"
         return sync
 
-    def handlers(self) -> dict[str, SyncHandler]:
-        """A handler for every sync type, all sharing this session."""
-        return {t: self.handler(t) for t in SYNC_TYPES if t in self._durations}
+    def handlers(self, sync_types: Iterable[str] | None = None) -> dict[str, SyncHandler]:
+        """A handler for each of ``sync_types`` (default: those with known durations), one session."""
+        types = [t for t in SYNC_TYPES if t in self._durations] if sync_types is None else list(sync_types)
+        return {t: self.handler(t) for t in types}
 
 
-def demo_handlers(*, seed: int = 0, clock: Clock | None = None) -> dict[str, SyncHandler]:
-    """Demo handlers for every sync type sharing one ``DemoErp`` session (see ``DemoErp``)."""
-    return DemoErp(seed=seed, clock=clock).handlers()
+def demo_handlers(
+    *, seed: int = 0, clock: Clock | None = None, sync_types: Iterable[str] | None = None
+) -> dict[str, SyncHandler]:
+    """Demo handlers for ``sync_types`` (the seed's six by default) sharing one ``DemoErp`` session."""
+    return DemoErp(seed=seed, clock=clock).handlers(sync_types)

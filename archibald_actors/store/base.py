@@ -39,10 +39,6 @@ class Store(Protocol):
         """
         ...
 
-    def save_epoch(self, epoch: datetime) -> None:
-        """Record the epoch of the slot grid (first start only)."""
-        ...
-
     def ensure_epoch(self, epoch: datetime) -> datetime:
         """Record ``epoch`` unless one is stored; return the stored one (first writer wins)."""
         ...

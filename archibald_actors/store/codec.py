@@ -1,65 +1,60 @@
-"""Rows to values and back, shared by the SQL stores (``SqliteStore``, ``PostgresStore``).
+"""Values to parameters and rows to values, for the statements of ``SqlStore``.
 
-Both keep the same tables; they differ only in how a time or a JSON column comes back
-(SQLite: ISO 8601 text and JSON text; PostgreSQL: ``datetime`` and a decoded ``jsonb``),
-which the readers here accept either way.
+Values go in as both databases take them (JSON as text, flags as bool), except times,
+which each dialect binds its own way (``Dialect.time``). They come back as each database
+keeps them (SQLite: ISO 8601 text and JSON text; PostgreSQL: ``datetime`` and a decoded
+``jsonb``), which the readers here accept either way.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
+from collections.abc import Callable
 from dataclasses import fields
 from datetime import UTC, datetime
-from typing import Any, LiteralString, cast
+from typing import Any, cast
 
-from archibald_actors.errors import InvalidValueError, StoreError
+from archibald_actors.errors import InvalidValueError
 from archibald_actors.ledger import RunRecord
 from archibald_actors.messages import Outcome, Trigger
 from archibald_actors.schedule import ScheduleEntry
 
 __all__ = [
     "ENTRY_COLUMNS",
-    "VERSION_TABLE",
-    "apply_migrations",
-    "ENTRY_FIELDS",
     "RUN_COLUMNS",
     "check_aware",
     "check_limit",
-    "entry_extra",
     "entry_from_row",
+    "entry_values",
     "run_from_row",
+    "run_values",
     "slot_ms",
     "stored_time",
 ]
 
-log = logging.getLogger("archibald_actors.store")
-
-#: The table holding the schema version both SQL stores migrate by.
-VERSION_TABLE = "archibald_schema"
-
 #: Columns of ``schedule_entries``, in the order ``entry_from_row`` reads them.
-ENTRY_COLUMNS: LiteralString = (
+ENTRY_COLUMNS = (
     "sync_type, interval_minutes, start_delay_minutes, priority, enabled, timeout_seconds, extra"
 )
 #: ``ScheduleEntry`` fields with a column of their own; any other field goes to ``extra`` (JSON),
 #: so a field added to ``ScheduleEntry`` later is kept without a migration.
-ENTRY_FIELDS = frozenset(ENTRY_COLUMNS.replace(" ", "").split(",")) - {"extra"}
+_ENTRY_FIELDS = frozenset(ENTRY_COLUMNS.replace(" ", "").split(",")) - {"extra"}
 #: Columns of ``runs``, in the order ``run_from_row`` reads them.
-RUN_COLUMNS: LiteralString = (
+RUN_COLUMNS = (
     "sync_type, trigger, scheduled_at, requested_at, started_at, finished_at, outcome, error"
 )
 
 
-def check_aware(moment: datetime, field: str) -> None:
-    """Refuse a naive datetime.
+def check_aware(moment: datetime, field: str) -> datetime:
+    """``moment``, if it is timezone-aware.
 
     Raises:
-        InvalidValueError: ``moment`` has no timezone; the message names ``field``.
+        InvalidValueError: ``moment`` is naive; the message names ``field``.
     """
     if moment.utcoffset() is None:
         raise InvalidValueError(field, f"must be a timezone-aware datetime, got {moment!r}")
+    return moment
 
 
 def check_limit(limit: int) -> None:
@@ -89,9 +84,18 @@ def stored_time(value: str | datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def entry_extra(entry: ScheduleEntry) -> dict[str, Any]:
-    """The fields of ``entry`` without a column of their own (stored as JSON in ``extra``)."""
-    return {f.name: getattr(entry, f.name) for f in fields(entry) if f.name not in ENTRY_FIELDS}
+def entry_values(entry: ScheduleEntry) -> tuple[Any, ...]:
+    """The parameters of ``ENTRY_COLUMNS`` for ``entry``; fields without a column go to ``extra``."""
+    extra = {f.name: getattr(entry, f.name) for f in fields(entry) if f.name not in _ENTRY_FIELDS}
+    return (
+        entry.sync_type,
+        float(entry.interval_minutes),
+        float(entry.start_delay_minutes),
+        int(entry.priority),
+        bool(entry.enabled),
+        float(entry.timeout_seconds),
+        json.dumps(extra, sort_keys=True),
+    )
 
 
 def entry_from_row(row: tuple[Any, ...]) -> ScheduleEntry:
@@ -121,30 +125,16 @@ def run_from_row(row: tuple[Any, ...]) -> RunRecord:
     )
 
 
-def apply_migrations(
-    conn: Any, migrations: tuple[tuple[str, ...], ...], *, placeholder: str, where: str
-) -> None:
-    """Bring the schema behind ``conn`` to ``len(migrations)``, inside the caller's transaction.
-
-    ``migrations[n]`` takes the schema from version n to n + 1. ``conn`` is a sqlite3 or
-    psycopg connection (both have ``execute(...).fetchone()``); ``placeholder`` is its
-    parameter mark. A schema newer than this program is refused, never downgraded.
-
-    Raises:
-        StoreError: the stored version is newer than this program knows.
-    """
-    latest = len(migrations)
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version INTEGER NOT NULL)")
-    row = conn.execute(f"SELECT version FROM {VERSION_TABLE}").fetchone()
-    if row is None:
-        conn.execute(f"INSERT INTO {VERSION_TABLE} (version) VALUES (0)")
-    version = 0 if row is None else int(row[0])
-    if version > latest:
-        raise StoreError(
-            f"{where} has schema version {version}, newer than this program's {latest}; upgrade the program"
-        )
-    for number in range(version, latest):
-        for statement in migrations[number]:
-            conn.execute(statement)
-        log.info("%s: migrated to schema version %d", where, number + 1)
-    conn.execute(f"UPDATE {VERSION_TABLE} SET version = {placeholder}", (max(version, latest),))
+def run_values(record: RunRecord, time: Callable[[datetime, str], Any]) -> tuple[Any, ...]:
+    """The parameters of ``RUN_COLUMNS`` for ``record``, its times bound by ``time(moment, field)``."""
+    scheduled_at = record.scheduled_at
+    return (
+        record.sync_type,
+        record.trigger,
+        None if scheduled_at is None else time(scheduled_at, "scheduledAt"),
+        time(record.requested_at, "requestedAt"),
+        time(record.started_at, "startedAt"),
+        time(record.finished_at, "finishedAt"),
+        record.outcome,
+        record.error,
+    )

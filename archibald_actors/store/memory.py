@@ -28,11 +28,6 @@ class MemoryStore:
         with self._lock:
             return StoredState(self._state.epoch, dict(self._state.entries), dict(self._state.served))
 
-    def save_epoch(self, epoch: datetime) -> None:
-        """Record the epoch."""
-        with self._lock:
-            self._state.epoch = epoch
-
     def ensure_epoch(self, epoch: datetime) -> datetime:
         """Record ``epoch`` unless one is stored; return the stored one."""
         with self._lock:

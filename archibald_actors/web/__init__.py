@@ -1,4 +1,4 @@
-"""The aiohttp web layer: the HTTP API of DESIGN section 9, embeddable or standalone.
+"""The aiohttp web layer: the HTTP API (schedule, status, runs, history, events), embeddable or standalone.
 
 ``setup(app, service)`` mounts the API into a host application; ``create_app(service)``
 builds a standalone one. Handlers reach the actors only through the non-blocking

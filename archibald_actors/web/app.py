@@ -12,11 +12,12 @@ import asyncio
 import gc
 import logging
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from archibald_actors.schedule import SYNC_TYPES
+from archibald_actors.errors import ServiceStateError
 from archibald_actors.service import SyncService
 from archibald_actors.web.auth import Authenticator, JWTAuthenticator
 from archibald_actors.web.bridge import DEFAULT_TIMEOUT, Bridge
@@ -42,6 +43,9 @@ log = logging.getLogger("archibald_actors.web")
 DEFAULT_PREFIX = "/api/sync"
 #: Real seconds ``service.stop`` may take on app cleanup.
 STOP_TIMEOUT = 10.0
+#: Services an app starts and stops (``manage_service=True``): a service starts once, so a
+#: second such ``setup()`` would only fail when its app starts. Weak: mounting is no ownership.
+_MANAGED: weakref.WeakSet[SyncService] = weakref.WeakSet()
 
 
 async def off_loop(work: Callable[[], None], name: str) -> None:
@@ -107,6 +111,7 @@ def setup(
     service: SyncService,
     *,
     prefix: str = DEFAULT_PREFIX,
+    secret: str | bytes | None = None,
     authenticator: Authenticator | None = None,
     manage_service: bool = True,
     healthz_path: str | None = "/healthz",
@@ -121,10 +126,11 @@ def setup(
         app: the host application (not yet frozen); its routes and middlewares are untouched.
         service: the service to expose.
         prefix: where the API is mounted, like ``/api/sync``.
-        authenticator: how callers are authenticated; by default bearer JWTs signed with
-            ``ARCHIBALD_JWT_SECRET``.
+        secret: the JWT secret (at least 32 bytes); by default ``ARCHIBALD_JWT_SECRET``.
+        authenticator: how callers are authenticated, instead of bearer JWTs signed with
+            ``secret``.
         manage_service: start the service when the app starts and stop it on cleanup;
-            False if the host does that itself.
+            False if the host does that itself. A service is managed by one ``setup()`` only.
         healthz_path: where ``/healthz`` goes on the host's root (None: not mounted).
         metrics_path: where ``/metrics`` goes on the host's root (None: not mounted).
         timeout: real seconds a request waits for the actors before a 504.
@@ -133,20 +139,33 @@ def setup(
             asking it to stop at its next safe point.
 
     Raises:
-        MissingSecretError: no authenticator given and ``ARCHIBALD_JWT_SECRET`` unset or short.
-        ValueError: a prefix that is not a path like ``/api/sync``.
+        MissingSecretError: no authenticator given, and no secret (``secret`` or
+            ``ARCHIBALD_JWT_SECRET``) or a short one.
+        ValueError: a prefix that is not a path like ``/api/sync``; both ``secret`` and
+            ``authenticator`` given.
+        ServiceStateError: ``service`` is already managed by another ``setup()``.
     """
     check_prefix(prefix)
+    if manage_service and service in _MANAGED:
+        raise ServiceStateError(
+            "this service is already mounted by setup() with manage_service=True, which starts and "
+            "stops it with its app; a service starts once: mount it with manage_service=True once, "
+            "and pass manage_service=False to the other setup() calls"
+        )
     if authenticator is None:
-        authenticator = JWTAuthenticator()
+        authenticator = JWTAuthenticator(secret)
+    elif secret is not None:
+        raise ValueError("pass secret= or authenticator=, not both: the authenticator checks tokens itself")
     api = SyncApi(
         service=service,
         prefix=prefix,
         authenticator=authenticator,
         bridge=Bridge(timeout),
         hub=EventHub(),
-        metrics=SyncMetrics(SYNC_TYPES),
-        openapi=build_openapi(prefix, healthz=healthz_path, metrics=metrics_path),
+        metrics=SyncMetrics(service.sync_types),
+        openapi=build_openapi(
+            prefix, healthz=healthz_path, metrics=metrics_path, sync_types=service.sync_types
+        ),
     )
     hub, metrics = api.hub, api.metrics
     mount(app, api, routes)
@@ -179,6 +198,8 @@ def setup(
         app.router.add_get(healthz_path, health_handler(service, api.bridge))
     if metrics_path:
         app.router.add_get(metrics_path, metrics_handler(metrics))
+    if manage_service:
+        _MANAGED.add(service)  # last: a setup() that failed above leaves the service free
     return api
 
 
@@ -206,13 +227,12 @@ def create_app(
     Raises:
         MissingSecretError: no secret anywhere, or a short one; the message says how to set it.
     """
-    if authenticator is None:
-        authenticator = JWTAuthenticator(secret)
     app = web.Application()
     setup(
         app,
         service,
         prefix=prefix,
+        secret=secret,
         authenticator=authenticator,
         timeout=timeout,
         stop_timeout=stop_timeout,

@@ -112,7 +112,10 @@ def _check_algorithm(algorithm: str) -> int:
 
 def _check_secret(secret: str | bytes | None, algorithm: str = "HS256") -> bytes:
     if secret is None or secret in ("", b""):
-        raise MissingSecretError(f"no JWT secret configured: {_HOW_TO_SET} (or pass secret=...)")
+        raise MissingSecretError(
+            f"no JWT secret configured: {_HOW_TO_SET} (or pass secret=... to setup(), create_app() "
+            "or JWTAuthenticator())"
+        )
     raw = secret.encode() if isinstance(secret, str) else bytes(secret)
     needed = max(MIN_SECRET_BYTES, _check_algorithm(algorithm))
     if len(raw) < needed:

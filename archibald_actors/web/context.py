@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -36,7 +36,11 @@ class SyncApi:
     bridge: Bridge
     hub: EventHub
     metrics: SyncMetrics
-    openapi: dict[str, Any]
+    # Left out of repr(): the document is thousands of characters long.
+    openapi: dict[str, Any] = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"SyncApi(prefix={self.prefix!r}, sync_types={list(self.service.sync_types)!r})"
 
 
 #: The API a request was routed to; set before the handler runs.

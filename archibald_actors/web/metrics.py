@@ -24,7 +24,7 @@ from archibald_actors.web.error import Handler
 
 __all__ = ["OUTCOMES", "SyncMetrics", "metrics_handler"]
 
-#: Outcomes of a run (DESIGN section 6).
+#: Outcomes of a run.
 OUTCOMES = ("success", "failed", "timeout", "cancelled")
 
 
@@ -32,7 +32,8 @@ class SyncMetrics:
     """The service's metrics; ``registry`` is private to this instance.
 
     Args:
-        sync_types: types whose counters start at zero, so they show before the first run.
+        sync_types: the service's types: their counters start at zero, so they show before
+            the first run.
     """
 
     def __init__(self, sync_types: Iterable[str] = ()) -> None:
@@ -98,7 +99,7 @@ class SyncMetrics:
         """Count one service event (called on actor threads)."""
         kind = event.get("type")
         sync_type = str(event.get("syncType"))
-        if kind in ("sync.completed", "sync.failed"):
+        if kind in ("sync.completed", "sync.failed", "sync.cancelled"):
             self.runs.labels(sync_type, str(event.get("outcome"))).inc()
             self.duration.labels(sync_type).observe(float(event.get("durationMs") or 0) / 1000)
             if event.get("outcome") == "success" and event.get("finishedAt"):

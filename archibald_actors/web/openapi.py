@@ -2,155 +2,81 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterable
+from functools import cache
 from typing import Any
 
-from archibald_actors.schedule import INTERVAL_RANGE, START_DELAY_RANGE, SYNC_TYPES
-from archibald_actors.web.payload import HISTORY_LIMIT_MAX, MAX_BODY_BYTES
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-__all__ = ["build_openapi"]
+from archibald_actors.schedule import SYNC_TYPES
+from archibald_actors.web.payload import MAX_BODY_BYTES, history_limit_max
+from archibald_actors.web.shapes import ANSWER_MODELS, SERVICE_REF, UPDATE_FIELDS, ScheduleUpdate, ref
+
+__all__ = ["build_openapi", "component_schemas"]
 
 Schema = dict[str, Any]
+#: Keys pydantic writes that say nothing to a client: a title per field, and the
+#: placeholder default of a key an answer may leave out (it is absent, never null).
+_NOISE = frozenset({"title", "default"})
 
 
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _nullable(schema: Schema) -> Schema:
-    return {"oneOf": [schema, {"type": "null"}]}
-
-
-def _object(properties: dict[str, Schema], *, closed: bool = False) -> Schema:
-    """Every property required; core-built shapes stay open to additions."""
-    schema: Schema = {"type": "object", "properties": properties, "required": list(properties)}
-    if closed:
-        schema["additionalProperties"] = False
+def _clean(schema: Any) -> Any:
+    """The schema without ``_NOISE``, its per-service references made real."""
+    if isinstance(schema, dict) and SERVICE_REF in schema:
+        return {**ref(schema[SERVICE_REF]), **_clean({k: v for k, v in schema.items() if k != SERVICE_REF})}
+    if isinstance(schema, dict):
+        return {
+            k: (_clean(v) if k != "properties" else {p: _clean(s) for p, s in v.items()})
+            for k, v in schema.items()
+            if k not in _NOISE
+        }
+    if isinstance(schema, list):
+        return [_clean(v) for v in schema]
     return schema
 
 
-_TIME: Schema = {"type": "string", "format": "date-time"}
-_COUNT: Schema = {"type": "integer", "minimum": 0}
-
-_SCHEMAS: dict[str, Schema] = {
-    "SyncType": {"type": "string", "enum": list(SYNC_TYPES)},
-    "Trigger": {"type": "string", "enum": ["auto", "manual", "retry"]},
-    "Error": _object({"success": {"const": False}, "error": {"type": "string"}}, closed=True),
-    "ScheduleEntry": _object(
-        {
-            "interval": {"type": "number", "minimum": INTERVAL_RANGE[0], "maximum": INTERVAL_RANGE[1]},
-            "startDelay": {
-                "type": "number",
-                "minimum": START_DELAY_RANGE[0],
-                "maximum": START_DELAY_RANGE[1],
-            },
-            "unit": {"const": "minutes"},
-            "enabled": {"type": "boolean"},
-            "nextRunAt": _nullable(_TIME),
-        }
-    ),
-    "Schedule": {
-        "type": "object",
-        "properties": {t: _ref("ScheduleEntry") for t in SYNC_TYPES},
-        "additionalProperties": False,
-    },
-    "ScheduleUpdate": {
-        "type": "object",
-        "properties": {
-            "syncType": _ref("SyncType"),
-            "intervalMinutes": {"type": "number", "minimum": INTERVAL_RANGE[0], "maximum": INTERVAL_RANGE[1]},
-            "startDelayMinutes": {
-                "type": "number",
-                "minimum": START_DELAY_RANGE[0],
-                "maximum": START_DELAY_RANGE[1],
-            },
-            "enabled": {"type": "boolean"},
-        },
-        "required": ["syncType"],
-        "anyOf": [{"required": [f]} for f in ("intervalMinutes", "startDelayMinutes", "enabled")],
-        "additionalProperties": False,
-    },
-    "Run": _object(
-        {
-            "syncType": _ref("SyncType"),
-            "trigger": _ref("Trigger"),
-            "scheduledAt": _nullable(_TIME),
-            "requestedAt": _TIME,
-            "startedAt": _TIME,
-            "finishedAt": _TIME,
-            "durationMs": _COUNT,
-            "outcome": {"type": "string", "enum": ["success", "failed", "timeout", "cancelled"]},
-            "error": _nullable({"type": "string"}),
-        }
-    ),
-    "RunningSync": _object(
-        {
-            "syncType": _ref("SyncType"),
-            "trigger": _ref("Trigger"),
-            "scheduledAt": _nullable(_TIME),
-            "startedAt": _TIME,
-        }
-    ),
-    "QueuedRequest": _object(
-        {"syncType": _ref("SyncType"), "trigger": _ref("Trigger"), "requestedAt": _TIME}
-    ),
-    "TypeStatus": _object(
-        {
-            "state": {"type": "string", "enum": ["running", "queued", "idle"]},
-            "lastRun": _nullable(_ref("Run")),
-            "nextRunAt": _nullable(_TIME),
-            "runs": _COUNT,
-            "failures": _COUNT,
-            "missed": _COUNT,
-            "coalesced": _COUNT,
-            "timer": {"type": "string", "enum": ["running", "restarting", "paused", "failed"]},
-            "restarts": _COUNT,
-        }
-    ),
-    "Status": _object(
-        {
-            "running": _nullable(_ref("RunningSync")),
-            "queue": {"type": "array", "items": _ref("QueuedRequest")},
-            "held": {"type": "boolean"},
-            "orchestrator": {"type": "string", "enum": ["running", "restarting", "failed"]},
-            "types": {
-                "type": "object",
-                "properties": {t: _ref("TypeStatus") for t in SYNC_TYPES},
-                "additionalProperties": False,
-            },
-        }
-    ),
-    "RunAccepted": _object({"syncType": _ref("SyncType"), "coalesced": {"type": "boolean"}}, closed=True),
-    "Health": {
-        "oneOf": [
-            _object({"status": {"const": "ok"}}, closed=True),
-            {
-                "type": "object",
-                "properties": {
-                    "status": {"const": "degraded"},
-                    "failed": {"type": "array", "items": {"type": "string"}},
-                    "stale": {"type": "array", "items": {"type": "string"}},
-                    "children": {
-                        "type": "object",
-                        "additionalProperties": {"enum": ["running", "restarting", "failed"]},
-                    },
-                    "error": {"type": "string"},
-                },
-                "required": ["status"],
-                "additionalProperties": False,
-            },
-        ]
-    },
-}
+@cache
+def _model_schemas() -> dict[str, Schema]:
+    """The schemas generated from the models of :mod:`.shapes` (the same for every service)."""
+    shapes: list[type[BaseModel]] = [ScheduleUpdate, *ANSWER_MODELS]
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(model, "validation") for model in shapes]
+    _, document = models_json_schema(models, by_alias=True, ref_template="#/components/schemas/{model}")
+    schemas: dict[str, Schema] = _clean(document["$defs"])
+    # "at least one of" is the model's own check (a validator), stated here for clients.
+    schemas["ScheduleUpdate"]["anyOf"] = [{"required": [f]} for f in UPDATE_FIELDS]
+    return schemas
 
 
-# Optional in the contract: false once a type has not synced successfully for too long.
-_SCHEMAS["TypeStatus"]["properties"]["fresh"] = {"type": "boolean"}
-# Optional: this node's part in cluster mode (for example "leader" or "standby").
-_SCHEMAS["Status"]["properties"]["role"] = {"type": "string"}
+def component_schemas(sync_types: Iterable[str] = SYNC_TYPES) -> dict[str, Schema]:
+    """Every schema of the document for a service with ``sync_types``."""
+    types = list(sync_types)
+
+    def per_type(name: str) -> Schema:
+        return {
+            "type": "object",
+            "properties": {t: ref(name) for t in types},
+            "required": types,
+            "additionalProperties": False,
+        }
+
+    return {
+        **copy.deepcopy(_model_schemas()),  # each document its own: a caller may edit it
+        "SyncType": {"type": "string", "enum": types},
+        "Schedule": per_type("ScheduleRow"),
+        "TypeStatuses": per_type("TypeStatus"),
+    }
 
 
 def _ok(schema: Schema) -> Schema:
-    return _object({"success": {"const": True}, "data": schema}, closed=True)
+    """``{"success": true, "data": schema}``."""
+    return {
+        "type": "object",
+        "properties": {"success": {"const": True}, "data": schema},
+        "required": ["success", "data"],
+        "additionalProperties": False,
+    }
 
 
 def _json(description: str, schema: Schema) -> Schema:
@@ -158,12 +84,12 @@ def _json(description: str, schema: Schema) -> Schema:
 
 
 _ERRORS = {
-    "400": ("invalid input; the message names the field", None),
-    "401": ("missing, malformed, badly signed or expired token (with WWW-Authenticate: Bearer)", None),
-    "403": ("a valid token whose role is not admin", None),
-    "413": (f"request body past {MAX_BODY_BYTES} bytes", None),
-    "503": ("the sync service is not running or is unavailable", None),
-    "504": ("the actors did not answer in time", None),
+    "400": "invalid input; the message names the field",
+    "401": "missing, malformed, badly signed or expired token (with WWW-Authenticate: Bearer)",
+    "403": "a valid token whose role is not admin",
+    "413": f"request body past {MAX_BODY_BYTES} bytes",
+    "503": "the sync service is not running or is unavailable",
+    "504": "the actors did not answer in time",
 }
 
 
@@ -172,36 +98,48 @@ def _operation(
 ) -> Schema:
     operation: Schema = {"summary": summary, "tags": [tag], "responses": dict(responses)}
     for code in errors:
-        operation["responses"][code] = _json(_ERRORS[code][0], _ref("Error"))
+        operation["responses"][code] = _json(_ERRORS[code], ref("ErrorBody"))
     if not secured:
         operation["security"] = []
     return operation
 
 
 def build_openapi(
-    prefix: str = "/api/sync", *, healthz: str | None = "/healthz", metrics: str | None = "/metrics"
+    prefix: str = "/api/sync",
+    *,
+    healthz: str | None = "/healthz",
+    metrics: str | None = "/metrics",
+    sync_types: Iterable[str] = SYNC_TYPES,
 ) -> Schema:
-    """The OpenAPI 3.1 document for the API mounted at ``prefix`` (and the root routes given)."""
+    """The OpenAPI 3.1 document for the API mounted at ``prefix`` (and the root routes given).
+
+    Args:
+        prefix: where the API is mounted.
+        healthz: the path of the health route, None if it is not mounted.
+        metrics: the path of the metrics route, None if it is not mounted.
+        sync_types: the service's types (the enums and the per-type objects list them).
+    """
     p = prefix.rstrip("/")
+    types = tuple(sync_types)
     reads = ("401", "503", "504")
     paths: dict[str, Schema] = {
         f"{p}/schedule": {
             "get": _operation(
                 "The schedule as the timers hold it",
                 "schedule",
-                {"200": _json("the schedule", _ok(_ref("Schedule")))},
+                {"200": _json("the schedule", _ok(ref("Schedule")))},
                 errors=reads,
             ),
             "post": {
                 **_operation(
                     "Retune one type live (admin)",
                     "schedule",
-                    {"200": _json("the schedule after the timer re-armed", _ok(_ref("Schedule")))},
+                    {"200": _json("the schedule after the timer re-armed", _ok(ref("Schedule")))},
                     errors=("400", "401", "403", "413", "503", "504"),
                 ),
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": _ref("ScheduleUpdate")}},
+                    "content": {"application/json": {"schema": ref("ScheduleUpdate")}},
                 },
             },
         },
@@ -209,7 +147,7 @@ def build_openapi(
             "get": _operation(
                 "Running sync, queue, hold and per-type state",
                 "status",
-                {"200": _json("the status", _ok(_ref("Status")))},
+                {"200": _json("the status", _ok(ref("Status")))},
                 errors=reads,
             )
         },
@@ -218,11 +156,11 @@ def build_openapi(
                 **_operation(
                     "Queue a manual run",
                     "runs",
-                    {"202": _json("accepted (coalesced if one was pending)", _ok(_ref("RunAccepted")))},
+                    {"202": _json("accepted (coalesced if one was pending)", _ok(ref("RunAccepted")))},
                     errors=("400", *reads),
                 ),
                 "parameters": [
-                    {"name": "syncType", "in": "path", "required": True, "schema": _ref("SyncType")}
+                    {"name": "syncType", "in": "path", "required": True, "schema": ref("SyncType")}
                 ],
             }
         },
@@ -231,7 +169,7 @@ def build_openapi(
                 **_operation(
                     "Finished runs, newest first",
                     "runs",
-                    {"200": _json("the runs", _ok({"type": "array", "items": _ref("Run")}))},
+                    {"200": _json("the runs", _ok({"type": "array", "items": ref("Run")}))},
                     errors=("400", *reads),
                 ),
                 "parameters": [
@@ -241,7 +179,7 @@ def build_openapi(
                         "required": False,
                         "description": "one type; empty or absent means all types",
                         "allowEmptyValue": True,
-                        "schema": {"anyOf": [_ref("SyncType"), {"const": ""}]},
+                        "schema": {"anyOf": [ref("SyncType"), {"const": ""}]},
                     },
                     {
                         "name": "limit",
@@ -251,7 +189,7 @@ def build_openapi(
                         "allowEmptyValue": True,
                         "schema": {
                             "anyOf": [
-                                {"type": "integer", "minimum": 1, "maximum": HISTORY_LIMIT_MAX},
+                                {"type": "integer", "minimum": 1, "maximum": history_limit_max(types)},
                                 {"const": ""},
                             ],
                             "default": 100,
@@ -263,13 +201,16 @@ def build_openapi(
         f"{p}/events": {
             "get": {
                 **_operation(
-                    "Server-Sent Events: sync.started, sync.completed, sync.failed, queue.changed, "
-                    "schedule.changed, child.restarted, child.failed, hold.taken, hold.released",
+                    "Server-Sent Events: each message's event is an Event's type, its data the Event",
                     "events",
                     {
                         "200": {
                             "description": "an event stream",
-                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                            "content": {
+                                "text/event-stream": {
+                                    "schema": {"type": "string", "description": "see the Event schema"}
+                                }
+                            },
                         }
                     },
                     errors=("401",),
@@ -293,8 +234,12 @@ def build_openapi(
                 "Health of the actors",
                 "meta",
                 {
-                    "200": _json("every actor is up", _ref("Health")),
-                    "503": _json("an actor failed for good, or the service does not answer", _ref("Health")),
+                    "200": _json("every actor is up", ref("HealthOk")),
+                    "503": _json(
+                        "an actor failed for good, a type is stale or failing, the store is unavailable, "
+                        "or the service does not answer",
+                        ref("HealthDegraded"),
+                    ),
                 },
                 errors=(),
                 secured=False,
@@ -326,7 +271,7 @@ def build_openapi(
         "security": [{"bearer": []}],
         "paths": paths,
         "components": {
-            "schemas": _SCHEMAS,
+            "schemas": component_schemas(types),
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 "queryToken": {"type": "apiKey", "in": "query", "name": "token"},

@@ -8,30 +8,38 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from aiohttp import web
+from pydantic import ValidationError
 
-from archibald_actors.schedule import INTERVAL_RANGE, START_DELAY_RANGE, SYNC_TYPES
+from archibald_actors.schedule import SYNC_TYPES
+from archibald_actors.validation import JsonNumber, first_error, show
 from archibald_actors.web.error import ApiError
+from archibald_actors.web.shapes import SYNC_TYPES_CONTEXT, UPDATE_FIELDS, ScheduleUpdate
 
 __all__ = [
-    "HISTORY_LIMIT_MAX",
     "MAX_BODY_BYTES",
     "HistoryQuery",
-    "ScheduleUpdate",
+    "ScheduleChange",
+    "history_limit_max",
     "parse_history_query",
     "parse_json",
     "parse_schedule_update",
     "read_body",
 ]
 
-#: Largest request body accepted (DESIGN section 9).
+#: Largest request body accepted.
 MAX_BODY_BYTES = 64 * 1024
-#: Largest ``limit`` of GET /history (100 runs kept per type).
-HISTORY_LIMIT_MAX = 100 * len(SYNC_TYPES)
-_UPDATE_FIELDS = ("intervalMinutes", "startDelayMinutes", "enabled")
+#: Runs kept per type in memory (the default ``limit`` of GET /history).
+RUNS_PER_TYPE = 100
+
+
+def history_limit_max(sync_types: Sequence[str]) -> int:
+    """Largest ``limit`` of GET /history for a service with ``sync_types`` (100 runs kept per type)."""
+    return RUNS_PER_TYPE * len(sync_types)
 
 
 def _bad(message: str) -> NoReturn:
@@ -59,19 +67,16 @@ async def read_body(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes:
         chunks.append(chunk)
 
 
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _finite_float(text: str) -> float:
+def _finite_float(text: str) -> float | JsonNumber:
     value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text} is out of the range of a finite number")
-    return value
+    return value if math.isfinite(value) else JsonNumber(text)
 
 
 def parse_json(raw: bytes) -> Any:
-    """Strict JSON: UTF-8, no ``NaN``/``Infinity``, no number that overflows to infinity.
+    """Strict JSON: UTF-8; ``NaN``, ``Infinity`` and numbers that overflow to infinity stay ``JsonNumber``.
+
+    No JSON value is ever a non-finite float: the field such a number was sent in refuses
+    it by name when the body is validated.
 
     Raises:
         ApiError: 400 naming the problem.
@@ -80,18 +85,18 @@ def parse_json(raw: bytes) -> Any:
         _bad("body: a JSON object is required")
     try:
         text = raw.decode("utf-8")
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        return json.loads(text, parse_constant=JsonNumber, parse_float=_finite_float)
     except UnicodeDecodeError:
         _bad("body: must be UTF-8 encoded JSON")
     except RecursionError:
         _bad("body: JSON nested too deeply")
-    except ValueError as exc:  # JSONDecodeError, the hooks above, int() digit limits
+    except ValueError as exc:  # JSONDecodeError, int() digit limits
         _bad(f"body: invalid JSON: {exc}")
 
 
 @dataclass(frozen=True, slots=True)
-class ScheduleUpdate:
-    """A validated POST /schedule body."""
+class ScheduleChange:
+    """A validated POST /schedule body (None: leave that field as it is)."""
 
     sync_type: str
     interval_minutes: float | None = None
@@ -99,55 +104,31 @@ class ScheduleUpdate:
     enabled: bool | None = None
 
 
-def _show(value: object) -> str:
-    """A short JSON-ish rendering of a client's value for an error message."""
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
-        return "a huge number"
-    text = json.dumps(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+def parse_schedule_update(body: object, sync_types: Sequence[str] = SYNC_TYPES) -> ScheduleChange:
+    """Validate a POST /schedule body against the model ``ScheduleUpdate``.
 
-
-def _minutes(body: dict[str, Any], field: str, bounds: tuple[float, float]) -> float | None:
-    if field not in body:
-        return None
-    value = body[field]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        _bad(f"{field} must be a number, got {_show(value)}")
-    low, high = bounds
-    # int/float comparisons are exact in Python, so a huge int cannot overflow here
-    if not low <= value <= high:
-        _bad(f"{field} must be between {low:g} and {high:g} minutes, got {_show(value)}")
-    return float(value)
-
-
-def parse_schedule_update(body: object) -> ScheduleUpdate:
-    """Validate ``{"syncType", "intervalMinutes"?, "startDelayMinutes"?, "enabled"?}``.
+    Args:
+        body: the decoded JSON body.
+        sync_types: the service's types; ``syncType`` must be one of them.
 
     Raises:
         ApiError: 400 naming the first bad field.
     """
     if not isinstance(body, dict):
         _bad("body must be a JSON object")
-    unknown = sorted(k for k in body if k != "syncType" and k not in _UPDATE_FIELDS)
-    if unknown:
-        _bad(f"{_show(unknown[0])} is not a known field; expected syncType, {', '.join(_UPDATE_FIELDS)}")
-    sync_type = body.get("syncType")
-    if "syncType" not in body:
-        _bad("syncType is required")
-    if not isinstance(sync_type, str) or sync_type not in SYNC_TYPES:
-        _bad(f"syncType {_show(sync_type)} is unknown; expected one of {', '.join(SYNC_TYPES)}")
-    if not any(f in body for f in _UPDATE_FIELDS):
-        _bad("intervalMinutes, startDelayMinutes or enabled is required: nothing to change")
-    interval = _minutes(body, "intervalMinutes", INTERVAL_RANGE)
-    delay = _minutes(body, "startDelayMinutes", START_DELAY_RANGE)
-    enabled = body.get("enabled")
-    if "enabled" in body and not isinstance(enabled, bool):
-        _bad(f"enabled must be a boolean, got {_show(enabled)}")
-    return ScheduleUpdate(sync_type, interval, delay, enabled)
+    try:
+        update = ScheduleUpdate.model_validate(body, context={SYNC_TYPES_CONTEXT: sync_types})
+    except ValidationError as exc:
+        field, problem, kind = first_error(exc.errors(), ScheduleUpdate)
+        if kind == "extra_forbidden":
+            _bad(f"{show(field)} is not a known field; expected syncType, {', '.join(UPDATE_FIELDS)}")
+        _bad(f"{field} {problem}" if field else problem)
+    return ScheduleChange(
+        update.sync_type,
+        update.interval_minutes if "interval_minutes" in update.model_fields_set else None,
+        update.start_delay_minutes if "start_delay_minutes" in update.model_fields_set else None,
+        update.enabled if "enabled" in update.model_fields_set else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,8 +139,10 @@ class HistoryQuery:
     limit: int
 
 
-def parse_history_query(request: web.Request, default_limit: int = 100) -> HistoryQuery:
-    """``?syncType=`` (empty means all types) and ``?limit=`` (1 to ``HISTORY_LIMIT_MAX``).
+def parse_history_query(
+    request: web.Request, sync_types: Sequence[str] = SYNC_TYPES, default_limit: int = RUNS_PER_TYPE
+) -> HistoryQuery:
+    """``?syncType=`` (empty means all of ``sync_types``) and ``?limit=`` (1 to 100 per type).
 
     Raises:
         ApiError: 400 naming the bad parameter.
@@ -169,14 +152,15 @@ def parse_history_query(request: web.Request, default_limit: int = 100) -> Histo
     if unknown:
         _bad(f"unknown query parameter {unknown[0][:40]!r}; expected syncType or limit")
     sync_type = query.get("syncType") or None
-    if sync_type is not None and sync_type not in SYNC_TYPES:
-        _bad(f"syncType {sync_type[:40]!r} is unknown; expected one of {', '.join(SYNC_TYPES)}")
+    if sync_type is not None and sync_type not in sync_types:
+        _bad(f"syncType {show(sync_type)} is unknown; expected one of {', '.join(sync_types)}")
+    most = history_limit_max(sync_types)
     raw_limit = query.get("limit")
     if raw_limit is None or raw_limit == "":
         return HistoryQuery(sync_type, default_limit)
     if not raw_limit.isascii() or not raw_limit.isdigit() or len(raw_limit) > 6:
-        _bad(f"limit must be a whole number from 1 to {HISTORY_LIMIT_MAX}, got {raw_limit[:40]!r}")
+        _bad(f"limit must be a whole number from 1 to {most}, got {show(raw_limit)}")
     limit = int(raw_limit)
-    if not 1 <= limit <= HISTORY_LIMIT_MAX:
-        _bad(f"limit must be a whole number from 1 to {HISTORY_LIMIT_MAX}, got {limit}")
+    if not 1 <= limit <= most:
+        _bad(f"limit must be a whole number from 1 to {most}, got {limit}")
     return HistoryQuery(sync_type, limit)

@@ -1,4 +1,4 @@
-"""The routes of DESIGN section 9: schedule, status, manual runs, history, events, OpenAPI.
+"""The routes of the HTTP API: schedule, status, manual runs, history, events, OpenAPI.
 
 Paths are relative to the prefix the API is mounted at (see :mod:`.mount`), and each
 handler finds its ``SyncApi`` in ``request[API_KEY]``. Handlers reach the actors only
@@ -55,9 +55,9 @@ async def get_schedule(request: web.Request) -> web.Response:
 @requires("admin")
 async def post_schedule(request: web.Request) -> web.Response:
     """Retune one type live; answers the schedule once its timer re-armed."""
-    update = parse_schedule_update(parse_json(await read_body(request)))
     api = request[API_KEY]
     service, bridge = api.service, api.bridge
+    update = parse_schedule_update(parse_json(await read_body(request)), service.sync_types)
     try:
         schedule = await bridge.call(
             lambda: service.retune_future(
@@ -73,7 +73,7 @@ async def post_schedule(request: web.Request) -> web.Response:
 @routes.get("/status")
 @requires("reader")
 async def get_status(request: web.Request) -> web.Response:
-    """Running sync, queue, hold, orchestrator state and per-type details (DESIGN section 6)."""
+    """Running sync, queue, hold, orchestrator state and per-type details."""
     api = request[API_KEY]
     service, bridge = api.service, api.bridge
     return json_body(await bridge.read_encoded("status", service.status_future, "status", encode_ok))
@@ -82,7 +82,7 @@ async def get_status(request: web.Request) -> web.Response:
 @routes.post("/{syncType}/run")
 @requires("reader")
 async def run_sync(request: web.Request) -> web.Response:
-    """Queue a manual run; 202 with ``{"syncType", "coalesced"}``. An unknown type is a 400."""
+    """Queue a manual run; 202 with ``{"syncType", "coalesced"}``. A type the service lacks is a 400."""
     sync_type = request.match_info["syncType"]
     api = request[API_KEY]
     service, bridge = api.service, api.bridge
@@ -97,9 +97,9 @@ async def run_sync(request: web.Request) -> web.Response:
 @requires("reader")
 async def get_history(request: web.Request) -> web.Response:
     """Finished runs, newest first; ``?syncType=`` narrows to one type, ``?limit=`` caps the count."""
-    query = parse_history_query(request)
     api = request[API_KEY]
     service = api.service
+    query = parse_history_query(request, service.sync_types)
     body = await api.bridge.read_encoded(
         ("history", query.sync_type, query.limit),
         lambda: service.history_future(query.sync_type, query.limit),

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import inspect
+import json
+import signal
 import textwrap
+import urllib.request
 from pathlib import Path
 
 import pytest
+from serve_process import STOP_TIMEOUT, call, launch_serve, stop
 
 from archibald_actors import DEFAULT_SCHEDULE, ManualClock
 from archibald_actors.__main__ import main
 from archibald_actors.config import ConfigError, find_line, load_config, parse_config
+from archibald_actors.web.auth import make_token
 
 GOOD = """\
 # a comment
@@ -76,9 +81,23 @@ ERRORS = [
     pytest.param(
         "[sync.orders]\npriority = 1\n\n[sync.refunds]\npriority = 2\n",
         4,
-        "sync.refunds",
-        "not a known sync type",
-        id="unknown-type",
+        "sync.refunds.interval_minutes",
+        "required for a type that is not in the default table",
+        id="new-type-without-interval",
+    ),
+    pytest.param(
+        "[sync.Refunds]\ninterval_minutes = 15\n",
+        1,
+        "sync.Refunds",
+        "not a valid sync type name: it must match ^[a-z][a-z0-9_-]{0,31}$",
+        id="bad-type-name",
+    ),
+    pytest.param(
+        "[sync.refunds]\ninterval_minutes = 15\nstart_delay_minutes = 200\n",
+        3,
+        "sync.refunds.start_delay_minutes",
+        "between 0 and 180",
+        id="new-type-delay",
     ),
     pytest.param("[serve]\nport = 1\n", 1, "serve", "not a known section", id="unknown-section"),
     pytest.param(
@@ -109,7 +128,11 @@ ERRORS = [
         id="delay",
     ),
     pytest.param(
-        "[sync.ddt]\ntimeout_seconds = 0\n", 2, "sync.ddt.timeout_seconds", "between 1", id="timeout"
+        "[sync.ddt]\ntimeout_seconds = 0\n",
+        2,
+        "sync.ddt.timeout_seconds",
+        "more than 0 and at most 86400 seconds",
+        id="timeout",
     ),
     pytest.param("[sync.ddt]\ninterval_minutes = nan\n", 2, "sync.ddt.interval_minutes", "between", id="nan"),
     pytest.param("[sync.ddt]\npriority = 101\n", 2, "sync.ddt.priority", "between 0 and 100", id="priority"),
@@ -178,11 +201,30 @@ def test_errors_name_file_line_and_field(
     assert problem in str(error)
 
 
-def test_toml_syntax_error_names_the_line(tmp_path: Path) -> None:
+def test_toml_syntax_error_names_the_line_and_key(tmp_path: Path) -> None:
     path = write(tmp_path, "[sync.orders]\npriority = 1\ninterval_minutes = \n")
-    with pytest.raises(ConfigError, match=r"sync\.toml:3: is not valid TOML") as caught:
+    with pytest.raises(ConfigError) as caught:
         load_config(path, clock=ManualClock())
-    assert caught.value.line == 3
+    assert (caught.value.line, caught.value.field) == (3, "sync.orders.interval_minutes")
+    assert str(caught.value).startswith(f"{path}:3: sync.orders.interval_minutes is not valid TOML: ")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "start"),
+    [
+        ("[sync.orders\npriority = 1\n", 1, "line 1 is not valid TOML"),  # a broken header
+        ("[sync.orders]\n= 3\n", 2, "line 2 is not valid TOML"),  # no key to name
+    ],
+)
+def test_toml_syntax_error_without_a_key_still_says_where(
+    tmp_path: Path, text: str, line: int, start: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, clock=ManualClock())
+    assert caught.value.line == line
+    assert str(caught.value).startswith(f"{path}:{line}: {start}")
+    assert ":  " not in str(caught.value) and ": is" not in str(caught.value)  # never an empty name
 
 
 def test_unreadable_file_names_the_file(tmp_path: Path) -> None:
@@ -212,3 +254,75 @@ def test_serve_with_a_bad_config_exits_2(
     assert code == 2
     err = capsys.readouterr().err
     assert f"{path}:2: sync.orders.interval_minutes" in err
+
+
+# --- a type of its own, from the file to every route --------------------------------
+
+REFUNDS = """\
+[sync.refunds]
+interval_minutes = 5
+start_delay_minutes = 0
+priority = 3
+"""
+
+
+def test_a_table_of_a_new_type_adds_it(tmp_path: Path, sample_module: Path) -> None:
+    text = REFUNDS + 'handler = "cli_sample_handlers:sync_orders"\n'
+    config = load_config(write(tmp_path, text), clock=ManualClock())
+    assert list(config.schedule) == [*DEFAULT_SCHEDULE, "refunds"]
+    refunds = config.schedule["refunds"]
+    assert (refunds.interval_minutes, refunds.start_delay_minutes, refunds.priority) == (5, 0, 3)
+    assert refunds.enabled and set(config.handlers) == {"refunds"}
+    minimal = load_config(write(tmp_path, "[sync.refunds]\ninterval_minutes = 15\n"), clock=ManualClock())
+    assert (minimal.schedule["refunds"].start_delay_minutes, minimal.schedule["refunds"].priority) == (0, 0)
+
+
+def test_serve_with_a_new_type_in_the_config(tmp_path: Path, jwt_secret: str) -> None:
+    config = write(tmp_path, REFUNDS)
+    args = ["--port", "0", "--db", str(tmp_path / "sync.db"), "--speed", "600", "--config", str(config)]
+    proc, _, base = launch_serve(args, secret=jwt_secret, stderr_path=tmp_path / "serve.stderr")
+    try:
+        api = f"{base}/api/sync"
+        admin = make_token(jwt_secret, role="admin", sub="admin", ttl=600)
+        status, body = call("GET", f"{api}/schedule", admin)
+        assert status == 200 and body["data"]["refunds"]["interval"] == 5
+        status, body = call("POST", f"{api}/schedule", admin, {"syncType": "refunds", "intervalMinutes": 7.5})
+        assert status == 200 and body["data"]["refunds"]["interval"] == 7.5
+        status, body = call("POST", f"{api}/refunds/run", admin)
+        assert status == 202 and body["data"]["syncType"] == "refunds"
+        status, body = call("GET", f"{api}/status", admin)
+        assert status == 200 and "refunds" in body["data"]["types"]
+        status, body = call("GET", f"{api}/openapi.json", None)
+        assert "refunds" in body["components"]["schemas"]["SyncType"]["enum"]
+        # The demo handler of refunds runs on the 600x clock (its slot at T+0, and the manual run).
+        stream = urllib.request.urlopen(f"{api}/events?token={admin}", timeout=10)
+        with stream:
+            completed = (
+                json.loads(next(stream).removeprefix(b"data: "))
+                for line in stream
+                if line.startswith(b"event: sync.completed")
+            )
+            assert any(event["syncType"] == "refunds" for event in completed)
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+            metrics = response.read().decode()
+        assert 'archibald_sync_runs_total{outcome="success",sync_type="refunds"}' in metrics
+        assert call("POST", f"{api}/stock/run", admin)[0] == 400
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(STOP_TIMEOUT) == 0
+    finally:
+        stop(proc)
+
+
+def test_simulate_follows_the_configs_types(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write(tmp_path, REFUNDS)
+    assert main(["simulate", "--hours", "1", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "refunds    every 5 min from T+0, priority 3" in out
+    waits = out.split("Waits between slot and start, per type:")[1]
+    assert "refunds" in waits and " refunds " in out.split("Timeline")[1]
+
+
+def test_simulate_with_a_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write(tmp_path, "[sync.refunds]\npriority = 3\n")
+    assert main(["simulate", "--config", str(config)]) == 2
+    assert f"{config}:1: sync.refunds.interval_minutes is required" in capsys.readouterr().err

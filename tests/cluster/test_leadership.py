@@ -36,12 +36,12 @@ def _elect_one(make: MakeLeadership, **options: Any) -> tuple[tuple[Leadership, 
     """Two instances on one schema, once one of them leads: ``(leader, follower)``."""
     first, second = make(**options), make(**options)
     deadline = monotonic() + WAIT
-    while not (first[0].is_leader or second[0].is_leader):
+    while "leader" not in (first[0].role, second[0].role):
         # Whichever wins sets its event; waiting on both in turn stays bounded.
         first[1].elected.wait(0.05)
         second[1].elected.wait(0.05)
         assert monotonic() < deadline, "nobody became the leader"
-    return (first, second) if first[0].is_leader else (second, first)
+    return (first, second) if first[0].role == "leader" else (second, first)
 
 
 def test_exactly_one_of_two_leads(make_leadership: MakeLeadership, admin: Admin, schema: str) -> None:
@@ -64,13 +64,13 @@ def test_terminated_leader_steps_down_and_the_other_takes_over(
     assert seen.deposed.wait(FAILOVER), "the leader did not notice it lost its connection"
     assert other.elected.wait(FAILOVER), "the follower did not take over"
     assert other.first("elected") - start < FAILOVER
-    assert follower.is_leader and not leader.is_leader
+    assert (follower.role, leader.role) == ("leader", "follower")
     # The old leader reconnects and competes again, as a follower now.
     deadline = monotonic() + WAIT
     while len(holders := _backends(admin, schema)) < 2:
         seen.elected.wait(0.05)
         assert monotonic() < deadline, f"the old leader did not reconnect: {holders}"
-    assert not leader.is_leader and [w for w, _, _ in seen.log] == ["elected", "deposed"]
+    assert leader.role == "follower" and [w for w, _, _ in seen.log] == ["elected", "deposed"]
 
 
 def test_stop_hands_over_after_stepping_down(make_leadership: MakeLeadership) -> None:
@@ -94,10 +94,10 @@ def test_a_hung_connection_is_noticed_within_the_lease(make_leadership: MakeLead
         start = monotonic()
         assert seen.deposed.wait(WAIT)
         assert seen.first("deposed") - start < 0.1 + 0.5 + 1.0  # poll + lease, with room for a busy host
-        assert not follower.is_leader, "the hung session still holds the lock"
+        assert follower.role == "follower", "the hung session still holds the lock"
         proxy.close()  # the session ends at last, and the lock is free
         assert other.elected.wait(FAILOVER)
-        assert not leader.is_leader
+        assert leader.role == "follower"
     finally:
         proxy.close()
 

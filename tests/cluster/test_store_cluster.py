@@ -16,7 +16,7 @@ from psycopg import sql
 from archibald_actors.errors import InvalidValueError
 from archibald_actors.schedule import DEFAULT_SCHEDULE
 from archibald_actors.store import PostgresStore, SqliteStore
-from archibald_actors.store.postgres import SCHEMA_VERSION
+from archibald_actors.store.schema import SCHEMA_VERSION
 
 from .support import WAIT
 
@@ -28,7 +28,6 @@ class EpochStore(Protocol):
     """What the epoch tests need of a store."""
 
     def ensure_epoch(self, epoch: datetime) -> datetime: ...
-    def save_epoch(self, epoch: datetime) -> None: ...
     def close(self) -> None: ...
 
 

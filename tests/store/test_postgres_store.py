@@ -15,7 +15,7 @@ from archibald_actors.errors import InvalidValueError, StoreError
 from archibald_actors.ledger import RunRecord
 from archibald_actors.schedule import DEFAULT_SCHEDULE
 from archibald_actors.store import PostgresStore, postgres_url
-from archibald_actors.store.postgres import SCHEMA_VERSION
+from archibald_actors.store.schema import SCHEMA_VERSION
 
 from .support import T0
 
@@ -26,8 +26,9 @@ def _admin() -> psycopg.Connection[tuple[object, ...]]:
 
 def _terminate(store: PostgresStore) -> None:
     """Have the server drop the store's connection, as a restart or a network cut would."""
-    assert store._conn is not None
-    pid = store._conn.info.backend_pid
+    conn = store._dialect._conn
+    assert conn is not None
+    pid = conn.info.backend_pid
     with _admin() as admin:
         # The timeout makes the call wait until the backend has exited.
         assert admin.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,)).fetchone() == (True,)
@@ -74,7 +75,7 @@ def test_each_schema_is_its_own_store(pg_schema: str) -> None:
     try:
         first.load()
         second.load()
-        first.save_epoch(T0)
+        first.ensure_epoch(T0)
         assert first.load().epoch == T0
         assert second.load().epoch is None
         assert first.claim_slot("orders", 0.0) is True

@@ -17,7 +17,7 @@ from archibald_actors.errors import StoreError
 from archibald_actors.ledger import RunRecord
 from archibald_actors.schedule import DEFAULT_SCHEDULE, ScheduleEntry
 from archibald_actors.store import SqliteStore
-from archibald_actors.store.sqlite import SCHEMA_VERSION
+from archibald_actors.store.schema import SCHEMA_VERSION
 
 from .support import T0
 
@@ -30,7 +30,7 @@ def db_path(tmp_path: Path) -> Path:
 def _filled_database(path: Path, make_run: Callable[..., RunRecord]) -> None:
     store = SqliteStore(path)
     store.load()
-    store.save_epoch(T0)
+    store.ensure_epoch(T0)
     for index in range(300):
         store.append_run(make_run("orders", float(index), error="x" * 200))
     store.close()
@@ -41,8 +41,9 @@ def test_a_missing_file_is_created_in_wal_mode_with_full_sync(db_path: Path) -> 
     try:
         assert store.load().epoch is None
         assert db_path.is_file()
-        assert store._conn is not None
-        assert store._conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+        conn = store._dialect._conn  # the setting is per connection: ask the store's own
+        assert conn is not None
+        assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
     finally:
         store.close()
     with sqlite3.connect(db_path) as other:
@@ -151,7 +152,7 @@ from archibald_actors.schedule import DEFAULT_SCHEDULE
 from archibald_actors.store.sqlite import SqliteStore
 store = SqliteStore(sys.argv[1])
 store.load()
-store.save_epoch(datetime(2026, 3, 1, tzinfo=UTC))
+store.ensure_epoch(datetime(2026, 3, 1, tzinfo=UTC))
 store.save_entry(DEFAULT_SCHEDULE["orders"].retuned(interval_minutes=25))
 print("saved", flush=True)
 sys.stdin.read()  # wait here, connection open, until killed

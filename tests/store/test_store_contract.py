@@ -28,15 +28,15 @@ def test_load_on_empty_store(backend: Backend) -> None:
     assert backend.open().load() == StoredState()
 
 
-def test_epoch_round_trip_and_overwrite(backend: Backend) -> None:
+def test_epoch_round_trip_and_first_writer_wins(backend: Backend) -> None:
     store = backend.open()
     store.load()
-    store.save_epoch(T0)
+    assert store.ensure_epoch(T0) == T0
     assert backend.open().load().epoch == T0
     later = T0 + timedelta(hours=1, microseconds=7)
-    store.save_epoch(later)
+    assert store.ensure_epoch(later) == T0
     epoch = backend.open().load().epoch
-    assert epoch == later
+    assert epoch == T0
     assert epoch is not None and epoch.utcoffset() == timedelta(0)
 
 
@@ -66,7 +66,7 @@ def test_served_round_trip(backend: Backend) -> None:
 def test_everything_survives_a_restart(backend: Backend, make_run: MakeRun) -> None:
     store = backend.open()
     store.load()
-    store.save_epoch(T0)
+    store.ensure_epoch(T0)
     store.save_entry(DEFAULT_SCHEDULE["ddt"].retuned(interval_minutes=60))
     store.save_served("ddt", 1200.0)
     store.append_run(make_run("ddt"))
@@ -150,7 +150,7 @@ def test_epoch_in_another_time_zone_is_the_same_instant(backend: Backend) -> Non
     store = backend.open()
     store.load()
     local = T0.astimezone(timezone(timedelta(hours=2)))
-    store.save_epoch(local)
+    assert store.ensure_epoch(local) == T0
     assert backend.open().load().epoch == T0
 
 
@@ -220,7 +220,7 @@ def test_naive_datetimes_are_refused(durable_backend: Backend, make_run: MakeRun
     store = durable_backend.open()
     naive = datetime(2026, 3, 1, 8, 0)
     with pytest.raises(InvalidValueError, match="epoch"):
-        store.save_epoch(naive)
+        store.ensure_epoch(naive)
     with pytest.raises(InvalidValueError, match="olderThan"):
         store.prune(naive)
     record = make_run()
@@ -233,3 +233,14 @@ def test_naive_datetimes_are_refused(durable_backend: Backend, make_run: MakeRun
 def test_negative_limit_is_refused(durable_backend: Backend) -> None:
     with pytest.raises(InvalidValueError, match="limit"):
         durable_backend.open().runs(limit=-1)
+
+
+def test_requests_are_kept_until_deleted_however_many(backend: Backend) -> None:
+    store = backend.open()
+    store.load()
+    ids = [store.add_request("orders", "manual", T0 + timedelta(seconds=n)) for n in range(1200)]
+    assert len(set(ids)) == 1200
+    store.delete_requests([*ids[:1100], 10**12])  # more ids than old SQLite takes in one statement
+    pending = backend.open().pending_requests()
+    assert [row[0] for row in pending] == ids[1100:]
+    assert pending[0][1:] == ("orders", "manual", T0 + timedelta(seconds=1100))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,20 +56,22 @@ class Runs:
     ran: list[tuple[str, str]] = field(default_factory=list)
     loops: list[asyncio.AbstractEventLoop] = field(default_factory=list)
 
-    def plain(self) -> dict[str, Callable[[Any], None]]:
+    def plain(self, sync_types: Iterable[str] = SYNC_TYPES) -> dict[str, Callable[[Any], None]]:
         def handle(ctx: Any) -> None:
             self.ran.append((ctx.sync_type, ctx.trigger))
             ctx.sleep(self.seconds)
 
-        return dict.fromkeys(SYNC_TYPES, handle)
+        return dict.fromkeys(sync_types, handle)
 
-    def coroutine(self) -> dict[str, Callable[[Any], Awaitable[None]]]:
+    def coroutine(
+        self, sync_types: Iterable[str] = SYNC_TYPES
+    ) -> dict[str, Callable[[Any], Awaitable[None]]]:
         async def handle(ctx: Any) -> None:
             self.loops.append(asyncio.get_running_loop())
             self.ran.append((ctx.sync_type, ctx.trigger))
             await ctx.sleep(self.seconds)
 
-        return dict.fromkeys(SYNC_TYPES, handle)
+        return dict.fromkeys(sync_types, handle)
 
 
 @dataclass
@@ -143,8 +145,10 @@ async def make_api(aiohttp_client: Any) -> AsyncIterator[MakeApi]:
     ) -> Api:
         clock = ManualClock()
         runs = Runs()
-        all_handlers = {**(runs.coroutine() if coroutine else runs.plain()), **(handlers or {})}
-        service = SyncService(all_handlers, clock=clock, schedule=schedule or PAUSED, **service_kwargs)
+        schedule = schedule or PAUSED
+        recorded = runs.coroutine(schedule) if coroutine else runs.plain(schedule)
+        all_handlers = {**recorded, **(handlers or {})}
+        service = SyncService(all_handlers, clock=clock, schedule=schedule, **service_kwargs)
         app = build(service) if build is not None else create_app(service, secret=SECRET)
         client = await aiohttp_client(app)
         await asyncio.to_thread(clock.wait_quiet)  # the timers have armed and reported

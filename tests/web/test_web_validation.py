@@ -40,12 +40,30 @@ async def post_raw(api: Api, body: bytes, **headers: str) -> tuple[int, Any]:
         (b'"orders"', "body"),
         (b"null", "body"),
         (b"[" * 100_00 + b"]" * 100_00, "body"),
-        (b'{"syncType": "orders", "intervalMinutes": NaN}', "NaN"),
-        (b'{"syncType": "orders", "intervalMinutes": Infinity}', "Infinity"),
-        (b'{"syncType": "orders", "intervalMinutes": -Infinity}', "Infinity"),
-        (b'{"syncType": "orders", "intervalMinutes": 1e309}', "1e309"),
+        # numbers with no finite value: refused by the field they were sent in
+        (
+            b'{"syncType": "orders", "intervalMinutes": NaN}',
+            "intervalMinutes must be between 5 and 180 minutes, got NaN",
+        ),
+        (
+            b'{"syncType": "orders", "intervalMinutes": Infinity}',
+            "intervalMinutes must be between 5 and 180 minutes, got Infinity",
+        ),
+        (
+            b'{"syncType": "orders", "intervalMinutes": -Infinity}',
+            "intervalMinutes must be between 5 and 180 minutes, got -Infinity",
+        ),
+        (
+            b'{"syncType": "orders", "startDelayMinutes": 1e309}',
+            "startDelayMinutes must be between 0 and 180 minutes, got 1e309",
+        ),
         (b'{"syncType": "orders", "intervalMinutes": 1' + b"0" * 5000 + b"}", "body"),
-        (b'{"syncType": "orders", "intervalMinutes": 1' + b"0" * 400 + b"}", "intervalMinutes"),
+        (
+            b'{"syncType": "orders", "intervalMinutes": 1' + b"0" * 400 + b"}",
+            "intervalMinutes must be between 5 and 180 minutes, got a huge number",
+        ),
+        (b'{"syncType": "orders", "enabled": NaN}', "enabled must be true or false, got NaN"),
+        (b'{"syncType": NaN, "enabled": true}', "syncType must be a string, got NaN"),
     ],
 )
 async def test_bodies_that_are_not_a_json_object(api: Api, body: bytes, field: str) -> None:

@@ -1,0 +1,273 @@
+"""The JSON shapes of the API as pydantic models: the request body validated, every answer described.
+
+``ScheduleUpdate`` validates POST /schedule. The answer models are never built at run
+time (the core builds plain dicts, and the hot GET paths stay free of a second pass); they
+exist so that :mod:`.openapi` generates the document from them, and a test checks every
+real answer against that document. Field types come from :mod:`archibald_actors.validation`,
+where each rule is written once.
+
+Names that depend on the service (its sync types) are references the document fills in:
+``SyncType`` (an enum of the types), ``Schedule`` and ``TypeStatuses`` (one property per type).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from archibald_actors.messages import Outcome, Trigger
+from archibald_actors.validation import IntervalMinutes, StartDelayMinutes, show
+
+__all__ = [
+    "ANSWER_MODELS",
+    "UPDATE_FIELDS",
+    "ErrorBody",
+    "Event",
+    "HealthDegraded",
+    "HealthOk",
+    "QueuedRequest",
+    "Run",
+    "RunAccepted",
+    "RunningSync",
+    "ScheduleRow",
+    "ScheduleUpdate",
+    "Status",
+    "TypeStatus",
+    "ref",
+]
+
+#: Context key of the service's sync types when validating a body.
+SYNC_TYPES_CONTEXT = "sync_types"
+#: The fields of POST /schedule that change something; at least one is required.
+UPDATE_FIELDS = ("intervalMinutes", "startDelayMinutes", "enabled")
+
+
+def ref(name: str) -> dict[str, str]:
+    """A JSON Schema reference to the component ``name`` of the document."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+#: Marks a reference to a component built per service (pydantic resolves every ``$ref`` it
+#: sees, so the document turns this into one: see ``openapi.py``).
+SERVICE_REF = "x-service-ref"
+SyncTypeName = Annotated[str, WithJsonSchema({SERVICE_REF: "SyncType"})]
+Time = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+Count = Annotated[int, Field(ge=0)]
+TimerState = Literal["running", "restarting", "paused", "failed", "standby"]
+ChildState = Literal["running", "restarting", "failed"]
+StoreState = Literal["ok", "unavailable"]
+#: Every event type the service publishes (GET /events sends each as an SSE ``event:``).
+EventType = Literal[
+    "sync.started",
+    "sync.completed",
+    "sync.failed",
+    "sync.cancelled",
+    "queue.changed",
+    "schedule.changed",
+    "child.restarted",
+    "child.failed",
+    "hold.taken",
+    "hold.released",
+    "leadership.changed",
+]
+
+
+def _absent(description: str | None = None, *, alias: str | None = None) -> Any:
+    """A field a body may leave out (never null when present): not required, no default to show."""
+    return Field(default=None, alias=alias, description=description)
+
+
+class _Answer(BaseModel):
+    """An answer shape: documented, open to keys added later."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+class _Closed(BaseModel):
+    """An answer shape no key is ever added to."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ScheduleUpdate(BaseModel):
+    """POST /schedule: retune one type; at least one of intervalMinutes, startDelayMinutes, enabled."""
+
+    # Validated with ``context={"sync_types": (...)}``, the type must be one of the service's.
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=False)
+
+    sync_type: SyncTypeName = Field(alias="syncType")
+    interval_minutes: IntervalMinutes = _absent(alias="intervalMinutes")
+    start_delay_minutes: StartDelayMinutes = _absent(alias="startDelayMinutes")
+    enabled: StrictBool = _absent("false pauses the type's timer")
+
+    @field_validator("sync_type", mode="after")
+    @classmethod
+    def _known(cls, value: str, info: ValidationInfo) -> str:
+        types: Iterable[str] | None = (info.context or {}).get(SYNC_TYPES_CONTEXT)
+        if types is not None and value not in types:
+            raise PydanticCustomError(
+                "unknown_sync_type", f"{show(value)} is unknown; expected one of {', '.join(types)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> ScheduleUpdate:
+        if not self.model_fields_set - {"sync_type"}:
+            raise PydanticCustomError(
+                "nothing_to_change",
+                "intervalMinutes, startDelayMinutes or enabled is required: nothing to change",
+            )
+        return self
+
+
+class ErrorBody(_Closed):
+    """Every error answer: ``{"success": false, "error": "<names the field>"}``."""
+
+    success: Literal[False]
+    error: str
+
+
+class ScheduleRow(_Answer):
+    """One type's row of the schedule."""
+
+    interval: IntervalMinutes
+    start_delay: StartDelayMinutes = Field(alias="startDelay")
+    unit: Literal["minutes"]
+    enabled: bool
+    next_run_at: Time | None = Field(alias="nextRunAt", description="null while paused or failed")
+
+
+class Run(_Answer):
+    """A finished run (a history entry, a type's ``lastRun``, the data of sync.completed/failed)."""
+
+    sync_type: SyncTypeName = Field(alias="syncType")
+    trigger: Trigger
+    scheduled_at: Time | None = Field(alias="scheduledAt", description="the slot served; null if manual")
+    requested_at: Time = Field(alias="requestedAt")
+    started_at: Time = Field(alias="startedAt")
+    finished_at: Time = Field(alias="finishedAt")
+    duration_ms: Count = Field(alias="durationMs")
+    outcome: Outcome
+    error: str | None
+
+
+class RunningSync(_Answer):
+    """The sync running now."""
+
+    sync_type: SyncTypeName = Field(alias="syncType")
+    trigger: Trigger
+    scheduled_at: Time | None = Field(alias="scheduledAt")
+    started_at: Time = Field(alias="startedAt")
+
+
+class QueuedRequest(_Answer):
+    """A request waiting to run, in run order."""
+
+    sync_type: SyncTypeName = Field(alias="syncType")
+    trigger: Trigger
+    requested_at: Time = Field(alias="requestedAt")
+
+
+class TypeStatus(_Answer):
+    """One type's state, counters and timer."""
+
+    state: Literal["running", "queued", "idle"]
+    last_run: Run | None = Field(alias="lastRun")
+    next_run_at: Time | None = Field(alias="nextRunAt")
+    runs: Count
+    failures: Count
+    missed: Count
+    coalesced: Count
+    timer: TimerState = Field(description='"standby" on a cluster follower')
+    restarts: Count
+    fresh: bool = _absent("false once the type has not synced successfully for too long")
+    duplicates: Count = _absent("requests for a slot already served (not run)")
+    last_success_at: Time | None = _absent(alias="lastSuccessAt")
+    consecutive_failures: Count = _absent(
+        alias="consecutiveFailures", description="failed or timed-out runs in a row"
+    )
+
+
+class Status(_Answer):
+    """GET /status: running sync, queue, hold, orchestrator, per-type state."""
+
+    running: RunningSync | None
+    queue: list[QueuedRequest]
+    held: bool
+    orchestrator: ChildState
+    types: Annotated[dict[str, TypeStatus], WithJsonSchema({SERVICE_REF: "TypeStatuses"})]
+    role: Literal["standalone", "leader", "follower"] = _absent("this replica's part in a cluster")
+    store: StoreState = _absent("whether the durable store answers")
+    abandoned_threads: Count = _absent(
+        alias="abandonedThreads",
+        description="handler threads given up on (past their timeout or at stop) and still alive",
+    )
+
+
+class RunAccepted(_Closed):
+    """POST /{syncType}/run: the request was queued (or merged into a pending one)."""
+
+    sync_type: SyncTypeName = Field(alias="syncType")
+    coalesced: bool
+
+
+class HealthOk(_Closed):
+    """GET /healthz 200."""
+
+    status: Literal["ok"]
+    role: Literal["leader", "follower"] = _absent()
+
+
+class HealthDegraded(_Closed):
+    """GET /healthz 503: what is wrong (each key only when it applies)."""
+
+    status: Literal["degraded"]
+    failed: list[str] = _absent("children that failed for good")
+    stale: list[str] = _absent("types without a success for too long")
+    failing: list[str] = _absent("types whose last 3 or more runs failed or timed out")
+    store: Literal["unavailable"] = _absent()
+    abandoned_threads: Count = _absent(
+        alias="abandonedThreads",
+        description="present past the cap of abandoned handler threads",
+    )
+    role: Literal["leader", "follower"] = _absent()
+    children: dict[str, ChildState] = _absent()
+    error: str = _absent("the service did not answer")
+
+
+class Event(_Answer):
+    """One event of GET /events (the SSE ``data``); the keys besides ``type`` depend on it.
+
+    sync.completed, sync.failed and sync.cancelled carry a ``Run``.
+    """
+
+    type: EventType
+
+
+#: Every answer model, for the document's components.
+ANSWER_MODELS: tuple[type[BaseModel], ...] = (
+    ErrorBody,
+    ScheduleRow,
+    Run,
+    RunningSync,
+    QueuedRequest,
+    TypeStatus,
+    Status,
+    RunAccepted,
+    HealthOk,
+    HealthDegraded,
+    Event,
+)
