@@ -3,6 +3,7 @@
 from archibald_actors.actors.runner import SyncContext, SyncHandler
 from archibald_actors.clock import Clock, ClockNotQuietError, ManualClock, ScaledClock, SystemClock
 from archibald_actors.errors import (
+    BlockingCallError,
     InvalidValueError,
     ServiceStateError,
     ServiceUnavailableError,
@@ -17,6 +18,7 @@ from archibald_actors.service import SyncService
 __all__ = [
     "DEFAULT_SCHEDULE",
     "SYNC_TYPES",
+    "BlockingCallError",
     "Clock",
     "ClockNotQuietError",
     "ExclusiveHold",

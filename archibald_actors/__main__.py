@@ -24,7 +24,7 @@ from aiohttp import web
 from archibald_actors.clock import ManualClock, ScaledClock, SystemClock
 from archibald_actors.config import ConfigError, load_config
 from archibald_actors.errors import InvalidValueError, StoreError
-from archibald_actors.events import Event
+from archibald_actors.events import RUN_END_EVENTS, Event
 from archibald_actors.handlers.demo import demo_handlers
 from archibald_actors.schedule import DEFAULT_SCHEDULE
 from archibald_actors.service import SyncService
@@ -60,6 +60,8 @@ DEFAULT_DB = "./archibald-sync.db"
 DEFAULT_SCHEMA = "archibald"
 #: Lifetime of the admin token ``serve`` prints, and the default of ``token --ttl``.
 TOKEN_TTL = 8 * 3600
+#: Roles the API knows: "admin" may write, "agent" reads; ``token`` refuses others unless told.
+KNOWN_ROLES = ("admin", "agent")
 HOW_TO_SET_SECRET = f"export {SECRET_ENV}=$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
 #: Real seconds ``serve`` waits for the clock's thread after the service stopped.
 _JOIN_TIMEOUT = 5.0
@@ -218,7 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="print an API token",
         description=f"Print a token signed with {SECRET_ENV} (HS256).",
     )
-    token.add_argument("--role", required=True, help='"admin" may change the schedule; any other role reads')
+    token.add_argument(
+        "--role",
+        required=True,
+        help=f'one of {", ".join(KNOWN_ROLES)}: "admin" may change the schedule, "agent" reads',
+    )
+    token.add_argument(
+        "--any-role",
+        action="store_true",
+        help="sign a role that is not one of those (such a token only reads)",
+    )
     token.add_argument("--sub", required=True, metavar="NAME", help="the user the token names")
     token.add_argument("--username", help="display name (default: the --sub value)")
     token.add_argument(
@@ -275,6 +286,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _cmd_token(args: argparse.Namespace) -> int:
     from archibald_actors.web.auth import make_token  # noqa: PLC0415 (the web layer is heavier)
 
+    if args.role not in KNOWN_ROLES and not args.any_role:
+        # A typo like "admn" would otherwise make a token that silently only reads.
+        raise CliError(
+            f"--role {args.role!r} is not a known role ({', '.join(KNOWN_ROLES)}); "
+            "pass --any-role to sign it anyway (such a token only reads)"
+        )
     secret = jwt_secret()
     print(make_token(secret, role=args.role, sub=args.sub, username=args.username, ttl=args.ttl))
     return EXIT_OK
@@ -342,7 +359,7 @@ def _log_run(event: Event) -> None:
     kind = event["type"]
     if kind == "sync.started":
         log.info("%s sync started (%s)", event["syncType"], event["trigger"])
-    elif kind in ("sync.completed", "sync.failed"):
+    elif kind in RUN_END_EVENTS:
         error = f": {event['error']}" if event.get("error") else ""
         level = logging.INFO if kind == "sync.completed" else logging.WARNING
         seconds = event["durationMs"] / 1000

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from archibald_actors.actors.runner import SyncHandler
 from archibald_actors.clock import Clock
 from archibald_actors.errors import InvalidValueError
+from archibald_actors.handler_signature import handler_problem
 from archibald_actors.handlers.webhook import webhook_handler
 from archibald_actors.schedule import DEFAULT_SCHEDULE, ScheduleEntry
 from archibald_actors.validation import (
@@ -240,7 +241,8 @@ def import_handler(spec: str) -> SyncHandler:
     """Import the callable named by ``"package.module:function"`` (the part after ``:`` may be dotted).
 
     Raises:
-        ValueError: the spec is malformed, cannot be imported, or names something not callable.
+        ValueError: the spec is malformed, cannot be imported, or names something that
+            cannot be called as ``handler(ctx)``.
     """
     module_name, colon, attribute = spec.partition(":")
     if not colon or not module_name or not attribute:
@@ -258,6 +260,8 @@ def import_handler(spec: str) -> SyncHandler:
             ) from None
     if not callable(target):
         raise ValueError(f"{spec!r} is not callable (it is {_kind(target)})")
+    if (problem := handler_problem(target)) is not None:
+        raise ValueError(f"{spec!r} is not a sync handler: {problem}")
     handler: SyncHandler = target
     return handler
 

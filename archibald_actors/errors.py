@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "BlockingCallError",
     "InvalidValueError",
     "ServiceStateError",
     "ServiceUnavailableError",
@@ -35,6 +36,10 @@ class UnknownSyncTypeError(LookupError):
 
 class ServiceStateError(RuntimeError):
     """The service was used in the wrong state (started twice, used after stop)."""
+
+
+class BlockingCallError(RuntimeError):
+    """A blocking call was made on the thread of a running asyncio event loop."""
 
 
 class ServiceUnavailableError(RuntimeError):

@@ -11,11 +11,14 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Event", "EventBus"]
+__all__ = ["RUN_END_EVENTS", "Event", "EventBus"]
 
 log = logging.getLogger("archibald_actors.events")
 
 Event = dict[str, Any]
+#: The events a run's end is published as: success, failed or timeout, cancelled (by a
+#: hold or a shutdown). Each carries the run's history record.
+RUN_END_EVENTS = ("sync.completed", "sync.failed", "sync.cancelled")
 Subscriber = Callable[[Event], None]
 
 

@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from archibald_actors.actors.supervisor import ORCHESTRATOR
+from archibald_actors.loop_guard import refuse_on_loop
 from archibald_actors.messages import Hold, Release
 
 if TYPE_CHECKING:
@@ -17,7 +18,11 @@ __all__ = ["ExclusiveHold"]
 
 
 class ExclusiveHold:
-    """A reference-counted hold on the orchestrator (see ``SyncService.exclusive``)."""
+    """A reference-counted hold on the orchestrator (see ``SyncService.exclusive``).
+
+    ``with`` blocks the calling thread and is refused on an event loop's thread
+    (``BlockingCallError``); ``async with`` waits without blocking the loop.
+    """
 
     def __init__(self, service: SyncService, timeout: float | None) -> None:
         self._service = service
@@ -34,6 +39,8 @@ class ExclusiveHold:
             self._service._tell(ORCHESTRATOR, Release())
 
     def __enter__(self) -> ExclusiveHold:
+        # On a loop's thread this would wait for a coroutine handler that needs this loop.
+        refuse_on_loop("`with service.exclusive()`", "`async with service.exclusive()`")
         reply = self._take()
         try:
             reply.result(self._timeout)

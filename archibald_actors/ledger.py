@@ -1,57 +1,15 @@
-"""Run records and the bounded in-memory history of the last runs per type."""
+"""The bounded in-memory history of the last runs per type."""
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from archibald_actors.messages import Outcome, Trigger
+from archibald_actors.domain import RunRecord
 
-__all__ = ["HISTORY_PER_TYPE", "History", "RunRecord", "iso"]
+__all__ = ["HISTORY_PER_TYPE", "History"]
 
 HISTORY_PER_TYPE = 100
-
-
-def iso(moment: datetime | None) -> str | None:
-    """ISO 8601 in UTC with millisecond precision and a ``Z``, or None."""
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@dataclass(frozen=True, slots=True)
-class RunRecord:
-    """One finished run; times are UTC wall times (they outlive the clock that measured them)."""
-
-    sync_type: str
-    trigger: Trigger
-    scheduled_at: datetime | None
-    requested_at: datetime
-    started_at: datetime
-    finished_at: datetime
-    outcome: Outcome
-    error: str | None = None
-
-    @property
-    def duration_ms(self) -> int:
-        """Run time in whole milliseconds."""
-        return round((self.finished_at - self.started_at).total_seconds() * 1000)
-
-    def to_json(self) -> dict[str, object]:
-        """The history entry of DESIGN section 6."""
-        return {
-            "syncType": self.sync_type,
-            "trigger": self.trigger,
-            "scheduledAt": iso(self.scheduled_at),
-            "requestedAt": iso(self.requested_at),
-            "startedAt": iso(self.started_at),
-            "finishedAt": iso(self.finished_at),
-            "durationMs": self.duration_ms,
-            "outcome": self.outcome,
-            "error": self.error,
-        }
 
 
 class History:

@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 
-from archibald_actors.messages import Trigger
+from archibald_actors.domain import Trigger
 from archibald_actors.schedule import ScheduleEntry
 
 __all__ = ["PendingRequest", "RequestQueue"]

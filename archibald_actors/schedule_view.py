@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from archibald_actors.clock import Clock
-from archibald_actors.ledger import iso
+from archibald_actors.domain import iso
 from archibald_actors.schedule import ScheduleEntry, first_slot_after
 
 __all__ = ["ScheduleView"]

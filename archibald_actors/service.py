@@ -2,7 +2,9 @@
 
 Every method that talks to the actors has two forms: ``status()`` blocks the calling
 thread with a timeout, ``status_future()`` returns a ``concurrent.futures.Future`` that an
-asyncio caller awaits through ``asyncio.wrap_future`` without blocking its loop.
+asyncio caller awaits through ``asyncio.wrap_future`` without blocking its loop. The
+blocking forms refuse to run on the thread of a running event loop (``BlockingCallError``,
+naming the form to await), since they would freeze it.
 """
 
 from __future__ import annotations
@@ -20,13 +22,17 @@ import pykka
 
 from archibald_actors.actors.base import Address
 from archibald_actors.actors.runner import SyncHandler, SyncRunner
+from archibald_actors.actors.store_worker import StoreWorker
 from archibald_actors.actors.supervisor import ORCHESTRATOR
 from archibald_actors.actors.system import start_actors
 from archibald_actors.clock import Clock, SystemClock
 from archibald_actors.cluster.link import ClusterLink
+from archibald_actors.domain import TRIGGERS, Trigger
 from archibald_actors.errors import InvalidValueError, ServiceStateError, ServiceUnavailableError
 from archibald_actors.events import EventBus
 from archibald_actors.exclusive import ExclusiveHold
+from archibald_actors.handler_signature import handler_problem
+from archibald_actors.loop_guard import blocking, refuse_on_loop
 from archibald_actors.loop_thread import LoopThread
 from archibald_actors.messages import (
     Crash,
@@ -37,7 +43,6 @@ from archibald_actors.messages import (
     RequestSync,
     RestartChild,
     Retune,
-    Trigger,
     WaitIdle,
 )
 from archibald_actors.schedule import (
@@ -57,9 +62,16 @@ __all__ = ["SyncService"]
 log = logging.getLogger("archibald_actors")
 
 T = TypeVar("T")
-TRIGGERS: tuple[Trigger, ...] = ("auto", "manual", "retry")
 #: Real seconds a blocking call waits for the actors by default.
 ASK_TIMEOUT = 5.0
+#: Real seconds ``start()`` waits for the first read of the store.
+START_WAIT = 30.0
+#: What to await instead of a blocking call, on an event loop's thread.
+_STOP_ON_LOOP = "`await asyncio.to_thread(service.stop)` (or let `archibald_actors.web.setup()` stop it)"
+
+
+def _awaitable(future_call: str) -> str:
+    return f"`await asyncio.wrap_future(service.{future_call})`"
 
 
 def _noop_handler(ctx: Any) -> None:
@@ -84,7 +96,8 @@ class SyncService:
     Raises:
         UnknownSyncTypeError: a handler names a type that is neither in the schedule nor
             one of the default six.
-        InvalidValueError: a schedule key is not a valid type name or not its entry's type.
+        InvalidValueError: a schedule key is not a valid type name or not its entry's type,
+            or a handler cannot be called as ``handler(ctx)`` (names it).
     """
 
     def __init__(
@@ -107,8 +120,8 @@ class SyncService:
             if name not in SYNC_TYPES:
                 check_sync_type(name, self.sync_types)
         for sync_type, handler in handlers.items():
-            if not callable(handler):
-                raise InvalidValueError(f"handlers[{sync_type!r}]", "must be callable")
+            if (problem := handler_problem(handler)) is not None:
+                raise InvalidValueError(f"handlers[{sync_type!r}]", problem)
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.store: Store = store if store is not None else MemoryStore()
         self.events = EventBus()
@@ -129,6 +142,7 @@ class SyncService:
         self._supervisor = Address("supervisor", self.clock.activity)
         self._cluster: ClusterLink | None = None
         self._runner: SyncRunner | None = None
+        self._store_worker: StoreWorker | None = None
         self.epoch: float | None = None
 
     # --- lifecycle ----------------------------------------------------------------
@@ -140,11 +154,18 @@ class SyncService:
             loop: the loop for coroutine handlers, if none was given to the constructor
                 (the web layer starts the service off its loop, since the store is read here).
 
+        Returns once the store was read, or once reading it failed: then the service
+        runs without timers, its health says ``"store": "unavailable"``, and it reads the
+        store again with a backoff (1 s doubling to 30 s) until it can.
+
         Raises:
-            ServiceStateError: already started, or stopped.
-            StoreError: the store cannot be read.
+            ServiceStateError: already started, or stopped (a stopped service never starts again).
         """
         with self._lock:
+            if self._stopped:
+                raise ServiceStateError(
+                    "the service was stopped and cannot start again; build a new SyncService"
+                )
             if self._started:
                 raise ServiceStateError("the service is already started; start() runs once")
             self._started = True
@@ -153,32 +174,31 @@ class SyncService:
         if self._loop is None:
             with contextlib.suppress(RuntimeError):
                 self._loop = asyncio.get_running_loop()
-        try:
-            stored = self.store.load()
-            # First writer wins: every replica of a cluster counts slots from one epoch.
-            stored_epoch = self.store.ensure_epoch(self.clock.real_wall())
-        except BaseException:
-            with self._lock:
-                self._started = False  # nothing was started; start() may be tried again
-            raise
         system = start_actors(
             schedule=self._initial_schedule,
             handlers=self._handlers,
             clock=self.clock,
             store=self.store,
-            stored=stored,
-            stored_epoch=stored_epoch,
             events=self.events,
             supervisor_address=self._supervisor,
             coroutine_loop=self._coroutine_loop,
             publish_view=self._publish_view,
+            on_booted=self._booted,
             retention_days=self._retention_days,
         )
-        self.epoch = system.epoch
         self._addresses = system.addresses
         self._runner = system.runner
+        self._store_worker = system.store_worker
         self._supervisor_ref = system.supervisor_ref
         self._cluster = system.cluster
+        try:
+            # The first read of the store is bounded by the store's own timeouts.
+            system.first_load.result(START_WAIT)
+        except FutureTimeout:
+            log.error("the store did not answer within %s s; starting without it", START_WAIT)
+
+    def _booted(self, epoch: float) -> None:
+        self.epoch = epoch  # one reference swap, from the supervisor's thread
 
     def _coroutine_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -188,6 +208,7 @@ class SyncService:
                 self._loop_thread = LoopThread()
             return self._loop_thread.loop
 
+    @blocking("service.stop()", _STOP_ON_LOOP)
     def stop(self, timeout: float = 10.0, *, drain: bool = False) -> None:
         """Let the running sync end and be recorded, then stop every actor and thread.
 
@@ -198,6 +219,10 @@ class SyncService:
 
         Afterwards no thread of the service is left (a handler that ignores the stop
         request for longer than ``timeout`` is abandoned on its daemon thread).
+
+        Raises:
+            BlockingCallError: called on the thread of a running event loop (it would wait
+                for coroutine handlers that need that loop to end).
         """
         with self._lock:
             if not self._started or self._stopped:
@@ -215,6 +240,8 @@ class SyncService:
                 log.error("the supervisor did not stop within %s s", timeout)
         if self._runner is not None:
             self._runner.join(timeout)
+        if self._store_worker is not None:
+            self._store_worker.close(timeout)  # the last runs reach the ledger first
         if self._loop_thread is not None:
             self._loop_thread.close(timeout)
         if isinstance(self.clock, SystemClock):
@@ -243,6 +270,8 @@ class SyncService:
         log.error("the running sync did not stop within %s s; stopping without its record", timeout)
 
     def __enter__(self) -> SyncService:
+        # Refused before starting: on a loop's thread the stop on exit could not run.
+        refuse_on_loop("`with SyncService(...)`", "`start()`, then " + _STOP_ON_LOOP)
         self.start()
         return self
 
@@ -275,6 +304,7 @@ class SyncService:
         """Future of :meth:`schedule`."""
         return self._send("supervisor", GetSchedule)
 
+    @blocking("service.schedule()", _awaitable("schedule_future()") + " or `service.schedule_view()`")
     def schedule(self, timeout: float = ASK_TIMEOUT) -> dict[str, dict[str, Any]]:
         """The schedule as it stands: ``{type: {interval, startDelay, unit, enabled, nextRunAt}}``."""
         return self._wait(self.schedule_future(), timeout, "schedule")
@@ -302,6 +332,7 @@ class SyncService:
         """Future of :meth:`status`."""
         return self._send("supervisor", GetStatus)
 
+    @blocking("service.status()", _awaitable("status_future()"))
     def status(self, timeout: float = ASK_TIMEOUT) -> dict[str, Any]:
         """Running sync, queue, hold, orchestrator state and per-type details."""
         return self._wait(self.status_future(), timeout, "status")
@@ -324,6 +355,7 @@ class SyncService:
             lambda reply: Retune(sync_type, interval_minutes, start_delay_minutes, enabled, reply),
         )
 
+    @blocking("service.retune()", _awaitable("retune_future(...)"))
     def retune(
         self,
         sync_type: str,
@@ -353,6 +385,7 @@ class SyncService:
             lambda reply: RequestSync(sync_type, trigger, None, now, reply=reply),
         )
 
+    @blocking("service.request_sync()", _awaitable("request_sync_future(...)"))
     def request_sync(
         self, sync_type: str, trigger: Trigger = "manual", *, timeout: float = ASK_TIMEOUT
     ) -> dict[str, Any]:
@@ -367,6 +400,7 @@ class SyncService:
             raise InvalidValueError("limit", f"must be a positive whole number, got {limit!r}")
         return self._send(ORCHESTRATOR, lambda reply: GetHistory(reply, sync_type, limit))
 
+    @blocking("service.history()", _awaitable("history_future(...)"))
     def history(
         self, sync_type: str | None = None, limit: int = 100, *, timeout: float = ASK_TIMEOUT
     ) -> list[dict[str, Any]]:
@@ -386,21 +420,35 @@ class SyncService:
         self.status_future().add_done_callback(derive)
         return health
 
+    @blocking("service.health()", _awaitable("health_future()"))
     def health(self, timeout: float = ASK_TIMEOUT) -> dict[str, Any]:
-        """``{"status": "ok"}``, or ``{"status": "degraded", "failed": [...], "stale": [...]}``."""
+        """``{"status": "ok"}``, or ``{"status": "degraded", "failed", "stale", "failing"}`` (lists)."""
         return self._wait(self.health_future(), timeout, "health")
 
+    def wait_idle_future(self) -> Future[bool]:
+        """Future of :meth:`wait_idle`, done (True) once nothing runs or waits."""
+        return self._send(ORCHESTRATOR, WaitIdle)
+
+    @blocking(
+        "service.wait_idle()",
+        "`await asyncio.wait_for(asyncio.wrap_future(service.wait_idle_future()), timeout)`",
+    )
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """True once nothing runs or waits; False if that did not happen within ``timeout``."""
         try:
-            return bool(self._send(ORCHESTRATOR, WaitIdle).result(timeout))
+            return bool(self.wait_idle_future().result(timeout))
         except FutureTimeout:
             return False
 
     def exclusive(self, timeout: float | None = None) -> ExclusiveHold:
         """A hold that stops the running sync and keeps new ones from starting.
 
-        Use as ``with service.exclusive():`` or ``async with service.exclusive():``.
+        Use as ``with service.exclusive():`` on a thread, ``async with service.exclusive():``
+        in a coroutine (``with`` on an event loop's thread raises ``BlockingCallError``:
+        it would wait for a coroutine handler that needs that very loop to stop).
+
+        Args:
+            timeout: real seconds entering waits for the running sync to end (None: no limit).
         """
         return ExclusiveHold(self, timeout)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from archibald_actors.clock import ManualClock
-from archibald_actors.events import Event
+from archibald_actors.events import RUN_END_EVENTS, Event
 from archibald_actors.handlers.demo import DEFAULT_DEMO_DURATION, DEMO_DURATIONS, demo_handlers
 from archibald_actors.schedule import DEFAULT_SCHEDULE, ScheduleEntry
 from archibald_actors.service import SyncService
@@ -117,7 +117,7 @@ class _RunCollector:
         with self._lock:
             if event["type"] == "sync.started":
                 self._started.append(event)
-            elif event["type"] in ("sync.completed", "sync.failed", "sync.cancelled"):
+            elif event["type"] in RUN_END_EVENTS:
                 self._ended[(event["syncType"], event["startedAt"])] = event
 
     def _seconds(self, stamp: str | None) -> float | None:

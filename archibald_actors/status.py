@@ -1,4 +1,4 @@
-"""Building the status document of DESIGN section 6 from the orchestrator's state."""
+"""Building the status document (and the health derived from it) from the orchestrator's state."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from archibald_actors.clock import Clock
-from archibald_actors.ledger import iso
+from archibald_actors.domain import iso
 from archibald_actors.schedule import ScheduleEntry
 
 if TYPE_CHECKING:
     from archibald_actors.actors.orchestrator_state import OrchestratorState
 
-__all__ = ["build_status", "health_from_status", "is_stale", "iso_at"]
+__all__ = ["FAILING_AFTER", "build_status", "health_from_status", "is_stale", "iso_at"]
+
+#: Consecutive failed or timed-out runs after which a type makes the health degraded.
+FAILING_AFTER = 3
 
 
 def iso_at(clock: Clock, at: float | None) -> str | None:
@@ -39,11 +42,15 @@ def build_status(  # noqa: PLR0917 - one call site per actor, all positional for
     orchestrator_state: str,
     role: str,
     clock: Clock,
+    store: str = "ok",
 ) -> dict[str, Any]:
-    """The status dict (camelCase keys); ``timers`` is the supervisor's per-type view."""
+    """The status dict (camelCase keys); ``timers`` is the supervisor's per-type view.
+
+    ``store`` is "ok", or "unavailable" while the store fails or does not answer.
+    """
     now = clock.wall()
     running = state.running
-    queued = state.queue.ordered()
+    queued = state.waiting()
     queued_types = {r.sync_type for r in queued}
     types: dict[str, Any] = {}
     for sync_type, timer in timers.items():
@@ -60,6 +67,7 @@ def build_status(  # noqa: PLR0917 - one call site per actor, all positional for
             "lastRun": last.to_json() if last else None,
             "runs": counters.runs,
             "failures": counters.failures,
+            "consecutiveFailures": counters.consecutive_failures,
             "coalesced": counters.coalesced,
             "duplicates": counters.duplicates,
             "lastSuccessAt": iso(counters.last_success),
@@ -82,21 +90,28 @@ def build_status(  # noqa: PLR0917 - one call site per actor, all positional for
         "held": state.holds > 0,
         "orchestrator": orchestrator_state,
         "role": role,
+        "store": store,
         "types": types,
     }
 
 
 def health_from_status(status: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"status": "ok"}``, or ``"degraded"`` with the failed children and stale types.
+    """``{"status": "ok"}``, or ``"degraded"`` with the failed children, stale and failing types
+    and the store when it does not answer.
 
-    In a cluster the body also names the replica's ``role`` (leader or follower).
+    A type is failing once its last ``FAILING_AFTER`` runs (cancelled ones aside) failed or
+    timed out: a handler that fails every time degrades health at once, not only when the
+    type turns stale. In a cluster the body also names the replica's ``role``.
     """
-    failed = [t for t, v in status["types"].items() if v["timer"] == "failed"]
+    types = status["types"]
+    failed = [t for t, v in types.items() if v["timer"] == "failed"]
     if status["orchestrator"] == "failed":
         failed.insert(0, "orchestrator")
-    stale = [t for t, v in status["types"].items() if not v["fresh"]]
+    stale = [t for t, v in types.items() if not v["fresh"]]
+    failing = [t for t, v in types.items() if v["consecutiveFailures"] >= FAILING_AFTER]
     # A replica of a cluster says which one it is; a standalone service keeps the bare body.
     role = {} if status.get("role", "standalone") == "standalone" else {"role": status["role"]}
-    if not failed and not stale:
+    store = {} if status.get("store", "ok") == "ok" else {"store": status["store"]}
+    if not failed and not stale and not failing and not store:
         return {"status": "ok", **role}
-    return {"status": "degraded", "failed": failed, "stale": stale, **role}
+    return {"status": "degraded", "failed": failed, "stale": stale, "failing": failing, **store, **role}

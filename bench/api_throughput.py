@@ -69,7 +69,8 @@ def _bare_app() -> web.Application:
 
 async def serve(kind: str) -> None:
     """Serve ``kind`` until told STOP on stdin; print READY <port>, then CPU <seconds since MARK>."""
-    app = create_app(SyncService(), secret=SECRET) if kind == "api" else _bare_app()
+    # _bare_app's blocking service calls may not run on the loop
+    app = create_app(SyncService(), secret=SECRET) if kind == "api" else await asyncio.to_thread(_bare_app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

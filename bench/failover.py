@@ -17,7 +17,7 @@ checked, on every type's grid from the epoch to 10 schedule minutes before the e
 * each slot that did not run is classified: ``in flight`` (claimed, so it was running
   when its leader was killed: at most once, by design), ``caught up`` (not claimed, inside
   a leaderless window [kill - 10 min, elected], and the next slot of its type ran no
-  later than the election: skipped by the catch-up of DESIGN section 5) or
+  later than the election: skipped by the catch-up of the slot rule, docs/design.md) or
   ``unexplained``.
 
 Schedule time across processes: every replica anchors its scaled clock at the stored

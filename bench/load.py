@@ -18,9 +18,10 @@ with an aiohttp client, all on 127.0.0.1:
 
 Two marker retunes (``products`` start delay 30 -> 31 at the start, back to 30 at the end)
 produce ``schedule.changed`` events that every stream sees; each stream collects the ids of
-the ``sync.completed``/``sync.failed`` events between the markers. Every stream must hold
-the same ids, and about as many as the runs the service counted in ``/status`` between the
-markers (within one per marker: a run finishing as ``/status`` is read may fall either side).
+the run-end events (``sync.completed``, ``sync.failed``, ``sync.cancelled``) between the
+markers. Every stream must hold the same ids, and about as many as the runs the service
+counted in ``/status`` between the markers (within one per marker: a run finishing as
+``/status`` is read may fall either side).
 
 It prints: errors (any non-200, timeout, exception, stream drop or overflow: must be 0),
 achieved rate, p50/p99/max latency, the server's VmRSS before, at peak and after
@@ -57,13 +58,14 @@ from typing import Any
 
 import aiohttp
 
+from archibald_actors.events import RUN_END_EVENTS
 from archibald_actors.store.sqlite import SqliteStore
 from archibald_actors.web.auth import SECRET_ENV, make_token
 
 READS = ("/schedule", "/status", "/history?limit=20", "/history?syncType=orders&limit=10")
 MARKER_TYPE = "products"
 START_MARK, END_MARK = 31, 30  # products' start delay: 30 by default
-COMPLETIONS = ("sync.completed", "sync.failed")
+COMPLETIONS = RUN_END_EVENTS
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 

@@ -112,7 +112,7 @@ async def serve(kind: str, block: float, busy: bool, freeze: bool) -> None:
         service = SyncService({"orders": blocking_handler(block, busy)}, schedule=PAUSED)
         app = create_app(service, secret=SECRET)
     else:
-        app = bare_app()
+        app = await asyncio.to_thread(bare_app)  # its blocking service calls may not run on the loop
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

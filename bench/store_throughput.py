@@ -37,7 +37,7 @@ from typing import Any
 from uuid import uuid4
 
 from archibald_actors import SyncService, SystemClock
-from archibald_actors.ledger import RunRecord
+from archibald_actors.domain import RunRecord
 from archibald_actors.store import MemoryStore, SqliteStore, Store
 
 ROUNDS = 10

@@ -125,14 +125,27 @@ def test_a_retune_that_cannot_be_stored_is_not_applied(clock: ManualClock) -> No
         service.stop()
 
 
-def test_a_corrupt_database_fails_the_start_and_is_left_alone(tmp_path: Path, clock: ManualClock) -> None:
+def test_a_corrupt_database_is_left_alone_and_the_service_waits_for_a_good_one(
+    tmp_path: Path, clock: ManualClock
+) -> None:
     db = tmp_path / "sync.db"
     db.write_bytes(b"this is not a database" * 100)
     service = SyncService(clock=clock, store=SqliteStore(db))
-    with pytest.raises(StoreError, match=str(db)):
-        service.start()
-    assert db.read_bytes() == b"this is not a database" * 100
-    service.stop()
+    service.start()  # no exception: the service runs degraded and reads the store again later
+    try:
+        clock.run_due()
+        health = service.health()
+        assert (health["status"], health["store"]) == ("degraded", "unavailable")
+        assert {t["timer"] for t in service.status()["types"].values()} == {"standby"}
+        clock.advance(10 * MIN)
+        assert db.read_bytes() == b"this is not a database" * 100  # never reset
+        assert service.status()["types"]["orders"]["runs"] == 0
+        db.rename(tmp_path / "sync.db.broken")  # the operator moves it away
+        clock.advance(MIN)  # the next retry opens a fresh database
+        assert service.status()["store"] == "ok"
+        assert service.status()["types"]["orders"]["runs"] == 1
+    finally:
+        service.stop()
 
 
 def test_runs_past_the_retention_are_pruned(clock: ManualClock) -> None:

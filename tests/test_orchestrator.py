@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -192,9 +193,9 @@ async def test_exclusive_works_as_async_context_manager(
 ) -> None:
     service = make_service(schedule=PAUSED)
     async with service.exclusive():
-        assert service.status()["held"] is True
-    assert service.wait_idle(timeout=5)
-    assert service.status()["held"] is False
+        assert (await asyncio.wrap_future(service.status_future()))["held"] is True
+    assert await asyncio.wait_for(asyncio.wrap_future(service.wait_idle_future()), 5)
+    assert (await asyncio.wrap_future(service.status_future()))["held"] is False
 
 
 def test_history_comes_from_the_ledger_newest_first(

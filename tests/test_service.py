@@ -61,7 +61,17 @@ def test_using_a_service_that_is_not_running_is_an_error(make_service: Callable[
     service.stop()
     with pytest.raises(ServiceStateError):
         service.request_sync("orders")
-    with pytest.raises(ServiceStateError):
+    with pytest.raises(ServiceStateError, match=r"was stopped .* build a new SyncService") as caught:
+        service.start()
+    assert "already started" not in str(caught.value)
+
+
+def test_a_service_stopped_before_it_started_cannot_start_either(
+    make_service: Callable[..., SyncService],
+) -> None:
+    service = make_service(start=False)
+    service.stop()
+    with pytest.raises(ServiceStateError, match="was stopped"):
         service.start()
 
 

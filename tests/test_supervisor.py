@@ -62,7 +62,7 @@ def test_past_the_intensity_a_timer_stays_failed_and_the_others_go_on(
     status = service.status()
     assert status["types"]["customers"]["timer"] == "failed"
     assert status["types"]["customers"]["restarts"] == 5
-    assert service.health() == {"status": "degraded", "failed": ["customers"], "stale": []}
+    assert service.health() == {"status": "degraded", "failed": ["customers"], "stale": [], "failing": []}
     clock.advance(60 * MIN)
     assert recorder.of("customers") == []
     assert [r.scheduled_at for r in recorder.of("orders")] == [k * 10 * MIN for k in range(7)]

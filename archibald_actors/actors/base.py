@@ -8,6 +8,7 @@ across a restart.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from types import TracebackType
@@ -31,6 +32,8 @@ class _Inbox(Protocol):
     def empty(self) -> bool: ...
 
     def get(self) -> Any: ...
+
+    def put(self, item: Any) -> None: ...
 
 
 class Address:
@@ -68,17 +71,25 @@ class Address:
                 ref.tell(message)
 
     def detach(self, inbox: _Inbox) -> None:
-        """Called by the dying actor in its own thread: keep its unread messages."""
+        """Called by the dying actor in its own thread: keep its unread messages.
+
+        Our messages are frozen dataclasses; anything else (pykka's own stop request,
+        which a caller may be waiting on) goes back to the inbox for pykka to answer.
+        """
         with self._lock:
             self._ref = None
             salvaged: list[object] = []
+            foreign: list[Any] = []
             # Only the dying actor's own thread reads its inbox, so empty() then get() is safe.
             while not inbox.empty():
                 envelope = inbox.get()
-                if isinstance(envelope.message, pykka.messages._ActorStop):
+                if not dataclasses.is_dataclass(envelope.message):
+                    foreign.append(envelope)
                     continue
                 salvaged.append(envelope.message)
                 self._activity.end()
+            for envelope in foreign:
+                inbox.put(envelope)
             self._backlog[:0] = salvaged
 
 

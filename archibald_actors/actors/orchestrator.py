@@ -1,49 +1,60 @@
-"""``OrchestratorActor``: runs syncs strictly one at a time, in the order of DESIGN section 6.
+"""``OrchestratorActor``: runs syncs strictly one at a time, in priority order.
 
-The actor only decides; handlers run in a ``SyncRunner`` and report back as messages,
-so status queries, retunes and holds are answered while a sync runs. Everything worth
-keeping lives in ``OrchestratorState``, which the supervisor hands to the next
-incarnation after a crash: no accepted request is lost.
+The actor only decides; handlers run in a ``SyncRunner`` and store calls in the
+``StoreWorker``, and both report back as messages, so status queries, retunes and holds
+are answered while a sync runs or the store hangs. Everything worth keeping lives in
+``OrchestratorState``, which the supervisor hands to the next incarnation after a crash:
+no accepted request is lost.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from contextlib import suppress
-from dataclasses import replace
+from collections.abc import Mapping
 from typing import Any
 
 from archibald_actors.actors.base import Address, TrackedActor
 from archibald_actors.actors.orchestrator_state import OrchestratorState, Running
+from archibald_actors.actors.request_store import RequestStore
+from archibald_actors.actors.run_ledger import RunLedger
 from archibald_actors.actors.runner import SyncHandler, SyncRunner
+from archibald_actors.actors.store_worker import StoreWorker
 from archibald_actors.clock import Activity, Clock
+from archibald_actors.domain import Outcome
 from archibald_actors.events import EventBus
-from archibald_actors.ledger import HISTORY_PER_TYPE, RunRecord
 from archibald_actors.messages import (
+    Booted,
     ChildFailed,
     Drain,
     Expect,
     GetHistory,
     GraceExpired,
+    HistoryRead,
     Hold,
+    LedgerRead,
     LoadRequests,
-    Outcome,
     Pick,
+    RecordRuns,
     Release,
     Reply,
     ReportStatus,
+    RequestStored,
     RequestSync,
+    RunRecorded,
     RunTimedOut,
     SetLeading,
+    SlotClaimed,
+    StoredRequest,
+    StoredRequestsRead,
+    StoreResult,
     SyncFinished,
     WaitIdle,
     answer,
-    fail,
 )
 from archibald_actors.request_queue import PendingRequest
 from archibald_actors.schedule import ScheduleEntry
 from archibald_actors.status import build_status, iso_at
+from archibald_actors.store.base import ClusterStore
 
 __all__ = ["OrchestratorActor", "OrchestratorState"]
 
@@ -51,12 +62,6 @@ log = logging.getLogger("archibald_actors.orchestrator")
 
 #: Clock seconds a stopped run gets to end before it is abandoned.
 STOP_GRACE_SECONDS = 30.0
-#: Clock seconds before a pick is retried when the store could not claim a slot.
-CLAIM_RETRY = 5.0
-
-
-class _ClaimDeferredError(Exception):
-    """The store could not claim a slot; the pick was re-armed."""
 
 
 class OrchestratorActor(TrackedActor):
@@ -73,9 +78,8 @@ class OrchestratorActor(TrackedActor):
         state: OrchestratorState,
         runner: SyncRunner,
         events: EventBus,
-        record_sink: Callable[[RunRecord], None],
-        ledger: Callable[[str | None, int], list[RunRecord]],
-        claim_slot: Callable[[str, float], bool],
+        store: StoreWorker,
+        cluster: ClusterStore | None,
         fires_in_flight: Activity,
     ) -> None:
         super().__init__(address, clock.activity)
@@ -86,9 +90,8 @@ class OrchestratorActor(TrackedActor):
         self._state = state
         self._runner = runner
         self._events = events
-        self._record_sink = record_sink
-        self._ledger = ledger
-        self._claim_slot = claim_slot
+        self._ledger = RunLedger(state, store, address, clock, events)
+        self._requests = RequestStore(state, store, address, clock, events, cluster=cluster)
         self._fires = fires_in_flight
 
     def on_started(self) -> None:
@@ -120,13 +123,13 @@ class OrchestratorActor(TrackedActor):
                     self._events.publish("hold.released")
                     self._schedule_pick()
             case ReportStatus():
-                answer(message.reply, self._status(message))
+                self._status(message)
             case SetLeading(leading=leading):
                 self._set_leading(leading)
             case LoadRequests():
                 self._load_requests()
             case GetHistory(reply=reply, sync_type=sync_type, limit=limit):
-                self._history(reply, sync_type, limit)
+                self._ledger.read_history(reply, sync_type, limit)
             case Drain(reply=reply, stop_running=stop_running):
                 self._drain(reply, stop_running)
             case WaitIdle(reply=reply):
@@ -134,6 +137,23 @@ class OrchestratorActor(TrackedActor):
                     answer(reply, True)
                 else:
                     self._state.idle_waiters.append(reply)
+            case _:
+                self._handle_store_result(message)
+
+    def _handle_store_result(self, message: Any) -> None:
+        """The store's answers to the calls made for this actor (or its last incarnation)."""
+        match message:
+            case Booted(epoch=epoch, served=served, runs=runs):
+                self._state.boot(epoch, served, runs)
+            case RequestStored(request=request):
+                if self._requests.written(message):
+                    self._enqueue(request)
+            case StoredRequestsRead(result=result):
+                self._queue_stored(result)
+            case SlotClaimed():
+                self._claimed(message)
+            case RunRecorded() | RecordRuns() | HistoryRead() | LedgerRead():
+                self._ledger.handle(message)
             case _:
                 super().handle(message)
 
@@ -151,14 +171,15 @@ class OrchestratorActor(TrackedActor):
     def _accept(self, request: RequestSync) -> None:
         if request.from_wake:
             self._fires.end()
+        if request.reply is None:
+            self._enqueue(request)
+            return
+        # A caller's request is durable (and, in a cluster, announced) before it is
+        # acknowledged: it is queued once the store has it.
+        self._requests.write(request)
+
+    def _enqueue(self, request: RequestSync) -> None:
         state = self._state
-        if request.reply is not None and state.rows is not None:
-            # A caller's request is durable before it is acknowledged.
-            try:
-                state.rows.record(request.sync_type, request.trigger, request.requested_at)
-            except Exception as exc:
-                fail(request.reply, exc)
-                return
         if not state.leading:
             answer(request.reply, {"syncType": request.sync_type, "coalesced": False})
             return
@@ -188,8 +209,7 @@ class OrchestratorActor(TrackedActor):
         after the due wake-ups (``settle_delay`` bounds the wait for one in flight).
         """
         state = self._state
-        blocked = state.running is not None or state.holds or state.draining or not state.leading
-        if blocked or not len(state.queue):
+        if state.blocked or not len(state.queue):
             self._notify_idle()
             return
         in_flight = self._fires.count > 0
@@ -204,20 +224,21 @@ class OrchestratorActor(TrackedActor):
         self._clock.call_at(self._clock.now() + delay, lambda: address.tell(Pick()))
 
     def _pick(self) -> None:
-        with suppress(_ClaimDeferredError):
-            self._start_next()
-
-    def _start_next(self) -> None:
         state = self._state
-        if state.running is not None or state.holds or state.draining or not state.leading:
+        if state.blocked:
             return
-        request = None
-        while request is None and (candidate := state.queue.pop_next()) is not None:
-            request = self._claim(candidate)
+        request = state.queue.pop_next()
         if request is None:
             self._notify_idle()
-            return
-        run_id = state.begin_run(request.sync_type)
+        elif request.scheduled_at is None or request.scheduled_at == request.claimed:
+            self._start(request)
+        else:
+            self._requests.claim(request)
+
+    def _start(self, request: PendingRequest) -> None:
+        state = self._state
+        run_id = state.begin_run()
+        self._requests.forget(request.sync_type)
         now = self._clock.now()
         handler = self._handlers[request.sync_type]
         stop = self._runner.start(
@@ -243,34 +264,26 @@ class OrchestratorActor(TrackedActor):
             queue=[r.sync_type for r in state.queue.ordered()],
         )
 
-    def _claim(self, request: PendingRequest) -> PendingRequest | None:
-        """Claim the request's slot in the store, so no slot ever runs twice.
-
-        Returns the request to run, or None to skip it. An automatic request whose slot
-        was claimed already (served before a restart, or by another replica) is skipped;
-        a user's request merged with such a slot still runs, for the user and not for the
-        slot. If the store cannot answer, the request goes back to the queue and the pick
-        is retried later: running without the claim could run a slot twice.
-        """
-        if request.scheduled_at is None or request.scheduled_at == request.claimed:
-            return request
-        try:
-            claimed = self._claim_slot(request.sync_type, request.scheduled_at)
-        except Exception as exc:  # the store is down: keep the request, try again later
-            log.error("cannot claim %s slot, retrying in %g s: %s", request.sync_type, CLAIM_RETRY, exc)
-            self._state.queue.restore(request)
-            self._state.pick_armed = True
-            address = self._sv_address
-            self._clock.call_at(self._clock.now() + CLAIM_RETRY, lambda: address.tell(Pick()))
-            raise _ClaimDeferredError from exc
-        if claimed:
-            return request
-        self._state.counters[request.sync_type].duplicates += 1
-        log.info("%s slot %s was already claimed", request.sync_type, request.scheduled_at)
-        self._events.publish(
-            "slot.skipped", syncType=request.sync_type, scheduledAt=iso_at(self._clock, request.scheduled_at)
-        )
-        return None if request.trigger == "auto" else replace(request, scheduled_at=None)
+    def _claimed(self, message: SlotClaimed) -> None:
+        state = self._state
+        request, store_failed = self._requests.settle(message)
+        if store_failed:
+            return
+        if request is not None and state.leading:
+            if state.holds:  # a hold came meanwhile: the run waits for it, claimed
+                state.queue.restore(request)
+            else:
+                # Decided before any drain that came meanwhile: the slot is served now,
+                # so it runs (a drain that stops runs stops it at once).
+                self._start(request)
+                if state.draining and state.drain_stops and state.running is not None:
+                    state.running.stop()
+                return
+        if state.draining:
+            for reply in state.drain_waiters:
+                answer(reply, True)
+            state.drain_waiters.clear()
+        self._schedule_pick()
 
     # --- ends of runs -------------------------------------------------------------
 
@@ -299,12 +312,11 @@ class OrchestratorActor(TrackedActor):
         now = self._clock.now()
         record = running.record(outcome, error, self._clock, now)
         state.end_run(record)
-        self._record_sink(record)
+        self._ledger.record(record, publish_now=bool(state.hold_waiters))
         if running.stopped_for_hold and outcome == "cancelled":
             # Stopped to make way for a user action: it resumes once the hold is released.
             slot = running.scheduled_at
             state.queue.add(running.sync_type, "retry", slot, now, running=None, claimed=slot)
-        self._events.publish("sync.completed" if outcome == "success" else "sync.failed", **record.to_json())
         for reply in [*state.hold_waiters, *state.drain_waiters]:
             answer(reply, True)
         state.hold_waiters.clear()
@@ -332,23 +344,33 @@ class OrchestratorActor(TrackedActor):
         # Deposed: whatever waits here is the next leader's now (timers catch up on its
         # side, manual requests stay rows in the store); a run in progress is stopped.
         state.queue.clear()
-        if state.rows is not None:
-            state.rows.forget()
+        state.rows.forget()
         if state.running is not None:
             state.running.stop()
         self._notify_idle()
 
     def _load_requests(self) -> None:
-        if self._state.load_stored_requests():
+        """Read the stored manual requests (written by any replica, or before a restart)."""
+        if self._state.leading:
+            self._requests.read_stored()
+
+    def _queue_stored(self, result: StoreResult[list[StoredRequest]]) -> None:
+        """Queue the stored requests not queued yet, if still leading."""
+        state = self._state
+        unseen = self._requests.unseen(result) if state.leading else []
+        for sync_type, trigger, requested_at in unseen:
+            state.enqueue(sync_type, trigger, None, requested_at)
+        if unseen:
             self._schedule_pick()
 
     def _drain(self, reply: Reply, stop_running: bool) -> None:
         state = self._state
         state.draining = True
-        if state.running is None:
+        state.drain_stops = state.drain_stops or stop_running
+        if state.running is None and state.claiming is None:
             answer(reply, True)
             return
-        if stop_running:
+        if stop_running and state.running is not None:
             state.running.stop()
         state.drain_waiters.append(reply)
 
@@ -361,22 +383,19 @@ class OrchestratorActor(TrackedActor):
 
     # --- views --------------------------------------------------------------------
 
-    def _history(self, reply: Reply, sync_type: str | None, limit: int) -> None:
-        """Runs newest first, from the ledger: the store's, which every replica shares."""
-        try:
-            runs = self._ledger(sync_type, limit)
-        except Exception as exc:  # the store is down: the caller gets the error (a 503)
-            fail(reply, exc)
-            return
-        answer(reply, [r.to_json() for r in runs])
+    def _status(self, query: ReportStatus) -> None:
+        def report() -> None:
+            state, entries, clock = self._state, self._entries, self._clock
+            status = build_status(
+                state, entries, query.timers, query.orchestrator_state, query.role, clock, query.store
+            )
+            answer(query.reply, status)
 
-    def _status(self, query: ReportStatus) -> dict[str, Any]:
-        if not self._state.leading:
+        if self._state.leading:
+            report()
+        else:
             # A follower runs nothing itself: its last runs are the leader's, read from the ledger.
-            self._state.refresh_from_ledger(self._ledger, HISTORY_PER_TYPE * len(self._entries))
-        return build_status(
-            self._state, self._entries, query.timers, query.orchestrator_state, query.role, self._clock
-        )
+            self._ledger.refresh_then(report)
 
     def on_stop(self) -> None:
         """On shutdown, ask the running sync to stop and disarm its deadline."""
@@ -391,3 +410,4 @@ class OrchestratorActor(TrackedActor):
         """Tell the supervisor; the state object waits for the next incarnation."""
         self._state.pick_armed = False
         self._supervisor.tell(ChildFailed("orchestrator", error))
+

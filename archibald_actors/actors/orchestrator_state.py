@@ -6,22 +6,24 @@ so the actor reads as decisions. Only the actor calls the mutating methods, from
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from archibald_actors.actors.request_rows import RequestRows
+from archibald_actors.actors.store_worker import Chain
 from archibald_actors.clock import Clock, Wakeup
-from archibald_actors.ledger import History, RunRecord
-from archibald_actors.messages import Outcome, Reply, Trigger
+from archibald_actors.domain import Outcome, RunRecord, Trigger
+from archibald_actors.ledger import History
+from archibald_actors.messages import Reply
 from archibald_actors.request_queue import PendingRequest, RequestQueue
 from archibald_actors.schedule import ScheduleEntry
 
-__all__ = ["OrchestratorState", "Running", "TypeCounters"]
+__all__ = ["FAILING_OUTCOMES", "OrchestratorState", "Running", "TypeCounters"]
 
-# The orchestrator's logger: what the state reports is the orchestrator's doing.
-log = logging.getLogger("archibald_actors.orchestrator")
+#: Outcomes that count as failures; cancelled and skipped runs say nothing of the type's health.
+FAILING_OUTCOMES: tuple[Outcome, ...] = ("failed", "timeout")
 
 
 @dataclass
@@ -68,10 +70,15 @@ class Running:
 
 @dataclass
 class TypeCounters:
-    """Per-type totals shown in the status."""
+    """Per-type totals shown in the status.
+
+    ``consecutive_failures`` counts the failed and timed-out runs since the last success;
+    cancelled and skipped runs neither add to it nor reset it.
+    """
 
     runs: int = 0
     failures: int = 0
+    consecutive_failures: int = 0
     coalesced: int = 0
     duplicates: int = 0
     last_success: datetime | None = None
@@ -92,9 +99,23 @@ class OrchestratorState:
     next_run_id: int = 1
     since: datetime | None = None
     draining: bool = False
+    drain_stops: bool = False  # a drain asked to stop the running sync
     drain_waiters: list[Reply] = field(default_factory=list)
     leading: bool = True
-    rows: RequestRows | None = None  # None only in states built by hand
+    rows: RequestRows = field(default_factory=RequestRows)
+    #: Clock time slots count from; None until the store was read.
+    epoch: float | None = None
+    #: Per type, the latest slot claimed (recorded in the store as served).
+    served: dict[str, float] = field(default_factory=dict)
+    #: The request whose slot is being claimed: nothing else starts until the store answers.
+    claiming: PendingRequest | None = None
+    #: Finished runs not in the ledger yet, oldest first; ``recording`` appends are out,
+    #: in ``record_chain`` (once one fails, the ones after it wait for the next round).
+    unrecorded: deque[RunRecord] = field(default_factory=deque)
+    recording: int = 0
+    record_chain: Chain = field(default_factory=Chain)
+    #: A follower's status queries waiting for its read of the ledger.
+    status_waiters: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
     def fresh(
@@ -103,26 +124,40 @@ class OrchestratorState:
         history: History,
         since: datetime,
         *,
-        rows: RequestRows,
         leading: bool,
     ) -> OrchestratorState:
         """A state for the types of ``entries``; ``since`` is when staleness starts counting."""
         counters = {t: TypeCounters() for t in entries}
-        state = cls(RequestQueue(entries), history, counters, since=since, rows=rows, leading=leading)
+        state = cls(RequestQueue(entries), history, counters, since=since, leading=leading)
         state.adopt_runs([])
         return state
 
     def adopt_runs(self, runs: list[RunRecord]) -> None:
-        """Take ``runs`` (newest first, from the ledger) as the history; keep last successes in step."""
+        """Take ``runs`` (newest first, from the ledger) as the history; keep its counters in step.
+
+        The last success and the failures since come from the history, so they survive a
+        restart of the process and read the same on every replica of a cluster.
+        """
         if runs:
             history = History(self.counters)
             for record in reversed(runs):
                 history.add(record)
             self.history = history
         for sync_type, counter in self.counters.items():
-            success = next((r for r in self.history.newest_first(sync_type) if r.outcome == "success"), None)
-            if success is not None:
-                counter.last_success = success.finished_at
+            counter.consecutive_failures = 0
+            for record in self.history.newest_first(sync_type):
+                if record.outcome == "success":
+                    counter.last_success = record.finished_at
+                    break
+                if record.outcome in FAILING_OUTCOMES:
+                    counter.consecutive_failures += 1
+
+    def boot(self, epoch: float, served: Mapping[str, float], runs: Iterable[RunRecord]) -> None:
+        """The store was read: slots count from ``epoch``; its runs are the history."""
+        self.epoch = epoch
+        for sync_type, slot in served.items():
+            self.served[sync_type] = max(slot, self.served.get(sync_type, slot))
+        self.adopt_runs(list(runs))
 
     def enqueue(
         self, sync_type: str, trigger: Trigger, scheduled_at: float | None, requested_at: float
@@ -134,23 +169,8 @@ class OrchestratorState:
             self.counters[sync_type].coalesced += 1
         return coalesced
 
-    def load_stored_requests(self) -> bool:
-        """Queue the stored requests not queued yet, if leading; True if there were any."""
-        if not self.leading or self.rows is None:
-            return False
-        try:
-            unseen = self.rows.unseen()
-        except Exception as exc:  # the store is down: the next change or election retries
-            log.error("cannot read the stored requests: %s", exc)
-            return False
-        for sync_type, trigger, requested_at in unseen:
-            self.enqueue(sync_type, trigger, None, requested_at)
-        return bool(unseen)
-
-    def begin_run(self, sync_type: str) -> int:
-        """A run of ``sync_type`` starts: its stored requests are done; returns its run id."""
-        if self.rows is not None:
-            self.rows.started(sync_type)
+    def begin_run(self) -> int:
+        """A run starts; returns its run id."""
         run_id = self.next_run_id
         self.next_run_id += 1
         return run_id
@@ -160,22 +180,26 @@ class OrchestratorState:
         self.running = None
         counters = self.counters[record.sync_type]
         counters.runs += 1
-        if record.outcome in ("failed", "timeout"):
+        if record.outcome in FAILING_OUTCOMES:
             counters.failures += 1
+            counters.consecutive_failures += 1
         elif record.outcome == "success":
             counters.last_success = record.finished_at
+            counters.consecutive_failures = 0
         self.history.add(record)
-
-    def refresh_from_ledger(self, ledger: Callable[[str | None, int], list[RunRecord]], limit: int) -> None:
-        """Adopt the ledger's last ``limit`` runs; if the store is down, keep what we had."""
-        try:
-            runs = ledger(None, limit)
-        except Exception as exc:  # the status is still worth answering without them
-            log.warning("cannot read the ledger for the status: %s", exc)
-            return
-        self.adopt_runs(runs)
 
     @property
     def idle(self) -> bool:
         """Nothing runs and nothing waits."""
-        return self.running is None and len(self.queue) == 0
+        return self.running is None and self.claiming is None and len(self.queue) == 0
+
+    @property
+    def blocked(self) -> bool:
+        """Nothing may start now: a run or a claim is under way, a hold, a drain, or not leading."""
+        busy = self.running is not None or self.claiming is not None
+        return busy or self.holds > 0 or self.draining or not self.leading
+
+    def waiting(self) -> list[PendingRequest]:
+        """Requests in the order they would run (the one being claimed first)."""
+        claiming = [] if self.claiming is None else [self.claiming]
+        return [*claiming, *self.queue.ordered()]

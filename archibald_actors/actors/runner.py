@@ -18,8 +18,9 @@ from typing import Any, Protocol
 from archibald_actors.actors.base import Address
 from archibald_actors.actors.workers import WorkerPool
 from archibald_actors.clock import Clock
+from archibald_actors.domain import Outcome, Trigger
 from archibald_actors.errors import SyncCancelledError
-from archibald_actors.messages import Outcome, SyncFinished, Trigger
+from archibald_actors.messages import SyncFinished
 
 __all__ = ["LoopProvider", "SyncContext", "SyncHandler", "SyncRunner"]
 

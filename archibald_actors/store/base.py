@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
-from archibald_actors.ledger import RunRecord
+from archibald_actors.domain import RunRecord
 from archibald_actors.schedule import ScheduleEntry
 
 __all__ = ["ClusterStore", "Store", "StoredState"]
@@ -87,10 +87,16 @@ class Store(Protocol):
         """Release connections and files."""
         ...
 
+    def cluster(self) -> ClusterStore | None:
+        """This store as the shared store of a cluster of replicas, or None if nobody shares it."""
+        ...
 
-@runtime_checkable
+
 class ClusterStore(Store, Protocol):
-    """A store several replicas share: they compete for its lock and hear its announcements."""
+    """A store several replicas share: they compete for its lock and hear its announcements.
+
+    A store says whether it is one through :meth:`Store.cluster`, never by its type.
+    """
 
     dsn: str
     schema: str

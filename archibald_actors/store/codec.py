@@ -15,9 +15,8 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from archibald_actors.domain import Outcome, RunRecord, Trigger
 from archibald_actors.errors import InvalidValueError
-from archibald_actors.ledger import RunRecord
-from archibald_actors.messages import Outcome, Trigger
 from archibald_actors.schedule import ScheduleEntry
 
 __all__ = [

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
-from archibald_actors.ledger import RunRecord
+from archibald_actors.domain import RunRecord
 from archibald_actors.schedule import ScheduleEntry
-from archibald_actors.store.base import StoredState
+from archibald_actors.store.base import ClusterStore, StoredState
 
 __all__ = ["MemoryStore"]
 
@@ -104,3 +104,7 @@ class MemoryStore:
 
     def close(self) -> None:
         """Nothing to release."""
+
+    def cluster(self) -> ClusterStore | None:
+        """None: a memory store belongs to one process."""
+        return None

@@ -61,6 +61,10 @@ class PostgresStore(SqlStore):
     def __repr__(self) -> str:
         return f"PostgresStore({self._where})"
 
+    def cluster(self) -> PostgresStore:
+        """This store: every replica on its schema shares it."""
+        return self
+
     def notify(self, kind: str, payload: Mapping[str, Any]) -> None:
         """Announce a change to every replica listening on this schema (``ChangeListener``).
 

@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 from uuid import uuid4
 
-from archibald_actors.ledger import RunRecord
+from archibald_actors.domain import RunRecord
 from archibald_actors.schedule import ScheduleEntry
-from archibald_actors.store.base import StoredState
+from archibald_actors.store.base import ClusterStore, StoredState
 from archibald_actors.store.codec import (
     ENTRY_COLUMNS,
     RUN_COLUMNS,
@@ -255,6 +255,10 @@ class SqlStore:
 
     def notify(self, kind: str, payload: Mapping[str, Any]) -> None:
         """Announce a change to other replicas: none by default (``PostgresStore`` has them)."""
+
+    def cluster(self) -> ClusterStore | None:
+        """None by default: replicas share a ``PostgresStore``."""
+        return None
 
     def close(self) -> None:
         """Release the connection (a later call opens it again); closing twice is harmless."""

@@ -29,6 +29,7 @@ from archibald_actors.errors import (
     InvalidValueError,
     ServiceStateError,
     ServiceUnavailableError,
+    StoreError,
     UnknownSyncTypeError,
 )
 from archibald_actors.web.error import ApiError
@@ -105,7 +106,10 @@ class Bridge:
             raise ApiError(400, str(exc)) from None
         except (ServiceUnavailableError, ServiceStateError, pykka.ActorDeadError) as exc:
             raise ApiError(503, f"{what}: the sync service is unavailable: {exc}") from None
-        except Exception as exc:  # the actors failed the request some other way (e.g. the store)
+        except StoreError as exc:  # the store failed or did not answer: the message says it all
+            log.warning("%s failed in the actors: %s", what, exc)
+            raise ApiError(503, f"{what}: the sync service could not do it: {exc}") from None
+        except Exception as exc:  # the actors failed the request some other way
             log.warning("%s failed in the actors: %s", what, exc, exc_info=True)
             raise ApiError(503, f"{what}: the sync service could not do it: {exc}") from None
 

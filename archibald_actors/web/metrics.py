@@ -19,7 +19,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from archibald_actors.events import Event, EventBus
+from archibald_actors.events import RUN_END_EVENTS, Event, EventBus
 from archibald_actors.web.error import Handler
 
 __all__ = ["OUTCOMES", "SyncMetrics", "metrics_handler"]
@@ -99,7 +99,7 @@ class SyncMetrics:
         """Count one service event (called on actor threads)."""
         kind = event.get("type")
         sync_type = str(event.get("syncType"))
-        if kind in ("sync.completed", "sync.failed", "sync.cancelled"):
+        if kind in RUN_END_EVENTS:
             self.runs.labels(sync_type, str(event.get("outcome"))).inc()
             self.duration.labels(sync_type).observe(float(event.get("durationMs") or 0) / 1000)
             if event.get("outcome") == "success" and event.get("finishedAt"):

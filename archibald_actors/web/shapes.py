@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from archibald_actors.messages import Outcome, Trigger
+from archibald_actors.domain import Outcome, Trigger
 from archibald_actors.validation import IntervalMinutes, StartDelayMinutes, show
 
 __all__ = [

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import time
+from typing import Any
 
 import jwt
 import pytest
 
+from archibald_actors import ManualClock, SyncService
 from archibald_actors.__main__ import HOW_TO_SET_SECRET, SECRET_ENV, main
+from archibald_actors.web import create_app
 
 
 def decode(token: str, secret: str) -> dict[str, object]:
@@ -63,6 +67,35 @@ def test_missing_or_short_secret_exits_2_saying_how_to_set_it(
     assert captured.out == ""
     assert SECRET_ENV in captured.err and "32 bytes" in captured.err
     assert HOW_TO_SET_SECRET in captured.err
+
+
+@pytest.mark.parametrize("role", ["admn", "Admin", "root", ""])
+def test_an_unknown_role_is_refused(jwt_secret: str, capsys: pytest.CaptureFixture[str], role: str) -> None:
+    assert main(["token", "--role", role, "--sub", "alice"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"--role {role!r} is not a known role (admin, agent)" in captured.err
+    assert "--any-role" in captured.err
+
+
+async def test_any_role_signs_it_and_the_api_lets_it_read_but_not_write(
+    jwt_secret: str, capsys: pytest.CaptureFixture[str], aiohttp_client: Any
+) -> None:
+    assert main(["token", "--role", "auditor", "--any-role", "--sub", "carol"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert decode(token, jwt_secret)["role"] == "auditor"
+    service = SyncService(clock=ManualClock())
+    client = await aiohttp_client(create_app(service))  # signed with ARCHIBALD_JWT_SECRET too
+    try:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with client.get("/api/sync/status", headers=headers) as response:
+            assert response.status == 200
+        body = {"syncType": "orders", "intervalMinutes": 20}
+        async with client.post("/api/sync/schedule", headers=headers, json=body) as response:
+            assert response.status == 403
+    finally:
+        await client.close()
+        await asyncio.to_thread(service.stop, 5.0)
 
 
 @pytest.mark.parametrize("ttl", ["0", "-5", "soon"])

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from archibald_actors import ManualClock, SyncService
+from archibald_actors import ManualClock, ScaledClock, SyncService
 from archibald_actors.actors.runner import SyncContext
 from archibald_actors.config import parse_config
 from archibald_actors.handlers.webhook import WebhookError, webhook_handler
@@ -70,25 +70,59 @@ async def test_500_raises_with_status_and_body(hook: tuple[str, Received]) -> No
         await handler(context(0.0))
 
 
-async def test_timeout_is_a_failure() -> None:
-    closed = asyncio.Event()
-
-    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read()  # until the client gives up and closes
-        writer.close()
-        await writer.wait_closed()
-        closed.set()
-
-    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
+@pytest.fixture
+async def silent() -> AsyncIterator[Silent]:
+    """A server that takes requests and never answers."""
+    silent = Silent()
+    server = await asyncio.start_server(silent.serve, "127.0.0.1", 0)
+    silent.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/slow"
     try:
-        handler = webhook_handler(f"http://127.0.0.1:{port}/slow", clock=ManualClock(), timeout_seconds=0.2)
-        with pytest.raises(WebhookError, match=r"did not answer within 0\.2 s"):
-            await handler(context(0.0))
-        await asyncio.wait_for(closed.wait(), 5.0)  # the client hung up when it gave up
+        yield silent
     finally:
         server.close()
         await server.wait_closed()
+
+
+class Silent:
+    """Counts connections and notices when the client hangs up."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self.connected = asyncio.Event()
+        self.closed = asyncio.Event()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connected.set()
+        await reader.read()  # until the client gives up and closes
+        writer.close()
+        await writer.wait_closed()
+        self.closed.set()
+
+
+async def test_the_timeout_counts_on_the_service_clock(silent: Silent) -> None:
+    clock = ManualClock()
+    handler = webhook_handler(silent.url, clock=clock, timeout_seconds=30)
+    call = asyncio.create_task(handler(context(0.0)))
+    await asyncio.wait_for(silent.connected.wait(), 5.0)
+    # A wake-up due by now would have reached this loop before the thread's result did.
+    await asyncio.to_thread(clock.advance, 29.5)
+    assert not call.done() and call.cancelling() == 0
+    await asyncio.to_thread(clock.advance, 0.5)
+    with pytest.raises(WebhookError, match=r"did not answer within 30 s \(service clock\)"):
+        await asyncio.wait_for(call, 5.0)
+    await asyncio.wait_for(silent.closed.wait(), 5.0)  # the client hung up when it gave up
+    assert clock.next_deadline() is None
+
+
+async def test_a_stopped_run_is_cancelled_not_timed_out_and_disarms_its_deadline(silent: Silent) -> None:
+    clock = ManualClock()
+    call = asyncio.create_task(webhook_handler(silent.url, clock=clock, timeout_seconds=30)(context(0.0)))
+    await asyncio.wait_for(silent.connected.wait(), 5.0)
+    call.cancel()  # what a stop or the type's timeout does to a coroutine handler
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await asyncio.wait_for(silent.closed.wait(), 5.0)
+    assert clock.next_deadline() is None
 
 
 async def test_unreachable_is_a_failure() -> None:
@@ -130,3 +164,21 @@ async def test_service_records_the_webhook_outcome(
     else:
         assert run["error"] == "WebhookError: webhook answered 500: boom"
     assert not [t.name for t in threading.enumerate() if t.name.startswith("archibald-")]
+
+
+async def test_under_a_scaled_clock_a_silent_webhook_times_out_in_scaled_time(silent: Silent) -> None:
+    clock = ScaledClock(600)  # serve --speed 600: a 60 s timeout is a tenth of a real second
+    text = f'[sync.orders]\nenabled = false\ntimeout_seconds = 60\nurl = "{silent.url}"\n'
+    config = parse_config(text, clock=clock)
+    service = SyncService(config.handlers, clock=clock, schedule=config.schedule)
+    await asyncio.to_thread(service.start)  # coroutine handlers on the service's own loop
+    try:
+        await asyncio.to_thread(service.request_sync, "orders")
+        assert await asyncio.to_thread(service.wait_idle, 10.0)  # not 60 real seconds
+        run = (await asyncio.to_thread(service.history, "orders", 1))[0]
+    finally:
+        await asyncio.to_thread(service.stop, 5.0)
+        await asyncio.to_thread(clock.join, 5.0)
+    assert run["outcome"] == "timeout"
+    assert run["durationMs"] >= 60_000  # schedule time
+    await asyncio.wait_for(silent.closed.wait(), 5.0)

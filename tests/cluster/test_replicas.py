@@ -11,7 +11,7 @@ SIGTERM. The checks read the ledger afterwards (``PostgresStore.runs`` plus the
 ``slot_claims`` table):
 
 * no ``(syncType, scheduledAt)`` twice;
-* no slot missed beyond the documented catch-up (DESIGN section 5). Every slot of every
+* no slot missed beyond the documented catch-up (the slot rule, docs/design.md). Every slot of every
   type's grid from the epoch up to 10 schedule minutes before the retune (the grid
   changes there) must be either
   - in the ledger; or
@@ -59,7 +59,7 @@ from psycopg import sql
 from serve_process import LISTENING, START_TIMEOUT, STOP_TIMEOUT, LineReader, call, spawn_serve, stop
 
 from archibald_actors import DEFAULT_SCHEDULE
-from archibald_actors.ledger import RunRecord
+from archibald_actors.domain import RunRecord
 from archibald_actors.store import PostgresStore, postgres_url
 from archibald_actors.web.auth import make_token
 

@@ -1,6 +1,6 @@
 """Property tests: the slot arithmetic, and the real timers against a brute-force slot rule.
 
-The reference below is written from DESIGN section 5 alone, in exact rational arithmetic:
+The reference below is written from the slot rule alone (docs/design.md), in exact rational arithmetic:
 slots are ``E + d + k*i``; whenever a timer is armed (start, retune, resume) it fires once
 for the latest slot <= now if that is newer than the slot it served (the slots in between
 are ``missed``), then it fires at every later slot of its grid until the next arming.
@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from archibald_actors import DEFAULT_SCHEDULE, SYNC_TYPES, ManualClock, SyncService
-from archibald_actors.ledger import iso
+from archibald_actors.domain import iso
 from archibald_actors.schedule import (
     ScheduleEntry,
     first_slot_after,
@@ -138,7 +138,7 @@ class Config:
 def _reference(
     epoch: Fraction, changes: list[tuple[Fraction, Config]], end: Fraction
 ) -> tuple[list[tuple[Fraction, Fraction]], int]:
-    """(slot, fire time) of every request DESIGN section 5 makes, and the slots missed."""
+    """(slot, fire time) of every request the slot rule makes, and the slots missed."""
     fires: list[tuple[Fraction, Fraction]] = []
     missed = 0
     served: Fraction | None = None

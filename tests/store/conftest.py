@@ -11,8 +11,7 @@ import pytest
 from pg_server import PG_DSN, admin_connection
 from psycopg import sql
 
-from archibald_actors.ledger import RunRecord
-from archibald_actors.messages import Outcome, Trigger
+from archibald_actors.domain import Outcome, RunRecord, Trigger
 from archibald_actors.store import MemoryStore, PostgresStore, SqliteStore
 
 from .support import T0, Backend

@@ -11,8 +11,8 @@ from pg_server import PG_DSN
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from archibald_actors.domain import RunRecord
 from archibald_actors.errors import InvalidValueError, StoreError
-from archibald_actors.ledger import RunRecord
 from archibald_actors.schedule import DEFAULT_SCHEDULE
 from archibald_actors.store import PostgresStore, postgres_url
 from archibald_actors.store.schema import SCHEMA_VERSION

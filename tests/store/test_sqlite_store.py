@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import archibald_actors
+from archibald_actors.domain import RunRecord
 from archibald_actors.errors import StoreError
-from archibald_actors.ledger import RunRecord
 from archibald_actors.schedule import DEFAULT_SCHEDULE, ScheduleEntry
 from archibald_actors.store import SqliteStore
 from archibald_actors.store.schema import SCHEMA_VERSION

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from archibald_actors.domain import RunRecord
 from archibald_actors.errors import InvalidValueError
-from archibald_actors.ledger import RunRecord
 from archibald_actors.schedule import DEFAULT_SCHEDULE, ScheduleEntry
 from archibald_actors.store import Store, StoredState
 

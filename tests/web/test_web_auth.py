@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -98,7 +99,8 @@ async def test_a_reader_reads_and_runs_but_may_not_retune(api: Api) -> None:
         ) as r:
             assert r.status == 403
             assert "admin" in (await r.json())["error"]
-    assert api.service.schedule()["orders"]["enabled"] is False  # PAUSED, untouched
+    schedule = await asyncio.wrap_future(api.service.schedule_future())
+    assert schedule["orders"]["enabled"] is False  # PAUSED, untouched
     status, _ = await api.post("/schedule", role="admin", json={"syncType": "orders", "enabled": True})
     assert status == 200
 

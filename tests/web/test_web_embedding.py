@@ -131,7 +131,8 @@ async def test_a_host_that_manages_the_service_itself(make_api: MakeApi) -> None
     api = await make_api(build=build)
     assert (await api.get("/status"))[0] == 200
     await api.client.close()
-    assert api.service.status()["orchestrator"] == "running"  # still up: the host owns it
+    status = await asyncio.wrap_future(api.service.status_future())
+    assert status["orchestrator"] == "running"  # still up: the host owns it
     await asyncio.to_thread(api.service.stop, 5.0)
     assert not archibald_threads()
 
@@ -146,7 +147,8 @@ async def test_an_app_cannot_start_a_service_that_already_runs() -> None:
         with pytest.raises(ServiceStateError):
             await runner.setup()
         await runner.cleanup()
-        assert service.status()["orchestrator"] == "running"  # a failed start stopped nothing
+        status = await asyncio.wrap_future(service.status_future())
+        assert status["orchestrator"] == "running"  # a failed start stopped nothing
     finally:
         await asyncio.to_thread(service.stop, 5.0)
     assert not archibald_threads()

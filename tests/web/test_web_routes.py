@@ -1,4 +1,4 @@
-"""Every route of DESIGN section 9 against a real service: shapes, status codes, effects."""
+"""Every route of the HTTP API against a real service: shapes, status codes, effects."""
 
 from __future__ import annotations
 
@@ -52,7 +52,8 @@ async def test_post_schedule_retunes_the_live_timer(make_api: MakeApi) -> None:
     assert body["data"]["customers"]["nextRunAt"] == "2026-01-01T00:07:00.000Z"
     # the answer is the schedule as it now stands, and so is every later read
     assert (await api.get("/schedule"))[1]["data"] == body["data"]
-    assert api.service.schedule()["customers"]["nextRunAt"] == "2026-01-01T00:07:00.000Z"
+    schedule = await asyncio.wrap_future(api.service.schedule_future())
+    assert schedule["customers"]["nextRunAt"] == "2026-01-01T00:07:00.000Z"
     # staggering survives: the retune of customers moved no other timer
     assert body["data"]["prices"]["nextRunAt"] == "2026-01-01T00:10:00.000Z"
     # and the timer really fires at the new time

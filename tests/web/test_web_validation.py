@@ -102,12 +102,12 @@ async def test_bodies_that_are_not_a_json_object(api: Api, body: bytes, field: s
     ],
 )
 async def test_bad_fields(api: Api, body: dict[str, Any], field: str) -> None:
-    before = api.service.schedule()
+    before = await asyncio.wrap_future(api.service.schedule_future())
     status, answer = await post_raw(api, json.dumps(body).encode())
     assert status == 400, answer
     assert answer["success"] is False
     assert field in answer["error"]
-    assert api.service.schedule() == before  # nothing changed
+    assert (await asyncio.wrap_future(api.service.schedule_future())) == before  # nothing changed
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,61 @@
+"""The words of the domain: why a run happened, how it ended, and the record it leaves.
+
+Plain values shared by the actors, the stores and the web layer; no behaviour beyond
+turning a record into its JSON shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+__all__ = ["OUTCOMES", "TRIGGERS", "Outcome", "RunRecord", "Trigger", "iso"]
+
+#: Why a run happened: a timer's slot, a caller's request, or another try after a failure.
+Trigger = Literal["auto", "manual", "retry"]
+#: How a run ended.
+Outcome = Literal["success", "failed", "timeout", "cancelled"]
+
+TRIGGERS: tuple[Trigger, ...] = ("auto", "manual", "retry")
+OUTCOMES: tuple[Outcome, ...] = ("success", "failed", "timeout", "cancelled")
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with millisecond precision and a ``Z``, or None."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One finished run; times are UTC wall times (they outlive the clock that measured them)."""
+
+    sync_type: str
+    trigger: Trigger
+    scheduled_at: datetime | None
+    requested_at: datetime
+    started_at: datetime
+    finished_at: datetime
+    outcome: Outcome
+    error: str | None = None
+
+    @property
+    def duration_ms(self) -> int:
+        """Run time in whole milliseconds."""
+        return round((self.finished_at - self.started_at).total_seconds() * 1000)
+
+    def to_json(self) -> dict[str, object]:
+        """The run's history entry (camelCase keys, ISO 8601 times)."""
+        return {
+            "syncType": self.sync_type,
+            "trigger": self.trigger,
+            "scheduledAt": iso(self.scheduled_at),
+            "requestedAt": iso(self.requested_at),
+            "startedAt": iso(self.started_at),
+            "finishedAt": iso(self.finished_at),
+            "durationMs": self.duration_ms,
+            "outcome": self.outcome,
+            "error": self.error,
+        }

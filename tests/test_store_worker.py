@@ -1,0 +1,130 @@
+"""The store worker: calls in order off the caller's thread, patience for callers, chains."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from archibald_actors.actors.store_worker import PATIENCE, Chain, StoreWorker
+from archibald_actors.clock import Activity
+from archibald_actors.errors import StoreError
+from archibald_actors.messages import StoreResult
+from archibald_actors.store import MemoryStore
+
+
+@pytest.fixture
+def activity() -> Activity:
+    return Activity()
+
+
+@pytest.fixture
+def worker(activity: Activity) -> Iterator[StoreWorker]:
+    worker = StoreWorker(MemoryStore(), activity)
+    yield worker
+    worker.close(5.0)
+
+
+def collect() -> tuple[queue.SimpleQueue[tuple[str, StoreResult[Any]]], Callable[[str], Any]]:
+    results: queue.SimpleQueue[tuple[str, StoreResult[Any]]] = queue.SimpleQueue()
+
+    def to(name: str) -> Callable[[StoreResult[Any]], None]:
+        return lambda result: results.put((name, result))
+
+    return results, to
+
+
+def hang(entered: threading.Event, release: threading.Event) -> Callable[[Any], str]:
+    def call(store: Any) -> str:
+        entered.set()
+        assert release.wait(10)
+        return "late"
+
+    return call
+
+
+def test_calls_run_in_order_and_count_as_activity_until_answered(
+    worker: StoreWorker, activity: Activity
+) -> None:
+    results, to = collect()
+    release = threading.Event()
+    worker.submit(lambda store: release.wait(10), to("first"))
+    for n in range(5):
+        worker.submit(lambda store, n=n: n, to(f"call{n}"))
+    assert activity.count == 6
+    release.set()
+    assert [results.get(timeout=5)[0] for _ in range(6)] == ["first", *(f"call{n}" for n in range(5))]
+    assert activity.wait_quiet(5)
+
+
+def test_a_callers_call_behind_a_hung_one_is_refused_in_time_and_never_runs(worker: StoreWorker) -> None:
+    results, to = collect()
+    entered, release, ran = threading.Event(), threading.Event(), threading.Event()
+    worker.submit(hang(entered, release), to("hung"))
+    assert entered.wait(5)
+    worker.submit(lambda store: ran.set(), to("caller"), for_caller=True)
+    name, result = results.get(timeout=5)  # answered while the first call still hangs
+    assert name == "caller" and isinstance(result.error, StoreError)
+    assert "not answering" in str(result.error)
+    assert not worker.available
+    release.set()
+    assert results.get(timeout=5)[0] == "hung"
+    worker.close(5.0)
+    assert not ran.is_set()  # withdrawn: it changed nothing
+    assert PATIENCE <= 0.05
+
+
+def test_a_bounded_read_is_answered_while_it_runs_and_its_late_result_dropped(worker: StoreWorker) -> None:
+    results, to = collect()
+    entered, release = threading.Event(), threading.Event()
+    worker.submit(hang(entered, release), to("read"), for_caller=True, bounded=True)
+    name, result = results.get(timeout=5)
+    assert entered.is_set() and name == "read" and isinstance(result.error, StoreError)
+    release.set()
+    worker.close(5.0)
+    assert results.empty()
+
+
+def test_a_chain_stops_at_its_first_failure(worker: StoreWorker) -> None:
+    results, to = collect()
+    chain, written = Chain(), []
+
+    def fail(store: Any) -> None:
+        raise StoreError("disk full")
+
+    worker.submit(lambda store: written.append(1), to("one"), chain=chain)
+    worker.submit(fail, to("two"), chain=chain)
+    worker.submit(lambda store: written.append(3), to("three"), chain=chain)
+    worker.submit(lambda store: written.append(4), to("other"))
+    outcomes = {name: result for name, result in (results.get(timeout=5) for _ in range(4))}
+    assert outcomes["one"].error is None and outcomes["other"].error is None
+    assert str(outcomes["two"].error) == "disk full"
+    assert "was not stored" in str(outcomes["three"].error)
+    assert written == [1, 4]
+
+
+def test_close_runs_what_was_submitted_then_refuses(worker: StoreWorker) -> None:
+    results, to = collect()
+    worker.submit(lambda store: "last run", to("record"))
+    worker.close(5.0)
+    assert results.get(timeout=5)[1].value == "last run"
+    worker.submit(lambda store: "too late", to("after"))
+    assert isinstance(results.get(timeout=5)[1].error, StoreError)
+
+
+def test_a_busy_worker_refuses_nobody_only_a_stuck_call_does(activity: Activity) -> None:
+    worker = StoreWorker(MemoryStore(), activity, patience=0.05)
+    results, to = collect()
+    pause = threading.Event()  # never set: each call takes 5 ms, far below the patience
+    try:
+        for n in range(30):  # 150 ms of quick calls, three times the caller's patience
+            worker.submit(lambda store: pause.wait(0.005), to(f"call{n}"))
+        worker.submit(lambda store: "answered", to("caller"), for_caller=True)
+        outcomes = dict(results.get(timeout=5) for _ in range(31))
+    finally:
+        worker.close(5.0)
+    assert outcomes["caller"].value == "answered"
+    assert worker.available
