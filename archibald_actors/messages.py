@@ -68,18 +68,9 @@ class Crash:
 
 @dataclass(frozen=True, slots=True)
 class Wake:
-    """The timer's wake-up fired ``slot`` (skipping ``missed``); re-arm if ``token`` is current."""
+    """The timer's wake-up armed with ``token`` fired its slot: arm the next one if the token is current."""
 
     token: object
-    slot: float
-    missed: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Expect:
-    """A timer's request is due by schedule time ``until``: stay awake for it (``Clock.heads_up``)."""
-
-    until: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,13 +94,13 @@ class RequestSync:
     requested_at: float
     missed: int = 0
     reply: Reply | None = None
-    #: Sent for a clock wake-up: the receiver ends that fire's count in ``fires_in_flight``.
+    #: Fired for a clock wake-up: the receiver ends that fire's count in ``fires_in_flight``.
     from_wake: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Pick:
-    """Choose and start the next run, if any may start."""
+    """Choose and start the next run, once every request of this instant has arrived."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -168,6 +168,7 @@ def setup(
         ),
     )
     hub, metrics = api.hub, api.metrics
+    metrics.count_abandoned_threads(lambda: service.abandoned_threads)
     mount(app, api, routes)
 
     async def end_streams(_: web.Application) -> None:
