@@ -198,8 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_number(0, 86400),
         default=10.0,
         metavar="SECONDS",
-        help="on SIGTERM/SIGINT, real seconds a running sync may take to finish, then as many to "
-        "stop after being asked (default %(default)s)",
+        help="on SIGTERM/SIGINT, real seconds the whole shutdown may take: a running sync gets half "
+        "of them to finish, then the rest to stop after being asked (default %(default)s)",
     )
     serve.add_argument(
         "--print-token",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ __all__ = [
     "Activity",
     "Clock",
     "ClockNotQuietError",
+    "Deadline",
     "ManualClock",
     "ScaledClock",
     "SystemClock",
@@ -29,18 +29,6 @@ __all__ = [
 #: Real seconds a dispatcher waits at most before re-reading the clock: a host suspend is
 #: noticed within this long of waking.
 _SUSPEND_CHECK = 1.0
-#: Real seconds the orchestrator lets same-instant requests arrive before picking.
-_SETTLE_REAL = 0.002
-#: Share of the remaining time a dispatcher waits at once, until less than _FINE is left.
-_APPROACH = 0.9
-_FINE = 0.002
-#: Real seconds before a timer's slot at which the orchestrator is told to stay awake for it.
-_HEADS_UP_REAL = 0.0005
-#: Real seconds a thread stays awake at the most (``SystemClock.stay_awake``).
-_STAY_AWAKE_MAX = 0.005
-#: Real seconds before a deadline from which a dispatcher stops sleeping and only yields:
-#: waking from a sleep costs this VM's vCPUs up to a millisecond, yielding a few microseconds.
-_SPIN = 0.0003
 
 
 class ClockNotQuietError(RuntimeError):
@@ -83,6 +71,21 @@ class Activity:
             return self._cond.wait_for(lambda: self._count <= 0, timeout)
 
 
+class Deadline:
+    """A budget of real seconds shared by the steps of one wait, such as a shutdown.
+
+    Real time, not a clock's: how long ``stop(timeout)`` may take does not depend on
+    how fast schedule time runs.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self._end = time.monotonic() + seconds
+
+    def left(self, floor: float = 0.0) -> float:
+        """Real seconds left of the budget, but at least ``floor``."""
+        return max(floor, self._end - time.monotonic())
+
+
 class Wakeup:
     """A callback armed on a clock; :meth:`cancel` disarms it if it has not fired."""
 
@@ -99,8 +102,8 @@ class Wakeup:
         with self._cond:
             if self.fired_or_cancelled:
                 return False
+            # No need to wake a dispatcher: it drops the wake-up when it comes to it.
             self.fired_or_cancelled = True
-            self._cond.notify_all()  # a dispatcher with nothing left to wait for may end
             return True
 
     def _claim(self) -> Callable[[], None] | None:
@@ -129,7 +132,7 @@ class Clock(Protocol):
         ...
 
     def has_due(self) -> bool:
-        """True while some wake-up due now has not been run yet."""
+        """True while some wake-up due now has not run yet (or is running right now)."""
         ...
 
     def real_wall(self) -> datetime:
@@ -142,24 +145,6 @@ class Clock(Protocol):
         On a clock faster than real time this is what makes several processes (replicas,
         or one process across restarts) agree on the schedule's wall time.
         """
-        ...
-
-    @property
-    def settle_delay(self) -> float:
-        """Schedule seconds to wait at most for requests of one instant still in flight."""
-        ...
-
-    @property
-    def heads_up(self) -> float:
-        """Schedule seconds before a slot at which whoever serves it should stay awake (0: never).
-
-        Waking a sleeping thread costs a real clock up to a couple of milliseconds on a VM;
-        a thread that is already running takes a message in microseconds.
-        """
-        ...
-
-    def stay_awake(self, until: float, done: Callable[[], bool]) -> None:
-        """Keep the calling thread on the CPU, not asleep, until ``done()`` or the clock reaches ``until``."""
         ...
 
 
@@ -247,32 +232,20 @@ class SystemClock:
         except OverflowError:  # an epoch so old that scaled time leaves the calendar
             self._origin_wall = self._started_wall
 
-    @property
-    def settle_delay(self) -> float:
-        """A couple of real milliseconds, in schedule seconds."""
-        return _SETTLE_REAL * self._speed
-
-    @property
-    def heads_up(self) -> float:
-        """Half a real millisecond, in schedule seconds."""
-        return _HEADS_UP_REAL * self._speed
-
-    def stay_awake(self, until: float, done: Callable[[], bool]) -> None:
-        """Yield the CPU without sleeping until ``done()`` or ``until``; 5 real ms at the most."""
-        give_up = self._real() + _STAY_AWAKE_MAX
-        while not done() and self.now() < until and self._real() < give_up:
-            os.sched_yield()
-
     def call_at(self, deadline: float, callback: Callable[[], None]) -> Wakeup:
         """Arm ``callback`` for ``deadline``; it runs on the dispatcher thread."""
         with self._lock:
+            earliest = self._wakeups.next_deadline()
             wakeup = self._wakeups.push(deadline, callback)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._dispatch, name="archibald-clock", daemon=True
                 )
                 self._thread.start()
-            self._lock.notify_all()
+            elif earliest is None or deadline < earliest:
+                # Only a new earliest deadline changes the dispatcher's wait: waking it
+                # for every later one would compete with the work a slot just started.
+                self._lock.notify_all()
         return wakeup
 
     def has_due(self) -> bool:
@@ -302,19 +275,10 @@ class SystemClock:
                     self._thread = None
                     return
                 remaining = (deadline - self.now()) / self._speed
-                if remaining > _SPIN:
-                    # Most of the way, then the rest: a timed wait can overshoot in
-                    # proportion to its length (about 1 % on this project's VMs).
-                    step = remaining * _APPROACH if remaining > _FINE else remaining - _SPIN
-                    self._lock.wait(min(step, _SUSPEND_CHECK))
-                    continue
                 if remaining > 0:
-                    # The last fraction of a millisecond: yield, lock released, but stay awake.
-                    self._lock.release()
-                    try:
-                        os.sched_yield()
-                    finally:
-                        self._lock.acquire()
+                    # A plain timed wait, woken early by a new wake-up; capped so that time
+                    # that passed while the host was suspended is noticed.
+                    self._lock.wait(min(remaining, _SUSPEND_CHECK))
                     continue
                 callback = self._wakeups.pop_due(self.now())
                 if callback is not None:
@@ -362,19 +326,6 @@ class ManualClock:
     def wall(self, at: float | None = None) -> datetime:
         """``wall_origin`` plus schedule time."""
         return self._wall_origin + timedelta(seconds=self.now() if at is None else at)
-
-    @property
-    def settle_delay(self) -> float:
-        """Zero: a zero-delay wake-up runs after every wake-up already armed for the instant."""
-        return 0.0
-
-    @property
-    def heads_up(self) -> float:
-        """Zero: no thread sleeps through a simulated instant."""
-        return 0.0
-
-    def stay_awake(self, until: float, done: Callable[[], bool]) -> None:
-        """Return at once: simulated time does not pass while a thread waits."""
 
     def call_at(self, deadline: float, callback: Callable[[], None]) -> Wakeup:
         """Arm ``callback``; it runs inside a later :meth:`advance` (or :meth:`run_due`)."""

@@ -6,19 +6,19 @@ turning a record into its JSON shape.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = ["OUTCOMES", "TRIGGERS", "Outcome", "RunRecord", "Trigger", "iso"]
 
 #: Why a run happened: a timer's slot, a caller's request, or another try after a failure.
 Trigger = Literal["auto", "manual", "retry"]
-#: How a run ended.
-Outcome = Literal["success", "failed", "timeout", "cancelled"]
+#: How a run ended (``skipped``: it did not run, ``reason`` says why).
+Outcome = Literal["success", "failed", "timeout", "cancelled", "skipped"]
 
 TRIGGERS: tuple[Trigger, ...] = ("auto", "manual", "retry")
-OUTCOMES: tuple[Outcome, ...] = ("success", "failed", "timeout", "cancelled")
+OUTCOMES: tuple[Outcome, ...] = ("success", "failed", "timeout", "cancelled", "skipped")
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -30,7 +30,12 @@ def iso(moment: datetime | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class RunRecord:
-    """One finished run; times are UTC wall times (they outlive the clock that measured them)."""
+    """One finished run; times are UTC wall times (they outlive the clock that measured them).
+
+    ``agent_id`` is None for a shared type; ``attempt`` counts tries of one job (1 first);
+    ``result`` is what the handler returned (a JSON-able dict) and ``reason`` why a run was
+    ``skipped``.
+    """
 
     sync_type: str
     trigger: Trigger
@@ -40,6 +45,11 @@ class RunRecord:
     finished_at: datetime
     outcome: Outcome
     error: str | None = None
+    agent_id: str | None = None
+    attempt: int = 1
+    # A dict cannot be hashed: the record still can, by its other fields.
+    result: dict[str, Any] | None = field(default=None, hash=False)
+    reason: str | None = None
 
     @property
     def duration_ms(self) -> int:
@@ -58,4 +68,8 @@ class RunRecord:
             "durationMs": self.duration_ms,
             "outcome": self.outcome,
             "error": self.error,
+            "agentId": self.agent_id,
+            "attempt": self.attempt,
+            "result": self.result,
+            "reason": self.reason,
         }

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from archibald_actors.agent import Agent
 from archibald_actors.domain import Outcome, RunRecord, Trigger
 from archibald_actors.schedule import ScheduleEntry
 
@@ -68,18 +69,9 @@ class Crash:
 
 @dataclass(frozen=True, slots=True)
 class Wake:
-    """The timer's wake-up fired ``slot`` (skipping ``missed``); re-arm if ``token`` is current."""
+    """The timer's wake-up armed with ``token`` fired its slot: arm the next one if the token is current."""
 
     token: object
-    slot: float
-    missed: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Expect:
-    """A timer's request is due by schedule time ``until``: stay awake for it (``Clock.heads_up``)."""
-
-    until: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,13 +95,15 @@ class RequestSync:
     requested_at: float
     missed: int = 0
     reply: Reply | None = None
-    #: Sent for a clock wake-up: the receiver ends that fire's count in ``fires_in_flight``.
+    #: Fired for a clock wake-up: the receiver ends that fire's count in ``fires_in_flight``.
     from_wake: bool = False
+    #: One agent's job of a per-agent type (None: a shared type, or every agent).
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Pick:
-    """Choose and start the next run, if any may start."""
+    """Choose and start the next run, once every request of this instant has arrived."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,14 +132,17 @@ class GraceExpired:
 
 @dataclass(frozen=True, slots=True)
 class Hold:
-    """Take an exclusive hold; ``reply`` completes once no sync runs."""
+    """Take an exclusive hold; ``reply`` completes once no sync runs (on ``agent_id``'s lane only, if set)."""
 
     reply: Reply
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Release:
-    """Give back one exclusive hold."""
+    """Give back one exclusive hold (of ``agent_id``'s lane, if set)."""
+
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,3 +356,23 @@ class ClusterChanged:
     """Another replica announced a change (``retune``, ``request`` or ``resync``)."""
 
     kind: str
+
+
+# --- agents and breakers -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AgentsChanged:
+    """The agents as they now stand (stored), sent to the orchestrator after a load or a change."""
+
+    agents: tuple[Agent, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ResetBreakers:
+    """Close the circuit breakers of ``sync_type`` and/or ``agent_id`` (None: any); answers the count."""
+
+    reply: Reply
+    sync_type: str | None = None
+    agent_id: str | None = None
+

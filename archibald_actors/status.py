@@ -13,10 +13,20 @@ from archibald_actors.schedule import ScheduleEntry
 if TYPE_CHECKING:
     from archibald_actors.actors.orchestrator_state import OrchestratorState
 
-__all__ = ["FAILING_AFTER", "build_status", "health_from_status", "is_stale", "iso_at"]
+__all__ = [
+    "ABANDONED_THREADS_CAP",
+    "FAILING_AFTER",
+    "build_status",
+    "health_from_status",
+    "is_stale",
+    "iso_at",
+]
 
 #: Consecutive failed or timed-out runs after which a type makes the health degraded.
 FAILING_AFTER = 3
+#: Abandoned handler threads past which health reads degraded: each holds whatever its
+#: handler holds (a connection, an ERP session), and a pile of them means a handler hangs.
+ABANDONED_THREADS_CAP = 8
 
 
 def iso_at(clock: Clock, at: float | None) -> str | None:
@@ -101,7 +111,9 @@ def health_from_status(status: Mapping[str, Any]) -> dict[str, Any]:
 
     A type is failing once its last ``FAILING_AFTER`` runs (cancelled ones aside) failed or
     timed out: a handler that fails every time degrades health at once, not only when the
-    type turns stale. In a cluster the body also names the replica's ``role``.
+    type turns stale. More than ``ABANDONED_THREADS_CAP`` abandoned handler threads degrade
+    it too, and the body then says how many (``abandonedThreads``). In a cluster the body
+    also names the replica's ``role``.
     """
     types = status["types"]
     failed = [t for t, v in types.items() if v["timer"] == "failed"]
@@ -109,9 +121,12 @@ def health_from_status(status: Mapping[str, Any]) -> dict[str, Any]:
         failed.insert(0, "orchestrator")
     stale = [t for t, v in types.items() if not v["fresh"]]
     failing = [t for t, v in types.items() if v["consecutiveFailures"] >= FAILING_AFTER]
+    abandoned = int(status.get("abandonedThreads", 0))
+    threads = {"abandonedThreads": abandoned} if abandoned > ABANDONED_THREADS_CAP else {}
     # A replica of a cluster says which one it is; a standalone service keeps the bare body.
     role = {} if status.get("role", "standalone") == "standalone" else {"role": status["role"]}
     store = {} if status.get("store", "ok") == "ok" else {"store": status["store"]}
-    if not failed and not stale and not failing and not store:
+    if not failed and not stale and not failing and not store and not threads:
         return {"status": "ok", **role}
-    return {"status": "degraded", "failed": failed, "stale": stale, "failing": failing, **store, **role}
+    degraded = {"status": "degraded", "failed": failed, "stale": stale, "failing": failing}
+    return {**degraded, **store, **threads, **role}

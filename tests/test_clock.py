@@ -69,7 +69,6 @@ def test_scaled_clock_runs_faster() -> None:
     clock.call_at(clock.now() + 60, fired.set)  # one schedule minute = 0.1 real seconds
     assert fired.wait(5)
     assert time.monotonic() - real_start >= 0.09
-    assert clock.settle_delay == pytest.approx(0.002 * 600)
     clock.join(5)
 
 
@@ -108,26 +107,36 @@ def test_scaled_clocks_anchored_at_one_epoch_agree_on_wall_time() -> None:
     assert abs((plain.wall() - before).total_seconds()) < 1  # speed 1: nothing changes
 
 
-def test_only_real_clocks_give_a_heads_up_half_a_real_millisecond_ahead() -> None:
-    assert ManualClock().heads_up == 0.0
-    assert SystemClock().heads_up == pytest.approx(0.0005)
-    assert ScaledClock(600).heads_up == pytest.approx(0.3)  # schedule seconds
+def test_has_due_is_true_from_a_wakeups_instant_until_it_has_run() -> None:
+    clock = ManualClock()
+    seen: list[bool] = []
+    clock.call_at(5.0, lambda: seen.append(clock.has_due()))
+    clock.call_at(5.0, lambda: seen.append(clock.has_due()))
+    assert not clock.has_due()  # armed, not due yet
+    clock.advance(4.0)
+    assert not clock.has_due()
+    clock.advance(1.0)
+    # The first callback of the instant sees the second still due; the second sees none.
+    assert seen == [True, False]
+    assert not clock.has_due()
 
 
-def test_a_real_clock_keeps_a_thread_awake_until_done_or_until_its_bound() -> None:
+def test_on_a_real_clock_has_due_covers_a_wakeup_until_its_callback_returned() -> None:
     clock = SystemClock()
-    calls = 0
+    in_callback, release, seen = threading.Event(), threading.Event(), threading.Event()
 
-    def done_on_third_look() -> bool:
-        nonlocal calls
-        calls += 1
-        return calls >= 3
+    def callback() -> None:
+        in_callback.set()
+        release.wait(5.0)
 
-    clock.stay_awake(clock.now() + 60.0, done_on_third_look)
-    assert calls == 3
-    until = clock.now() + 60.0
-    clock.stay_awake(until, lambda: False)  # never done: it gives up long before `until`
-    assert clock.now() < until
-    until = clock.now() + 0.001
-    clock.stay_awake(until, lambda: False)  # or stops once the clock says so
-    assert clock.now() >= until
+    clock.call_at(clock.now(), callback)
+    assert in_callback.wait(5.0)
+    # has_due() waits for the running callback: asked on another thread, it cannot answer
+    # "nothing due" while the callback has not finished what it had to do.
+    asker = threading.Thread(target=lambda: clock.has_due() or seen.set(), name="t-asker")
+    asker.start()
+    assert not seen.wait(0.05)
+    release.set()
+    asker.join(5.0)
+    assert seen.is_set()
+    assert clock.join(5.0)

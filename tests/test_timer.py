@@ -1,21 +1,17 @@
-"""Timers on the ManualClock (exact slots, no drift, retunes, catch-ups); their heads-up on a real one."""
+"""Timers on the ManualClock: exact slots, no drift, retunes, catch-ups, a retune at a slot's instant."""
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-import pykka
+import pytest
 from conftest import Recorder
 
 from archibald_actors import DEFAULT_SCHEDULE, SYNC_TYPES, ManualClock, ScaledClock, SyncService
-from archibald_actors.actors.base import Address
-from archibald_actors.actors.timer import TimerActor
-from archibald_actors.clock import Activity
-from archibald_actors.messages import Expect, RequestSync
+from archibald_actors.clock import Wakeup
 
 MIN = 60.0
 HOUR = 3600.0
@@ -162,65 +158,77 @@ def test_stale_wakeups_from_before_a_retune_never_fire(
     assert [r.scheduled_at for r in recorder.of("orders")] == [0, 45 * MIN]
 
 
-def test_on_a_real_clock_the_orchestrator_is_told_to_stay_awake_before_each_slot() -> None:
-    clock = ScaledClock(6000)  # 1 schedule minute = 10 ms: orders every 100 ms
-    got: queue.SimpleQueue[tuple[float, object]] = queue.SimpleQueue()
+class RetuneAtSlot(ManualClock):
+    """A ManualClock that runs a retune at the very instant the first wake-up armed for ``slot`` runs.
 
-    class Recording(pykka.ThreadingActor):
-        use_daemon_thread = True
+    ``retune_first`` puts the retune just before the wake-up's callback, else right
+    after it: either way the retune's re-arming and the wake-up meet inside the timer.
+    """
 
-        def on_receive(self, message: Any) -> None:
-            got.put((clock.now(), message))
+    def __init__(self, slot: float, *, retune_first: bool) -> None:
+        super().__init__()
+        self.slot = slot
+        self.retune_first = retune_first
+        self.retune: Callable[[], object] = lambda: None
+        self._caught = False
 
-    orchestrator, supervisor = Address("orchestrator", Activity()), Address("supervisor", Activity())
-    refs = [Recording.start(), Recording.start()]
-    orchestrator.attach(refs[0])
-    supervisor.attach(refs[1])
-    timer = Address("orders", Activity())
-    refs.append(
-        TimerActor.start(
-            address=timer,
-            clock=clock,
-            entry=DEFAULT_SCHEDULE["orders"],
-            epoch=clock.now() + 60.0,  # the first slot is a minute (10 ms) away: no catch-up
-            served=None,
-            retune_seq=0,
-            orchestrator=orchestrator,
-            supervisor=supervisor,
-            fires_in_flight=Activity(),
-        )
-    )
-    timer.attach(refs[-1])
-    try:
-        expects: list[tuple[float, Expect]] = []
-        fired: list[RequestSync] = []
-        while len(fired) < 3:
-            at, message = got.get(timeout=5.0)
-            if isinstance(message, Expect):
-                expects.append((at, message))
-            elif isinstance(message, RequestSync):
-                fired.append(message)
-        for request in fired:
-            assert request.scheduled_at is not None
-            told = [at for at, expect in expects if expect.until == request.scheduled_at + clock.heads_up]
-            assert told and told[0] < request.scheduled_at, (request, expects)
-    finally:
-        for ref in refs:
-            ref.stop(timeout=5.0)
-        # The last slot's bookkeeping may still be armed for a moment: then the dispatcher ends.
-        give_up = time.monotonic() + 5.0
-        while not clock.join(1.0):
-            assert time.monotonic() < give_up, "the clock's dispatcher never ended"
-            threading.Event().wait(0.01)
+    def call_at(self, deadline: float, callback: Callable[[], None]) -> Wakeup:
+        if deadline != self.slot or self._caught:
+            return super().call_at(deadline, callback)
+        self._caught = True
+
+        def wake_and_retune() -> None:
+            if self.retune_first:
+                self.retune()
+            callback()
+            if not self.retune_first:
+                self.retune()
+
+        return super().call_at(deadline, wake_and_retune)
 
 
-def test_a_stray_stay_awake_message_on_a_manual_clock_changes_nothing(
-    clock: ManualClock, make_service: Callable[..., SyncService]
+@pytest.mark.parametrize("retune_first", [False, True], ids=["wake-then-retune", "retune-then-wake"])
+def test_a_retune_at_the_instant_of_a_slot_fires_it_once(
+    retune_first: bool, make_service: Callable[..., SyncService]
 ) -> None:
-    service = make_service(schedule={t: e.retuned(enabled=False) for t, e in DEFAULT_SCHEDULE.items()})
-    assert clock.heads_up == 0.0  # nothing on a ManualClock sends it
-    service._tell("orchestrator", Expect(until=clock.now() + DAY))
-    clock.advance(0.0)  # quiet again at once: simulated time does not pass while a thread waits
-    assert service.request_sync("orders") == {"syncType": "orders", "coalesced": False}
-    clock.advance(0.0)
-    assert [run["trigger"] for run in service.history("orders")] == ["manual"]
+    slot = 20 * MIN  # on both the old (10 min) and the new (20 min) grid of orders
+    clock = RetuneAtSlot(slot, retune_first=retune_first)
+    recorder = Recorder(clock)
+    orders = {"orders": DEFAULT_SCHEDULE["orders"]}
+    service = make_service({"orders": recorder.handler("orders")}, clock=clock, schedule=orders, start=False)
+    events: list[dict[str, Any]] = []
+    service.events.subscribe(events.append)
+    service.start()
+    clock.advance(15 * MIN)
+    clock.retune = lambda: service.retune("orders", interval_minutes=20)
+    clock.advance(10 * MIN)
+    fired = [e for e in events if e["type"] == "queue.changed"]
+    assert [(e["syncType"], e["trigger"], e["coalesced"]) for e in fired] == [("orders", "auto", False)] * 3
+    assert [r.scheduled_at for r in recorder.of("orders")] == [0, 10 * MIN, 20 * MIN]
+    status = service.status()["types"]["orders"]
+    assert (status["duplicates"], status["coalesced"], status["missed"]) == (0, 0, 0)
+    assert service.schedule()["orders"]["nextRunAt"] == "2026-01-01T00:40:00.000Z"
+
+
+def test_on_a_real_clock_one_instants_requests_still_run_by_priority() -> None:
+    # No settle window: the orchestrator knows exactly whether a wake-up of the instant
+    # has not run yet or its request is still on the way, whatever the machine's timing.
+    clock = ScaledClock(600)  # the shared slot is one schedule minute (0.1 real s) away
+    # Lowest priority first: its timer is armed first, so its request arrives first.
+    by_priority = sorted(DEFAULT_SCHEDULE.values(), key=lambda e: e.priority)
+    schedule = {e.sync_type: e.retuned(start_delay_minutes=1) for e in by_priority}
+    order: list[str] = []
+    all_ran = threading.Event()
+
+    def handler(ctx: Any) -> None:
+        order.append(ctx.sync_type)
+        if len(order) == len(SYNC_TYPES):
+            all_ran.set()
+
+    service = SyncService(dict.fromkeys(SYNC_TYPES, handler), clock=clock, schedule=schedule)
+    service.start()
+    try:
+        assert all_ran.wait(10.0), order
+    finally:
+        service.stop(timeout=5.0)
+    assert order == ["orders", "customers", "ddt", "invoices", "products", "prices"]

@@ -23,10 +23,10 @@ from archibald_actors.clock import Activity, Clock
 from archibald_actors.domain import Outcome
 from archibald_actors.events import EventBus
 from archibald_actors.messages import (
+    AgentsChanged,
     Booted,
     ChildFailed,
     Drain,
-    Expect,
     GetHistory,
     GraceExpired,
     HistoryRead,
@@ -40,6 +40,7 @@ from archibald_actors.messages import (
     ReportStatus,
     RequestStored,
     RequestSync,
+    ResetBreakers,
     RunRecorded,
     RunTimedOut,
     SetLeading,
@@ -104,16 +105,15 @@ class OrchestratorActor(TrackedActor):
         match message:
             case RequestSync():
                 self._accept(message)
-            case Expect(until=until):
-                self._stay_awake(until)
             case Pick():
                 self._state.pick_armed = False
-                self._pick()
+                self._schedule_pick()
             case SyncFinished(run_id=run_id, outcome=outcome, error=error):
                 self._finished(run_id, outcome, error)
             case RunTimedOut(run_id=run_id):
                 self._timed_out(run_id)
             case GraceExpired(run_id=run_id):
+                self._runner.abandon(run_id)
                 self._finished(run_id, "timeout", "did not stop within the grace period; abandoned")
             case Hold(reply=reply):
                 self._hold(reply)
@@ -137,6 +137,10 @@ class OrchestratorActor(TrackedActor):
                     answer(reply, True)
                 else:
                     self._state.idle_waiters.append(reply)
+            case AgentsChanged(agents=agents):
+                self._state.agents = agents
+            case ResetBreakers(reply=reply):
+                answer(reply, 0)  # no breakers yet
             case _:
                 self._handle_store_result(message)
 
@@ -158,15 +162,6 @@ class OrchestratorActor(TrackedActor):
                 super().handle(message)
 
     # --- requests and picking -----------------------------------------------------
-
-    def _stay_awake(self, until: float) -> None:
-        """Stay on the CPU until a message arrives or the clock reaches ``until``.
-
-        A timer's slot is due: its request then arrives to a running thread, in
-        microseconds, instead of waking a sleeping one (0.2 to 2 ms on a VM).
-        """
-        inbox = self.actor_inbox
-        self._clock.stay_awake(until, lambda: not inbox.empty())
 
     def _accept(self, request: RequestSync) -> None:
         if request.from_wake:
@@ -203,25 +198,26 @@ class OrchestratorActor(TrackedActor):
     def _schedule_pick(self) -> None:
         """Pick now, or as soon as every request of this instant has arrived.
 
-        Timers of one instant deliver their requests one after another. While a due
-        wake-up has not run yet, or a fired one's request is still on its way, picking
-        now could let arrival order beat priority: then a pick is armed on the clock,
-        after the due wake-ups (``settle_delay`` bounds the wait for one in flight).
+        Timers of one instant deliver their requests one after another; picking before
+        the last has arrived would let arrival order beat priority. A request a wake-up
+        fired that is still on its way (counted in ``fires_in_flight``) calls this again
+        when it arrives. A wake-up due now that has not run yet gets a pick armed on the
+        clock for this instant, which runs after it.
         """
         state = self._state
         if state.blocked or not len(state.queue):
             self._notify_idle()
             return
-        in_flight = self._fires.count > 0
-        if not in_flight and not self._clock.has_due():
+        if self._fires.count > 0:
+            return
+        if not self._clock.has_due():
             self._pick()
             return
         if state.pick_armed:
             return
         state.pick_armed = True
         address = self._sv_address
-        delay = self._clock.settle_delay if in_flight else 0.0
-        self._clock.call_at(self._clock.now() + delay, lambda: address.tell(Pick()))
+        self._clock.call_at(self._clock.now(), lambda: address.tell(Pick()))
 
     def _pick(self) -> None:
         state = self._state

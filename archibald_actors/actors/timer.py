@@ -1,14 +1,20 @@
-"""``TimerActor``: fires one sync type's slots, drift-free, by the slot rule of DESIGN section 5."""
+"""``TimerActor``: fires one sync type's slots, drift-free, by the slot rule.
+
+A type with start delay d and interval i has its slots at ``epoch + d + k*i``. The timer
+remembers the latest slot it fired for (``served``) and, whenever it is armed, fires
+once for the latest due slot newer than that, then waits for the first slot after now.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from archibald_actors.actors.base import Address, TrackedActor
 from archibald_actors.clock import Activity, Clock, Wakeup
-from archibald_actors.messages import ChildFailed, Expect, Rearm, RequestSync, TimerArmed, Wake
+from archibald_actors.messages import ChildFailed, Rearm, RequestSync, TimerArmed, Wake
 from archibald_actors.schedule import (
     ScheduleEntry,
     first_slot_after,
@@ -24,10 +30,16 @@ log = logging.getLogger("archibald_actors.timer")
 class TimerActor(TrackedActor):
     """Arms one clock wake-up at a time for the next slot of its type.
 
-    Every arming (start, retune, resume, restart, wake-up) applies the same rule: if a
-    slot <= now exists that is newer than the one served, fire once for the latest such
-    slot, then wait for the first slot after now. A wake-up carries the token of the
-    arming that made it, so wake-ups from before a retune or a restart never fire.
+    Every arming (start, retune, resume, restart) and every wake-up applies the same
+    rule through :meth:`_fire_due`, the one place that fires a slot and records it as
+    served. A wake-up fires on the clock's thread, without waiting for this actor's
+    thread (one thread hand-off less between a slot and its sync), then tells this actor
+    ``Wake`` to arm the next one. A wake-up carries the token of the arming that made it:
+    one from before a retune or a restart fires nothing.
+
+    ``_token``, ``_served`` and ``_missed`` are shared with the clock's thread, under
+    ``_lock``; the rest is this actor's alone. The lock is never held while calling the
+    clock, whose own lock is held while a wake-up runs.
     """
 
     def __init__(
@@ -47,27 +59,25 @@ class TimerActor(TrackedActor):
         self._clock = clock
         self._entry = entry
         self._epoch = epoch
-        self._served = served
         self._retune_seq = retune_seq
         self._orchestrator = orchestrator
         self._supervisor = supervisor
         self._fires = fires_in_flight
-        self._token: object = object()
         self._wakeup: Wakeup | None = None
-        self._heads_up: Wakeup | None = None
+        self._lock = threading.Lock()
+        self._token: object | None = None  # None: no wake-up of this incarnation may fire
+        self._served = served
+        self._missed = 0  # slots skipped by catch-ups, not reported to the supervisor yet
 
     def on_started(self) -> None:
         """Arm for the first time in this incarnation."""
         self._arm()
 
     def handle(self, message: Any) -> None:
-        """Wake-ups and retunes both end in :meth:`_arm`."""
+        """A wake-up that fired, or a retune: either way, arm again."""
         if isinstance(message, Wake):
-            # The wake-up already sent the slot's request (see _arm): record it as served.
-            if self._served is None or self._served < message.slot:
-                self._served = message.slot
-            if message.token is self._token:
-                self._arm(missed_before=message.missed)
+            if message.token is self._token:  # else a retune re-armed since
+                self._arm()
         elif isinstance(message, Rearm):
             self._entry = message.entry
             self._retune_seq = max(self._retune_seq, message.seq)
@@ -75,94 +85,95 @@ class TimerActor(TrackedActor):
         else:
             super().handle(message)
 
-    def _arm(self, *, missed_before: int = 0) -> None:
-        """Apply the slot rule, then arm the wake-up for the first slot after now."""
+    def _arm(self) -> None:
+        """Fire the latest due slot if it was not served, then arm for the first slot after now."""
         self._disarm()
-        self._token = token = object()
         entry = self._entry
+        with self._lock:
+            self._token = token = object()
         if not entry.enabled:
-            self._report(None, missed_before)
+            self._report(None)
             return
-        now = self._clock.now()
-        latest = slot_index(self._epoch, entry, now)
-        missed = 0
-        if latest >= 0:
-            slot = slot_time(self._epoch, entry, latest)
-            if self._served is None or self._served < slot:
-                missed = self._slots_between(self._served, latest)
-                self._fire(slot, missed)
-        next_slot = first_slot_after(self._epoch, entry, now)
-        self._wakeup = self._clock.call_at(next_slot, self._wake_callback(token, next_slot))
-        if (heads_up := self._clock.heads_up) > 0:
-            # The orchestrator stays awake over the slot, so its request costs no thread wake-up.
-            expect, orchestrator = Expect(next_slot + heads_up), self._orchestrator
-            self._heads_up = self._clock.call_at(next_slot - heads_up, lambda: orchestrator.tell(expect))
-        self._report(next_slot, missed_before + missed)
+        self._fire_due(token, entry)
+        next_slot = first_slot_after(self._epoch, entry, self._clock.now())
+        self._wakeup = self._clock.call_at(next_slot, self._wake_callback(token, entry))
+        self._report(next_slot)
 
-    def _wake_callback(self, token: object, next_slot: float) -> Callable[[], None]:
-        """What the clock runs at ``next_slot``, on its own thread.
+    def _wake_callback(self, token: object, entry: ScheduleEntry) -> Callable[[], None]:
+        """What the clock runs at the slot, on its own thread.
 
-        It sends the slot's request to the orchestrator itself (a thread hop less between
-        a slot and its sync) and then, ``clock.settle_delay`` later, tells this actor,
-        which records the slot as served and arms the next. A wake-up that comes late
-        (after a suspend) fires the latest slot due, once, like every arming does.
+        A wake-up that comes late (after a host suspend) fires the latest slot due,
+        once, like every arming does.
         """
-        clock, epoch, entry = self._clock, self._epoch, self._entry
-        orchestrator, address, fires = self._orchestrator, self._sv_address, self._fires
+        address = self._sv_address
 
         def wake() -> None:
-            now = clock.now()
-            latest = max(slot_index(epoch, entry, now), slot_index(epoch, entry, next_slot))
-            slot = slot_time(epoch, entry, latest)
-            missed = latest - slot_index(epoch, entry, next_slot)
-            # Counted until the request reaches the orchestrator, so that it waits for
-            # the requests of the same instant before it picks.
-            fires.begin()
-            orchestrator.tell(
-                RequestSync(entry.sync_type, "auto", slot, now, missed=missed, from_wake=True)
-            )
-            # The bookkeeping waits until the instant's requests have been handled: woken
-            # together, this actor (and the supervisor it reports to) would compete with
-            # the orchestrator for the GIL just when the sync should start.
-            clock.call_at(now + clock.settle_delay, lambda: address.tell(Wake(token, slot, missed)))
+            if self._fire_due(token, entry, from_wake=True):
+                address.tell(Wake(token))
 
         return wake
 
-    def _slots_between(self, served: float | None, latest: int) -> int:
-        """Slots strictly between the one served and slot ``latest`` (skipped by a catch-up)."""
-        served_index = -1 if served is None else slot_index(self._epoch, self._entry, served)
-        return max(0, latest - served_index - 1)
+    def _fire_due(self, token: object, entry: ScheduleEntry, *, from_wake: bool = False) -> bool:
+        """The slot rule: if the latest slot <= now is newer than the one served, fire it.
 
-    def _fire(self, slot: float, missed: int) -> None:
-        self._served = slot
-        if missed:
-            log.info("%s: catch-up for slot %.3f, %d slots missed", self._entry.sync_type, slot, missed)
-        self._orchestrator.tell(
-            RequestSync(
-                sync_type=self._entry.sync_type,
-                trigger="auto",
-                scheduled_at=slot,
-                requested_at=self._clock.now(),
-                missed=missed,
+        Runs on this actor's thread (arming) or on the clock's (a wake-up); ``token``
+        must still be current, so a wake-up overtaken by a retune fires nothing.
+
+        Args:
+            from_wake: a wake-up fires: count it in ``fires_in_flight`` until the
+                orchestrator has its request, so that the orchestrator waits for it
+                before it picks among the requests of this instant. (A fire on arming
+                answers a start, retune or restart, not an instant other timers share.)
+
+        Returns:
+            True if a slot was fired.
+        """
+        now = self._clock.now()
+        latest = slot_index(self._epoch, entry, now)
+        if latest < 0:
+            return False
+        slot = slot_time(self._epoch, entry, latest)
+        with self._lock:
+            if token is not self._token or (self._served is not None and self._served >= slot):
+                return False
+            served_index = -1 if self._served is None else slot_index(self._epoch, entry, self._served)
+            missed = max(0, latest - served_index - 1)
+            self._served = slot
+            self._missed += missed
+            if from_wake:
+                self._fires.begin()
+            self._orchestrator.tell(
+                RequestSync(entry.sync_type, "auto", slot, now, missed=missed, from_wake=from_wake)
             )
-        )
+        if missed:
+            log.info("%s: catch-up for slot %.3f, %d slots missed", entry.sync_type, slot, missed)
+        return True
 
-    def _report(self, next_slot: float | None, missed: int) -> None:
-        report = TimerArmed(self._entry.sync_type, self._served, next_slot, missed, self._retune_seq)
+    def _report(self, next_slot: float | None) -> None:
+        with self._lock:
+            served, missed, self._missed = self._served, self._missed, 0
+        report = TimerArmed(self._entry.sync_type, served, next_slot, missed, self._retune_seq)
         self._supervisor.tell(report)
 
     def _disarm(self) -> None:
-        for wakeup in (self._wakeup, self._heads_up):
-            if wakeup is not None:
-                wakeup.cancel()
-        self._wakeup = self._heads_up = None
+        if self._wakeup is not None:
+            self._wakeup.cancel()
+        self._wakeup = None
+
+    def _end(self) -> None:
+        """No wake-up of this incarnation fires any more; the supervisor learns what it served."""
+        self._disarm()
+        with self._lock:
+            self._token = None
+        # A wake-up may have fired just before: the next incarnation must not fire it again.
+        self._report(None)
 
     def on_death(self, error: str) -> None:
         """Disarm, then tell the supervisor."""
-        self._disarm()
+        self._end()
         self._supervisor.tell(ChildFailed(self._entry.sync_type, error))
 
     def on_stop(self) -> None:
         """Disarm on a clean stop."""
-        self._disarm()
+        self._end()
         super().on_stop()

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from archibald_actors.agent import Agent
 from archibald_actors.domain import RunRecord
 from archibald_actors.schedule import ScheduleEntry
 
-__all__ = ["ClusterStore", "Store", "StoredState"]
+__all__ = ["ClusterStore", "PendingRequest", "Store", "StoredState"]
 
 
 @dataclass
@@ -26,6 +27,17 @@ class StoredState:
     epoch: datetime | None = None
     entries: dict[str, ScheduleEntry] = field(default_factory=dict)
     served: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRequest:
+    """A stored manual request whose run has not started; ``agent_id`` None: shared or every agent."""
+
+    request_id: int
+    sync_type: str
+    trigger: str
+    requested_at: datetime
+    agent_id: str | None = None
 
 
 class Store(Protocol):
@@ -55,16 +67,27 @@ class Store(Protocol):
         """Add a finished run to the ledger."""
         ...
 
-    def claim_slot(self, sync_type: str, slot_offset: float) -> bool:
-        """Claim slot ``slot_offset`` of ``sync_type`` for one run; False if already claimed."""
+    def claim_slot(self, sync_type: str, slot_offset: float, agent_id: str | None = None) -> bool:
+        """Claim slot ``slot_offset`` of ``sync_type`` (of one agent's job, if ``agent_id``)
+        for one run; False if already claimed. Each (type, agent, slot) is a key of its own.
+        """
         ...
 
     def prune_claims(self, older_than: datetime) -> int:
         """Forget slot claims made before ``older_than``; return how many."""
         ...
 
-    def add_request(self, sync_type: str, trigger: str, requested_at: datetime) -> int:
-        """Store an accepted manual request (durable before it is acknowledged); return its id."""
+    def add_request(
+        self, sync_type: str, trigger: str, requested_at: datetime, agent_id: str | None = None
+    ) -> int:
+        """Store an accepted manual request (durable before it is acknowledged); return its id.
+
+        ``agent_id`` names the one agent it is for (None: a shared type, or every agent).
+        """
+        ...
+
+    def requests(self) -> list[PendingRequest]:
+        """Requests not yet started, oldest first."""
         ...
 
     def pending_requests(self) -> list[tuple[int, str, str, datetime]]:
@@ -75,12 +98,33 @@ class Store(Protocol):
         """Forget requests whose run has started."""
         ...
 
-    def runs(self, sync_type: str | None = None, limit: int = 100) -> list[RunRecord]:
-        """Runs newest first, of one type or all."""
+    def runs(
+        self,
+        sync_type: str | None = None,
+        limit: int = 100,
+        *,
+        agent_id: str | None = None,
+        before: datetime | None = None,
+    ) -> list[RunRecord]:
+        """Runs newest first, of one type or all, of one agent or all; with ``before``, only
+        runs that started strictly before it (paging back through the ledger).
+        """
         ...
 
     def prune(self, older_than: datetime) -> int:
         """Delete runs that finished before ``older_than``; return how many."""
+        ...
+
+    def put_agent(self, agent_id: str, name: str | None = None, enabled: bool = True) -> Agent:
+        """Add an agent or replace its name and flag; return it as stored."""
+        ...
+
+    def remove_agent(self, agent_id: str) -> bool:
+        """Forget an agent and its pending requests (never its runs); return whether it existed."""
+        ...
+
+    def agents(self) -> list[Agent]:
+        """Every agent, ordered by id."""
         ...
 
     def close(self) -> None:

@@ -15,17 +15,21 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from archibald_actors.agent import Agent, check_agent_id
 from archibald_actors.domain import Outcome, RunRecord, Trigger
 from archibald_actors.errors import InvalidValueError
 from archibald_actors.schedule import ScheduleEntry
 
 __all__ = [
+    "AGENT_COLUMNS",
     "ENTRY_COLUMNS",
     "RUN_COLUMNS",
+    "agent_from_row",
     "check_aware",
     "check_limit",
     "entry_from_row",
     "entry_values",
+    "result_text",
     "run_from_row",
     "run_values",
     "slot_ms",
@@ -41,8 +45,11 @@ ENTRY_COLUMNS = (
 _ENTRY_FIELDS = frozenset(ENTRY_COLUMNS.replace(" ", "").split(",")) - {"extra"}
 #: Columns of ``runs``, in the order ``run_from_row`` reads them.
 RUN_COLUMNS = (
-    "sync_type, trigger, scheduled_at, requested_at, started_at, finished_at, outcome, error"
+    "sync_type, trigger, scheduled_at, requested_at, started_at, finished_at, outcome, error,"
+    " agent_id, attempt, result, reason"
 )
+#: Columns of ``agents``, in the order ``agent_from_row`` reads them.
+AGENT_COLUMNS = "agent_id, name, enabled"
 
 
 def check_aware(moment: datetime, field: str) -> datetime:
@@ -109,9 +116,31 @@ def entry_from_row(row: tuple[Any, ...]) -> ScheduleEntry:
     )
 
 
+def result_text(result: object) -> str | None:
+    """A run's ``result`` as JSON text (None stays None).
+
+    Raises:
+        InvalidValueError: it is not a dict, or not JSON-able (NaN and infinities included:
+            the history is served as JSON), or holds a NUL character.
+    """
+    if result is None:
+        return None
+    if not isinstance(result, dict):
+        kind = type(result).__name__
+        raise InvalidValueError("result", f"must be a JSON object (a dict) or null, got {kind}")
+    try:
+        text = json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidValueError("result", f"must be JSON-able: {exc}") from exc
+    if "\\u0000" in text:  # PostgreSQL's jsonb refuses a NUL character; refuse it in every store
+        raise InvalidValueError("result", "must not contain a NUL character")
+    return text
+
+
 def run_from_row(row: tuple[Any, ...]) -> RunRecord:
-    """A ``RunRecord`` from a row of ``RUN_COLUMNS``."""
-    sync_type, trigger, scheduled_at, requested_at, started_at, finished_at, outcome, error = row
+    """A ``RunRecord`` from a row of ``RUN_COLUMNS`` (``result`` as JSON text or a mapping)."""
+    sync_type, trigger, scheduled_at, requested_at, started_at, finished_at, outcome, error, *more = row
+    agent_id, attempt, result, reason = more
     return RunRecord(
         sync_type=sync_type,
         trigger=cast(Trigger, trigger),
@@ -121,12 +150,25 @@ def run_from_row(row: tuple[Any, ...]) -> RunRecord:
         finished_at=stored_time(finished_at),
         outcome=cast(Outcome, outcome),
         error=error,
+        agent_id=agent_id,
+        attempt=int(attempt),
+        result=json.loads(result) if isinstance(result, str) else result,
+        reason=reason,
     )
 
 
 def run_values(record: RunRecord, time: Callable[[datetime, str], Any]) -> tuple[Any, ...]:
-    """The parameters of ``RUN_COLUMNS`` for ``record``, its times bound by ``time(moment, field)``."""
-    scheduled_at = record.scheduled_at
+    """The parameters of ``RUN_COLUMNS`` for ``record``, its times bound by ``time(moment, field)``.
+
+    Raises:
+        InvalidValueError: a naive time, a bad ``agent_id``, an ``attempt`` below 1 or a
+            ``result`` that is not a JSON-able dict; the message names the field.
+    """
+    scheduled_at, attempt = record.scheduled_at, record.attempt
+    if record.agent_id is not None:
+        check_agent_id(record.agent_id)
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
+        raise InvalidValueError("attempt", f"must be a whole number >= 1, got {attempt!r}")
     return (
         record.sync_type,
         record.trigger,
@@ -136,4 +178,14 @@ def run_values(record: RunRecord, time: Callable[[datetime, str], Any]) -> tuple
         time(record.finished_at, "finishedAt"),
         record.outcome,
         record.error,
+        record.agent_id,
+        attempt,
+        result_text(record.result),
+        record.reason,
     )
+
+
+def agent_from_row(row: tuple[Any, ...]) -> Agent:
+    """An ``Agent`` from a row of ``AGENT_COLUMNS`` (``enabled`` as 0/1 or a bool)."""
+    agent_id, name, enabled = row
+    return Agent(agent_id, name, bool(enabled))

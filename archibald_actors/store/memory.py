@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime
 
+from archibald_actors.agent import Agent, check_agent_id
 from archibald_actors.domain import RunRecord
 from archibald_actors.schedule import ScheduleEntry
-from archibald_actors.store.base import ClusterStore, StoredState
+from archibald_actors.store.base import ClusterStore, PendingRequest, StoredState
+from archibald_actors.store.codec import check_aware, check_limit, result_text
 
 __all__ = ["MemoryStore"]
 
@@ -19,9 +23,11 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._state = StoredState()
         self._runs: list[RunRecord] = []
-        self._claims: dict[tuple[str, int], datetime] = {}
-        self._requests: dict[int, tuple[str, str, datetime]] = {}
+        #: Keyed by (type, agent or None for a shared type, slot in ms).
+        self._claims: dict[tuple[str, str | None, int], datetime] = {}
+        self._requests: dict[int, PendingRequest] = {}
         self._next_request = 1
+        self._agents: dict[str, Agent] = {}
 
     def load(self) -> StoredState:
         """A copy of what is stored."""
@@ -46,32 +52,51 @@ class MemoryStore:
             self._state.served[sync_type] = slot_offset
 
     def append_run(self, record: RunRecord) -> None:
-        """Add a run."""
+        """Add a run; its ``result`` is kept as the SQL stores keep it (through JSON).
+
+        Raises:
+            InvalidValueError: a bad ``agent_id`` or a ``result`` that is not a JSON-able dict.
+        """
+        if record.agent_id is not None:
+            check_agent_id(record.agent_id)
+        text = result_text(record.result)
+        if text is not None:  # a copy: the handler may change its dict after returning it
+            record = replace(record, result=json.loads(text))
         with self._lock:
             self._runs.append(record)
 
-    def claim_slot(self, sync_type: str, slot_offset: float) -> bool:
-        """Claim a slot (keyed to the millisecond); False if it was claimed before."""
-        key = (sync_type, round(slot_offset * 1000))
+    def claim_slot(self, sync_type: str, slot_offset: float, agent_id: str | None = None) -> bool:
+        """Claim a slot of a type or of one agent's job (keyed to the millisecond); False if
+        it was claimed before.
+        """
+        agent = None if agent_id is None else check_agent_id(agent_id)
+        key = (sync_type, agent, round(slot_offset * 1000))
         with self._lock:
             if key in self._claims:
                 return False
             self._claims[key] = datetime.now(UTC)
             return True
 
-    def add_request(self, sync_type: str, trigger: str, requested_at: datetime) -> int:
-        """Keep an accepted manual request; return its id."""
+    def add_request(
+        self, sync_type: str, trigger: str, requested_at: datetime, agent_id: str | None = None
+    ) -> int:
+        """Keep an accepted manual request (for one agent, or None); return its id."""
+        agent = None if agent_id is None else check_agent_id(agent_id)
         with self._lock:
             row = self._next_request
             self._next_request += 1
-            self._requests[row] = (sync_type, trigger, requested_at)
+            self._requests[row] = PendingRequest(row, sync_type, trigger, requested_at, agent)
             return row
 
-    def pending_requests(self) -> list[tuple[int, str, str, datetime]]:
+    def requests(self) -> list[PendingRequest]:
         """Requests not started yet, oldest first."""
         with self._lock:
-            rows = [(row, *request) for row, request in self._requests.items()]
-        return sorted(rows, key=lambda r: (r[3], r[0]))
+            rows = list(self._requests.values())
+        return sorted(rows, key=lambda r: (r.requested_at, r.request_id))
+
+    def pending_requests(self) -> list[tuple[int, str, str, datetime]]:
+        """``requests()`` as ``(id, sync_type, trigger, requested_at)``, without the agent."""
+        return [(r.request_id, r.sync_type, r.trigger, r.requested_at) for r in self.requests()]
 
     def delete_requests(self, ids: list[int]) -> None:
         """Forget requests whose runs have started."""
@@ -87,10 +112,35 @@ class MemoryStore:
                 del self._claims[key]
             return len(old)
 
-    def runs(self, sync_type: str | None = None, limit: int = 100) -> list[RunRecord]:
-        """Runs newest first."""
+    def runs(
+        self,
+        sync_type: str | None = None,
+        limit: int = 100,
+        *,
+        agent_id: str | None = None,
+        before: datetime | None = None,
+    ) -> list[RunRecord]:
+        """Runs newest first, of one type or all, of one agent or all, started before ``before``.
+
+        Raises:
+            InvalidValueError: ``limit`` is negative, ``agent_id`` is not an agent id, or
+                ``before`` is naive.
+        """
+        check_limit(limit)
+        if agent_id is not None:
+            check_agent_id(agent_id)
+        if before is not None:
+            check_aware(before, "before")
         with self._lock:
-            runs = [r for r in self._runs if sync_type is None or r.sync_type == sync_type]
+            runs = [
+                r
+                for r in self._runs
+                if (sync_type is None or r.sync_type == sync_type)
+                and (agent_id is None or r.agent_id == agent_id)
+                and (before is None or r.started_at < before)
+            ]
+        # Stable sort of insertion order, reversed: ties go newest-inserted first, as in SQL.
+        runs.reverse()
         runs.sort(key=lambda r: (r.finished_at, r.started_at), reverse=True)
         return runs[:limit]
 
@@ -101,6 +151,26 @@ class MemoryStore:
             dropped = len(self._runs) - len(kept)
             self._runs = kept
             return dropped
+
+    def put_agent(self, agent_id: str, name: str | None = None, enabled: bool = True) -> Agent:
+        """Add the agent or replace its name and flag; return it."""
+        agent = Agent(agent_id, name, enabled)
+        with self._lock:
+            self._agents[agent.agent_id] = agent
+        return agent
+
+    def remove_agent(self, agent_id: str) -> bool:
+        """Forget the agent and its pending requests (never its runs); return whether it existed."""
+        check_agent_id(agent_id)
+        with self._lock:
+            for row in [row for row, request in self._requests.items() if request.agent_id == agent_id]:
+                del self._requests[row]
+            return self._agents.pop(agent_id, None) is not None
+
+    def agents(self) -> list[Agent]:
+        """Every agent, by id."""
+        with self._lock:
+            return sorted(self._agents.values(), key=lambda agent: agent.agent_id)
 
     def close(self) -> None:
         """Nothing to release."""

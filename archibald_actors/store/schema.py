@@ -61,6 +61,29 @@ SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (
             trigger TEXT NOT NULL,
             requested_at TEXT NOT NULL)""",
     ),
+    (
+        # Agents (per-agent syncs): the agents themselves, who a run and a request are for,
+        # and a run's try, result and skip reason. Rows written before read as a shared
+        # type's first try. Per-agent slot claims get a table of their own, so a shared
+        # type's claim stays exactly what it was.
+        "ALTER TABLE runs ADD COLUMN agent_id TEXT",
+        "ALTER TABLE runs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE runs ADD COLUMN result TEXT",
+        "ALTER TABLE runs ADD COLUMN reason TEXT",
+        "CREATE INDEX runs_by_agent ON runs (agent_id, finished_at DESC, started_at DESC, id DESC)",
+        "ALTER TABLE requests ADD COLUMN agent_id TEXT",
+        """CREATE TABLE agents (
+            agent_id TEXT PRIMARY KEY,
+            name TEXT,
+            enabled INTEGER NOT NULL CHECK (enabled IN (0, 1)))""",
+        """CREATE TABLE agent_claims (
+            sync_type TEXT NOT NULL,
+            agent_id TEXT NOT NULL,
+            slot_ms INTEGER NOT NULL,
+            claimed_at TEXT NOT NULL,
+            UNIQUE (sync_type, agent_id, slot_ms))""",
+        "CREATE INDEX agent_claims_by_time ON agent_claims (claimed_at)",
+    ),
 )
 
 #: ``POSTGRES_MIGRATIONS[n]`` takes a PostgreSQL schema from version n to n + 1. Names are
@@ -107,6 +130,29 @@ POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (
             trigger text NOT NULL,
             requested_at timestamptz NOT NULL)""",
         "CREATE INDEX requests_by_time ON requests (requested_at, id)",
+    ),
+    (
+        # As SQLite's version 3. Adding a column with a constant default rewrites no rows.
+        "ALTER TABLE runs ADD COLUMN agent_id text",
+        "ALTER TABLE runs ADD COLUMN attempt integer NOT NULL DEFAULT 1",
+        "ALTER TABLE runs ADD COLUMN result jsonb",
+        "ALTER TABLE runs ADD COLUMN reason text",
+        "CREATE INDEX runs_by_agent ON runs (agent_id, finished_at DESC, started_at DESC, id DESC)",
+        "ALTER TABLE requests ADD COLUMN agent_id text",
+        # "C": agents() lists ids in code point order, as SQLite and Python sort them.
+        """CREATE TABLE agents (
+            agent_id text COLLATE "C" PRIMARY KEY,
+            name text,
+            enabled boolean NOT NULL)""",
+        # Unique per (type, agent, slot) across every replica sharing the schema.
+        """CREATE TABLE agent_claims (
+            sync_type text NOT NULL,
+            agent_id text NOT NULL,
+            slot_ms bigint NOT NULL,
+            token uuid NOT NULL,
+            claimed_at timestamptz NOT NULL DEFAULT now(),
+            UNIQUE (sync_type, agent_id, slot_ms))""",
+        "CREATE INDEX agent_claims_by_time ON agent_claims (claimed_at)",
     ),
 )
 

@@ -20,12 +20,15 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 from uuid import uuid4
 
+from archibald_actors.agent import Agent, check_agent_id
 from archibald_actors.domain import RunRecord
 from archibald_actors.schedule import ScheduleEntry
-from archibald_actors.store.base import ClusterStore, StoredState
+from archibald_actors.store.base import ClusterStore, PendingRequest, StoredState
 from archibald_actors.store.codec import (
+    AGENT_COLUMNS,
     ENTRY_COLUMNS,
     RUN_COLUMNS,
+    agent_from_row,
     check_aware,
     check_limit,
     entry_from_row,
@@ -166,16 +169,40 @@ class SqlStore:
             query = f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({_RUN_MARKS})"
         self._dialect.run("append_run", lambda db: db.count(query, values), write=True)
 
-    def runs(self, sync_type: str | None = None, limit: int = 100) -> list[RunRecord]:
-        """Runs newest first (by finish, then start, then insertion), of one type or all.
+    def runs(
+        self,
+        sync_type: str | None = None,
+        limit: int = 100,
+        *,
+        agent_id: str | None = None,
+        before: datetime | None = None,
+    ) -> list[RunRecord]:
+        """Runs newest first (by finish, then start, then insertion), at most ``limit``.
+
+        Of one type or all, of one agent or all (None: no filter), and with ``before`` only
+        runs that started strictly before it (to page back through the ledger).
 
         Raises:
-            InvalidValueError: ``limit`` is negative.
+            InvalidValueError: ``limit`` is negative, ``agent_id`` is not an agent id, or
+                ``before`` is naive.
         """
         check_limit(limit)
-        where, params = ("", (limit,)) if sync_type is None else ("WHERE sync_type = ? ", (sync_type, limit))
-        query = f"SELECT {RUN_COLUMNS} FROM runs {where}ORDER BY finished_at DESC, started_at DESC, id DESC"
-        rows = self._dialect.run("runs", lambda db: db.rows(f"{query} LIMIT ?", params), write=False)
+        conditions: list[str] = []
+        params: list[Any] = []
+        if sync_type is not None:
+            conditions.append("sync_type = ?")
+            params.append(sync_type)
+        if agent_id is not None:
+            conditions.append("agent_id = ?")
+            params.append(check_agent_id(agent_id))
+        if before is not None:
+            conditions.append("started_at < ?")
+            params.append(self._time(before, "before"))
+        where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+        order = "ORDER BY finished_at DESC, started_at DESC, id DESC"
+        query = f"SELECT {RUN_COLUMNS} FROM runs {where}{order} LIMIT ?"
+        values = (*params, limit)
+        rows = self._dialect.run("runs", lambda db: db.rows(query, values), write=False)
         return [run_from_row(row) for row in rows]
 
     def prune(self, older_than: datetime) -> int:
@@ -184,24 +211,35 @@ class SqlStore:
         query = "DELETE FROM runs WHERE finished_at < ?"
         return self._dialect.run("prune", lambda db: db.count(query, cutoff), write=True)
 
-    def claim_slot(self, sync_type: str, slot_offset: float) -> bool:
+    def claim_slot(self, sync_type: str, slot_offset: float, agent_id: str | None = None) -> bool:
         """Claim slot ``slot_offset`` (seconds after the epoch) of ``sync_type`` for this caller.
 
-        Exactly one caller across every process sharing the database gets True for a slot.
-        Slots are compared at millisecond resolution, so processes whose float arithmetic
-        differs in the last bits still agree on a slot.
+        Exactly one caller across every process sharing the database gets True for a slot
+        of a type (``agent_id`` None) or of one agent's job of a per-agent type: each
+        (type, agent, slot) is a key of its own. Slots are compared at millisecond
+        resolution, so processes whose float arithmetic differs in the last bits still agree.
 
         Raises:
-            InvalidValueError: ``slot_offset`` is not finite.
+            InvalidValueError: ``slot_offset`` is not finite, or ``agent_id`` is not an agent id.
         """
         slot, token = slot_ms(slot_offset), None
-        values: tuple[Any, ...] = (sync_type, slot, self._time(datetime.now(UTC), "claimedAt"))
-        query = "INSERT INTO slot_claims (sync_type, slot_ms, claimed_at) VALUES (?, ?, ?)"
+        # A shared type's claims keep their table; an agent's job is keyed by its agent too.
+        key: tuple[str, ...]
+        if agent_id is None:
+            table, key = "slot_claims", ("sync_type", "slot_ms")
+            keys: tuple[Any, ...] = (sync_type, slot)
+        else:
+            table, key = "agent_claims", ("sync_type", "agent_id", "slot_ms")
+            keys = (sync_type, check_agent_id(agent_id), slot)
+        columns = [*key, "claimed_at"]
+        values: tuple[Any, ...] = (*keys, self._time(datetime.now(UTC), "claimedAt"))
         if self._dialect.retries:
             token = uuid4()
-            query = "INSERT INTO slot_claims (sync_type, slot_ms, claimed_at, token) VALUES (?, ?, ?, ?)"
+            columns.append("token")
             values = (*values, token)
-        query += " ON CONFLICT (sync_type, slot_ms) DO NOTHING"
+        query = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(values))})"
+        query += f" ON CONFLICT ({', '.join(key)}) DO NOTHING"
+        holder = f"SELECT token FROM {table} WHERE {' AND '.join(f'{column} = ?' for column in key)}"
 
         def claim(db: Session) -> bool:
             if db.count(query, values) == 1:
@@ -209,37 +247,58 @@ class SqlStore:
             if token is None:
                 return False
             # A retry after a lost acknowledgement finds its own claim: still ours.
-            holder = "SELECT token FROM slot_claims WHERE sync_type = ? AND slot_ms = ?"
-            return db.rows(holder, (sync_type, slot)) == [(token,)]
+            return db.rows(holder, keys) == [(token,)]
 
         return self._dialect.run("claim_slot", claim, write=True)
 
     def prune_claims(self, older_than: datetime) -> int:
         """Forget slot claims made before ``older_than`` (wall time); return how many."""
         cutoff = (self._time(older_than, "olderThan"),)
-        query = "DELETE FROM slot_claims WHERE claimed_at < ?"
-        return self._dialect.run("prune_claims", lambda db: db.count(query, cutoff), write=True)
 
-    def add_request(self, sync_type: str, trigger: str, requested_at: datetime) -> int:
+        def prune(db: Session) -> int:
+            shared = db.count("DELETE FROM slot_claims WHERE claimed_at < ?", cutoff)
+            return shared + db.count("DELETE FROM agent_claims WHERE claimed_at < ?", cutoff)
+
+        return self._dialect.run("prune_claims", prune, write=True)
+
+    def add_request(
+        self, sync_type: str, trigger: str, requested_at: datetime, agent_id: str | None = None
+    ) -> int:
         """Store an accepted manual request so a restart or a new leader runs it; return its id.
 
+        ``agent_id`` names the one agent it is for (None: a shared type, or every agent).
         Every call adds a row (the orchestrator coalesces); a retried call adds none.
+
+        Raises:
+            InvalidValueError: ``requested_at`` is naive, or ``agent_id`` is not an agent id.
         """
-        values: tuple[Any, ...] = (sync_type, trigger, self._time(requested_at, "requestedAt"))
-        query = "INSERT INTO requests (sync_type, trigger, requested_at) VALUES (?, ?, ?)"
+        agent = None if agent_id is None else check_agent_id(agent_id)
+        values: tuple[Any, ...] = (sync_type, trigger, self._time(requested_at, "requestedAt"), agent)
+        query = "INSERT INTO requests (sync_type, trigger, requested_at, agent_id) VALUES (?, ?, ?, ?)"
         if self._dialect.retries:
             # A conflict on the call's key is its own row from the first try: the no-op update
             # lets the insert report that row's id.
-            query = "INSERT INTO requests (request_key, sync_type, trigger, requested_at) VALUES (?, ?, ?, ?)"
-            query += " ON CONFLICT (request_key) DO UPDATE SET request_key = excluded.request_key"
+            query = (
+                "INSERT INTO requests (request_key, sync_type, trigger, requested_at, agent_id)"
+                " VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (request_key) DO UPDATE SET request_key = excluded.request_key"
+            )
             values = (uuid4(), *values)
         return self._dialect.run("add_request", lambda db: db.insert(query, values), write=True)
 
+    def requests(self) -> list[PendingRequest]:
+        """Stored requests not started yet, oldest first (by time, then id)."""
+        query = "SELECT id, sync_type, trigger, requested_at, agent_id FROM requests"
+        query += " ORDER BY requested_at, id"
+        rows = self._dialect.run("requests", lambda db: db.rows(query), write=False)
+        return [
+            PendingRequest(int(row), sync_type, trigger, stored_time(at), agent)
+            for row, sync_type, trigger, at, agent in rows
+        ]
+
     def pending_requests(self) -> list[tuple[int, str, str, datetime]]:
-        """Stored requests not started yet, oldest first: ``(id, sync_type, trigger, requested_at)``."""
-        query = "SELECT id, sync_type, trigger, requested_at FROM requests ORDER BY requested_at, id"
-        rows = self._dialect.run("pending_requests", lambda db: db.rows(query), write=False)
-        return [(int(row), sync_type, trigger, stored_time(at)) for row, sync_type, trigger, at in rows]
+        """``requests()`` as ``(id, sync_type, trigger, requested_at)``, without the agent."""
+        return [(r.request_id, r.sync_type, r.trigger, r.requested_at) for r in self.requests()]
 
     def delete_requests(self, ids: list[int]) -> None:
         """Forget requests whose runs have started; unknown ids are ignored."""
@@ -252,6 +311,43 @@ class SqlStore:
 
         if values:
             self._dialect.run("delete_requests", delete, write=True)
+
+    def put_agent(self, agent_id: str, name: str | None = None, enabled: bool = True) -> Agent:
+        """Add the agent, or replace its name and flag; return it as stored.
+
+        Raises:
+            InvalidValueError: a bad ``agent_id``, ``name`` or ``enabled`` (the field is named).
+        """
+        agent = Agent(agent_id, name, enabled)
+        query = (
+            f"INSERT INTO agents ({AGENT_COLUMNS}) VALUES (?, ?, ?)"
+            " ON CONFLICT (agent_id) DO UPDATE SET name = excluded.name, enabled = excluded.enabled"
+        )
+        values = (agent.agent_id, agent.name, agent.enabled)
+        self._dialect.run("put_agent", lambda db: db.count(query, values), write=True)
+        return agent
+
+    def remove_agent(self, agent_id: str) -> bool:
+        """Forget the agent and its pending requests (never its runs); return whether it existed.
+
+        On PostgreSQL a call run again after a lost acknowledgement may answer False.
+
+        Raises:
+            InvalidValueError: ``agent_id`` is not an agent id.
+        """
+        key = (check_agent_id(agent_id),)
+
+        def remove(db: Session) -> bool:
+            db.count("DELETE FROM requests WHERE agent_id = ?", key)
+            return db.count("DELETE FROM agents WHERE agent_id = ?", key) > 0
+
+        return self._dialect.run("remove_agent", remove, write=True)
+
+    def agents(self) -> list[Agent]:
+        """Every agent, by id (code point order)."""
+        query = f"SELECT {AGENT_COLUMNS} FROM agents ORDER BY agent_id"
+        rows = self._dialect.run("agents", lambda db: db.rows(query), write=False)
+        return [agent_from_row(row) for row in rows]
 
     def notify(self, kind: str, payload: Mapping[str, Any]) -> None:
         """Announce a change to other replicas: none by default (``PostgresStore`` has them)."""

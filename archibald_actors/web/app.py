@@ -171,6 +171,7 @@ def setup(
         ),
     )
     hub, metrics = api.hub, api.metrics
+    metrics.count_abandoned_threads(lambda: service.abandoned_threads)
     if console:  # before the API's routes: their catch-all answers any other path under the prefix
         mount_console(app, f"{prefix}/console/", prefix, service)
     mount(app, api, routes)

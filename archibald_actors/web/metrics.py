@@ -19,13 +19,11 @@ from prometheus_client import (
     generate_latest,
 )
 
+from archibald_actors.domain import OUTCOMES
 from archibald_actors.events import RUN_END_EVENTS, Event, EventBus
 from archibald_actors.web.error import Handler
 
-__all__ = ["OUTCOMES", "SyncMetrics", "metrics_handler"]
-
-#: Outcomes of a run.
-OUTCOMES = ("success", "failed", "timeout", "cancelled")
+__all__ = ["SyncMetrics", "metrics_handler"]
 
 
 class SyncMetrics:
@@ -88,6 +86,11 @@ class SyncMetrics:
             registry=self.registry,
         )
         self.leader.set(1)
+        self.abandoned_threads = Gauge(
+            "archibald_sync_abandoned_threads",
+            "Sync handler threads written off after a timeout or a stop that are still alive.",
+            registry=self.registry,
+        )
         for sync_type in sync_types:
             for outcome in OUTCOMES:
                 self.runs.labels(sync_type, outcome)
@@ -119,6 +122,10 @@ class SyncMetrics:
             self.restarts.labels(str(event.get("name"))).inc()
         elif kind == "leadership.changed":
             self.leader.set(1 if event.get("role") == "leader" else 0)
+
+    def count_abandoned_threads(self, count: Callable[[], int]) -> None:
+        """Read the abandoned-threads gauge from ``count`` at every scrape."""
+        self.abandoned_threads.set_function(count)
 
     def attach(self, bus: EventBus) -> None:
         """Start counting the events of ``bus``."""

@@ -162,6 +162,10 @@ class Run(_Answer):
     duration_ms: Count = Field(alias="durationMs")
     outcome: Outcome
     error: str | None
+    agent_id: str | None = Field(alias="agentId", description="the agent a per-agent run was for")
+    attempt: int = Field(ge=1, description="which try of one job this was (1 first)")
+    result: dict[str, Any] | None = Field(description="what the handler returned")
+    reason: str | None = Field(description="why the run was skipped")
 
 
 class RunningSync(_Answer):

@@ -16,7 +16,7 @@ from psycopg import sql
 from archibald_actors.errors import InvalidValueError
 from archibald_actors.schedule import DEFAULT_SCHEDULE
 from archibald_actors.store import PostgresStore, SqliteStore
-from archibald_actors.store.schema import SCHEMA_VERSION
+from archibald_actors.store.schema import POSTGRES_MIGRATIONS, SCHEMA_VERSION
 
 from .support import WAIT
 
@@ -110,9 +110,14 @@ def test_requests_survive_a_dropped_connection(
 def test_an_older_schema_gains_the_requests_table(
     open_pg: Callable[[], PostgresStore], admin: Admin, schema: str
 ) -> None:
-    open_pg().load()
-    admin.execute(sql.SQL("DROP TABLE {}.requests").format(sql.Identifier(schema)))
-    admin.execute(sql.SQL("UPDATE {}.archibald_schema SET version = 1").format(sql.Identifier(schema)))
+    # A schema as version 1 left it, made by version 1's own statements.
+    admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    admin.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+    for statement in POSTGRES_MIGRATIONS[0]:
+        admin.execute(statement)
+    admin.execute("CREATE TABLE archibald_schema (version INTEGER NOT NULL)")
+    admin.execute("INSERT INTO archibald_schema (version) VALUES (1)")
+    admin.execute("RESET search_path")
     store = open_pg()
     request = store.add_request("orders", "manual", T0)
     assert store.pending_requests() == [(request, "orders", "manual", T0)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -72,6 +73,7 @@ def make_run() -> Callable[..., RunRecord]:
         outcome: Outcome = "success",
         error: str | None = None,
         scheduled: bool = True,
+        **more: Any,
     ) -> RunRecord:
         finished_at = T0 + timedelta(seconds=finished)
         started_at = finished_at - timedelta(seconds=duration)
@@ -84,6 +86,7 @@ def make_run() -> Callable[..., RunRecord]:
             finished_at=finished_at,
             outcome=outcome,
             error=error,
+            **more,  # agent_id, attempt, result, reason
         )
 
     return make

@@ -44,6 +44,7 @@ async def test_metrics_count_runs_durations_lateness_queue_and_restarts(make_api
     assert seen[("archibald_queue_depth", ())] == 0
     assert seen[("archibald_child_restarts_total", (("child", "ddt"),))] == 1
     assert seen[("archibald_leader", ())] == 1
+    assert seen[("archibald_sync_abandoned_threads", ())] == 0
     last = seen[("archibald_last_success_timestamp_seconds", (("sync_type", "prices"),))]
     assert last == api.clock.wall(10 * 60 + 2 * RUN_SECONDS).timestamp()
 
