@@ -11,6 +11,7 @@ not in the default table adds that type, and needs its ``interval_minutes``)::
     enabled = true
     handler = "mypkg.erp:sync_orders"       # a callable taking ctx, imported at start
     # url = "http://127.0.0.1:9000/sync"    # or a webhook (not both)
+    duration_seconds = [30, 60]  # seconds a run takes, [min, max], for ``simulate``
 
 A type's name matches ``[a-z][a-z0-9_-]{0,31}``. The table is the model ``TypeTable``,
 whose fields have the rules of :mod:`archibald_actors.validation` (as the HTTP API's).
@@ -20,15 +21,17 @@ Every problem raises :class:`ConfigError` naming the file, the line and the fiel
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, ValidationError
+from pydantic_core import PydanticCustomError
 
 from archibald_actors.actors.runner import SyncHandler
 from archibald_actors.clock import Clock
@@ -59,6 +62,35 @@ __all__ = [
 ]
 
 SECTION = "sync"
+#: Longest run a ``duration_seconds`` range may name (the longest timeout).
+MAX_DURATION_SECONDS = 86400.0
+#: The error kind of a bad ``duration_seconds`` (its message is written here, not by pydantic).
+_BAD_DURATION = "duration_range"
+
+
+def _duration_range(value: list[float]) -> list[float]:
+    low, high = value
+    if not (0 < low <= high <= MAX_DURATION_SECONDS):
+        raise PydanticCustomError(_BAD_DURATION, "bad range")
+    return value
+
+
+#: ``[min, max]`` seconds a run of the type takes: what ``simulate`` draws from.
+DurationSeconds = Annotated[
+    list[float], Field(strict=True, min_length=2, max_length=2), AfterValidator(_duration_range)
+]
+
+
+def duration_problem(value: object) -> str:
+    """What is wrong with a ``duration_seconds`` value (the caller names the key)."""
+    try:
+        got = json.dumps(value)
+    except (TypeError, ValueError):
+        got = repr(value)
+    return (
+        f"must be [min, max]: two numbers of seconds, more than 0 and at most {MAX_DURATION_SECONDS:g}, "
+        f"with min <= max, got {got[:60]}"
+    )
 
 
 def _optional() -> Any:
@@ -78,6 +110,7 @@ class TypeTable(BaseModel):
     enabled: Enabled = _optional()
     handler: StrictStr = _optional()
     url: StrictStr = _optional()
+    duration_seconds: DurationSeconds = _optional()
 
 
 KNOWN_KEYS: tuple[str, ...] = tuple(TypeTable.model_fields)
@@ -110,11 +143,13 @@ class ServiceConfig:
         path: where it was read from.
         schedule: the full table, the file's values over ``DEFAULT_SCHEDULE``.
         handlers: handlers the file names (types without ``handler``/``url`` are absent).
+        durations: per type, the ``duration_seconds`` range the file gives (for ``simulate``).
     """
 
     path: str
     schedule: Mapping[str, ScheduleEntry]
     handlers: Mapping[str, SyncHandler] = field(default_factory=dict)
+    durations: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def load_config(path: str | Path, *, clock: Clock) -> ServiceConfig:
@@ -175,6 +210,7 @@ class _Validator:
             raise self.fail((SECTION,), f"must be a table of sync types, got {_kind(section)}")
         schedule = dict(DEFAULT_SCHEDULE)
         handlers: dict[str, SyncHandler] = {}
+        durations: dict[str, tuple[float, float]] = {}
         for sync_type, table in section.items():
             keys = (SECTION, sync_type)
             if not is_type_name(sync_type):
@@ -184,7 +220,15 @@ class _Validator:
             schedule[sync_type], handler = self._type(sync_type, table, schedule.get(sync_type))
             if handler is not None:
                 handlers[sync_type] = handler
-        return ServiceConfig(self._path, MappingProxyType(schedule), MappingProxyType(handlers))
+            if "duration_seconds" in table:  # validated by _type
+                low, high = table["duration_seconds"]
+                durations[sync_type] = (float(low), float(high))
+        return ServiceConfig(
+            self._path,
+            MappingProxyType(schedule),
+            MappingProxyType(handlers),
+            durations=MappingProxyType(durations),
+        )
 
     def _type(
         self, sync_type: str, raw: dict[str, Any], entry: ScheduleEntry | None
@@ -196,6 +240,8 @@ class _Validator:
             key, problem, kind = first_error(exc.errors(), TypeTable)
             if kind == "extra_forbidden":
                 problem = f"is not a known key; expected one of {', '.join(KNOWN_KEYS)}"
+            elif key == "duration_seconds":
+                problem = duration_problem(raw.get(key))
             raise self.fail((*prefix, key), problem) from None
         changes = {k: v for k, v in table.items() if k in _TIMING_KEYS}
         if entry is None:  # a type of its own: the interval cannot be guessed
