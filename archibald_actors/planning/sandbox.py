@@ -18,6 +18,7 @@ than by which timer thread happened to be first.
 from __future__ import annotations
 
 import inspect
+import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -165,3 +166,19 @@ def run_scenario(scenario: Scenario, cancel: threading.Event | None = None) -> S
     assert epoch is not None  # the service recorded one when it started
     coalesced = {t: int(s.get("coalesced", 0)) for t, s in status["types"].items()}
     return SandboxResult(tuple(runs), epoch, len(status["queue"]), coalesced)
+
+
+class _QuietSandboxStart(logging.Filter):
+    """Drops the service's start-up lines logged by a sandbox started on a planning thread.
+
+    A preview starts a whole service; its "Starting staggered auto-sync" lines would read
+    as if the live service had restarted.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.threadName or "").startswith(PLANNING_THREAD_PREFIX)
+
+
+#: Threads whose sandboxes start quietly are named with this prefix.
+PLANNING_THREAD_PREFIX = "planning-"
+logging.getLogger("archibald_actors").addFilter(_QuietSandboxStart())

@@ -27,6 +27,7 @@ from archibald_actors.web.health import health_handler
 from archibald_actors.web.metrics import SyncMetrics, metrics_handler
 from archibald_actors.web.mount import check_prefix, mount
 from archibald_actors.web.openapi import build_openapi
+from archibald_actors.web.planning_routes import planning_routes
 from archibald_actors.web.routes import routes
 from archibald_actors.web.static import mount_console
 
@@ -174,7 +175,7 @@ def setup(
     metrics.count_abandoned_threads(lambda: service.abandoned_threads)
     if console:  # before the API's routes: their catch-all answers any other path under the prefix
         mount_console(app, f"{prefix}/console/", prefix, service)
-    mount(app, api, routes)
+    mount(app, api, [*routes, *planning_routes])
 
     async def end_streams(_: web.Application) -> None:
         # on_shutdown runs before the server waits for handlers: open streams end now.
