@@ -277,9 +277,7 @@ class AgentBook:
         else:
             fail(remove.reply, UnknownAgentError(agent_id))
 
-    def _submit(
-        self, message: PutAgent | RemoveAgent, agent: Agent | None, write: Any, deliver: Any
-    ) -> None:
+    def _submit(self, message: PutAgent | RemoveAgent, agent: Agent | None, write: Any, deliver: Any) -> None:
         agent_id = message.agent_id
         storing = self._storing.setdefault(agent_id, [])
         if not storing:
