@@ -12,7 +12,7 @@ Used on the supervisor's thread only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -277,7 +277,13 @@ class AgentBook:
         else:
             fail(remove.reply, UnknownAgentError(agent_id))
 
-    def _submit(self, message: PutAgent | RemoveAgent, agent: Agent | None, write: Any, deliver: Any) -> None:
+    def _submit(
+        self,
+        message: PutAgent | RemoveAgent,
+        agent: Agent | None,
+        write: Callable[[Store], Any],
+        deliver: Callable[[StoreResult[Any]], None],
+    ) -> None:
         agent_id = message.agent_id
         storing = self._storing.setdefault(agent_id, [])
         if not storing:
