@@ -128,8 +128,8 @@ class OrchestratorActor(TrackedActor):
                 self._set_leading(leading)
             case LoadRequests():
                 self._load_requests()
-            case GetHistory(reply=reply, sync_type=sync_type, limit=limit):
-                self._ledger.read_history(reply, sync_type, limit)
+            case GetHistory():
+                self._ledger.read_history(message)
             case Drain(reply=reply, stop_running=stop_running):
                 self._drain(reply, stop_running)
             case WaitIdle(reply=reply):
