@@ -109,8 +109,7 @@ def _service_options(max_concurrent: int | None) -> dict[str, Any]:
 
 def _store(scenario: Scenario) -> MemoryStore:
     store = MemoryStore()
-    if scenario.epoch is not None:
-        store.ensure_epoch(scenario.epoch)
+    store.ensure_epoch(scenario.origin if scenario.epoch is None else scenario.epoch)
     for sync_type, offset in scenario.served.items():
         if sync_type in scenario.schedule:
             store.save_served(sync_type, offset)

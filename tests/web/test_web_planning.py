@@ -185,3 +185,10 @@ async def test_a_suggestion_for_the_live_table(live: Api) -> None:
         assert waits["after"]["mean"] == 0, sync_type
         delay = suggestion["delays"][sync_type]["suggested"]
         assert 0 <= delay < DEFAULT_SCHEDULE[sync_type].interval_minutes and float(delay).is_integer()
+
+
+async def test_a_stopped_service_previews_nothing(live: Api) -> None:
+    await asyncio.to_thread(live.service.stop, 5.0)
+    status, body = await live.post(PREVIEW, json={"syncType": "orders", "enabled": True})
+    assert status == 503 and "not running" in body["error"]
+    assert (await live.post("/schedule/suggest"))[0] == 503
