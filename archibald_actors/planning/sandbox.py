@@ -35,7 +35,14 @@ from archibald_actors.service import SyncService
 from archibald_actors.store.base import PendingRequest
 from archibald_actors.store.memory import MemoryStore
 
-__all__ = ["MAX_HOURS", "Scenario", "SimulationCancelledError", "run_scenario"]
+__all__ = [
+    "MAX_HOURS",
+    "PLANNING_THREAD_PREFIX",
+    "SandboxResult",
+    "Scenario",
+    "SimulationCancelledError",
+    "run_scenario",
+]
 
 #: Longest simulation accepted (a week).
 MAX_HOURS = 24 * 7.0

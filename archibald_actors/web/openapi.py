@@ -13,6 +13,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from archibald_actors.agent import AGENT_ID_PATTERN
 from archibald_actors.schedule import SYNC_TYPES
 from archibald_actors.web.payload import MAX_BODY_BYTES, history_limit_max
+from archibald_actors.web.plan_openapi import planning_paths
 from archibald_actors.web.plan_shapes import PLANNING_MODELS
 from archibald_actors.web.shapes import (
     ANSWER_MODELS,
@@ -114,55 +115,6 @@ def _operation(
     if not secured:
         operation["security"] = []
     return operation
-
-
-def _hours(default: float) -> Schema:
-    return {
-        "name": "hours",
-        "in": "query",
-        "required": False,
-        "description": f"simulated hours from now; empty or absent means {default:g}",
-        "allowEmptyValue": True,
-        "schema": {
-            "anyOf": [{"type": "number", "minimum": 1, "maximum": 48}, {"const": ""}],
-            "default": default,
-        },
-    }
-
-
-def _planning_paths(p: str) -> dict[str, Schema]:
-    """POST /schedule/preview and POST /schedule/suggest: simulations that apply nothing."""
-    a_list = {"type": "array", "items": ref("ScheduleUpdate"), "minItems": 1}
-    changes = {"anyOf": [ref("ScheduleUpdate"), a_list]}
-    return {
-        f"{p}/schedule/preview": {
-            "post": {
-                **_operation(
-                    "Simulate the next hours under a retune (or a list of them); applies nothing",
-                    "schedule",
-                    {"200": _json("the simulated runs, collisions and waits", _ok(ref("PlanPreview")))},
-                    errors=("400", "401", "413", "503", "504"),
-                ),
-                "parameters": [_hours(6)],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": changes}}},
-            }
-        },
-        f"{p}/schedule/suggest": {
-            "post": {
-                **_operation(
-                    "Suggest start delays that keep each interval and lower the waits (admin)",
-                    "schedule",
-                    {"200": _json("delays, and waits before and after", _ok(ref("StaggerSuggestion")))},
-                    errors=("400", "401", "403", "413", "503", "504"),
-                ),
-                "parameters": [_hours(3)],
-                "requestBody": {
-                    "required": False,
-                    "content": {"application/json": {"schema": {"type": "object", "maxProperties": 0}}},
-                },
-            }
-        },
-    }
 
 
 #: An agent id as a path or query parameter.
@@ -362,7 +314,7 @@ def build_openapi(
             )
         },
     }
-    paths.update(_planning_paths(p))
+    paths.update(planning_paths(p, _operation, _json, _ok))
     if healthz:
         paths[healthz] = {
             "get": _operation(

@@ -59,6 +59,8 @@ SUGGEST_BUDGET = 10.0
 PREVIEW_WAIT = 15.0
 #: Simulations running at once, over every API of the process (each runs a whole service).
 MAX_PLANS = 2
+#: Real seconds a plan waits for a turn before a 503.
+TURN_WAIT = 5.0
 _PLANS = threading.BoundedSemaphore(MAX_PLANS)
 
 
@@ -131,7 +133,7 @@ async def _planned(work: Callable[[threading.Event], T], what: str, wait: float)
     def run() -> None:
         result: Any = None
         error: BaseException | None = None
-        if _PLANS.acquire(timeout=wait):
+        if _PLANS.acquire(timeout=min(TURN_WAIT, wait)):
             try:
                 result = work(cancel)
             except BaseException as exc:  # handed to the awaiting coroutine
