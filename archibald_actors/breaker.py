@@ -237,12 +237,12 @@ class Breakers:
         :meth:`admit` applies them too, lazily; call this on a wake-up armed at
         :meth:`next_change_at` to publish ``breaker.half_open`` / ``closed`` on time.
         """
-        changes = self._expire_erp(t)
+        changes = list(self._expire_erp(t))
         for (sync_type, agent_id), pair in self._pairs.items():
             if pair.state == "open" and pair.until is not None and t >= pair.until:
                 pair.state = "half_open"
-                changes += (BreakerChanged(sync_type, agent_id, "half_open", pair.until),)
-        return changes
+                changes.append(BreakerChanged(sync_type, agent_id, "half_open", pair.until))
+        return tuple(changes)
 
     def next_change_at(self) -> float | None:
         """The earliest time :meth:`advance` would change something, or None."""
@@ -258,13 +258,13 @@ class Breakers:
 
         A shared type's only lane is the service lane, so ``reset(sync_type)`` closes it.
         """
-        changes: tuple[BreakerChanged, ...] = ()
+        changes: list[BreakerChanged] = []
         for key in [k for k in self._pairs if sync_type in (None, k[0]) and agent_id in (None, k[1])]:
             if self._pairs.pop(key).state != "closed":
-                changes += (BreakerChanged(key[0], key[1], "closed"),)
+                changes.append(BreakerChanged(key[0], key[1], "closed"))
         if sync_type is None and agent_id is None:
             changes += self.reset_erp()
-        return changes
+        return tuple(changes)
 
     def reset_erp(self) -> tuple[BreakerChanged, ...]:
         """Close the ERP-wide breaker and forget the failures counted towards it."""
