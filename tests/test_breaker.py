@@ -94,7 +94,9 @@ def test_after_the_cooldown_one_trial_runs_while_the_others_still_skip() -> None
     breakers = Breakers()
     until = open_pair(breakers)
     trial = breakers.admit("orders", "a1", until)
-    assert trial == Admission("trial", changes=(BreakerChanged("orders", "a1", "half_open", until),))
+    assert trial == Admission(
+        "trial", ticket=1, changes=(BreakerChanged("orders", "a1", "half_open", until),)
+    )
     assert trial.changes[0].event_type == "breaker.half_open"
     assert breakers.state("orders", "a1", until) == "half_open"
     second = breakers.admit("orders", "a1", until + 1.0)
@@ -104,8 +106,8 @@ def test_after_the_cooldown_one_trial_runs_while_the_others_still_skip() -> None
 def test_the_trials_success_closes_the_pair() -> None:
     breakers = Breakers()
     until = open_pair(breakers)
-    breakers.admit("orders", "a1", until)
-    changes = breakers.record("orders", "a1", "success", until + 5.0, trial=True)
+    ticket = breakers.admit("orders", "a1", until).ticket
+    changes = breakers.record("orders", "a1", "success", until + 5.0, ticket=ticket)
     assert changes == (BreakerChanged("orders", "a1", "closed"),)
     assert changes[0].event_type == "breaker.closed"
     assert breakers.admit("orders", "a1", until + 6.0).verdict == "run"
@@ -118,9 +120,9 @@ def test_the_trials_success_closes_the_pair() -> None:
 def test_the_trials_failure_reopens_for_another_cooldown(outcome: Outcome) -> None:
     breakers = Breakers()
     until = open_pair(breakers)
-    breakers.admit("orders", "a1", until)
+    ticket = breakers.admit("orders", "a1", until).ticket
     ended = until + 30.0
-    assert breakers.record("orders", "a1", outcome, ended, trial=True) == (
+    assert breakers.record("orders", "a1", outcome, ended, ticket=ticket) == (
         BreakerChanged("orders", "a1", "open", ended + COOLDOWN),
     )
     assert breakers.admit("orders", "a1", ended + 1.0) == Admission(
@@ -133,8 +135,8 @@ def test_the_trials_failure_reopens_for_another_cooldown(outcome: Outcome) -> No
 def test_a_trial_that_decides_nothing_lets_the_next_job_try(outcome: Outcome) -> None:
     breakers = Breakers()
     until = open_pair(breakers)
-    breakers.admit("orders", "a1", until)
-    assert breakers.record("orders", "a1", outcome, until + 1.0, trial=True) == ()
+    ticket = breakers.admit("orders", "a1", until).ticket
+    assert breakers.record("orders", "a1", outcome, until + 1.0, ticket=ticket) == ()
     assert breakers.state("orders", "a1", until + 2.0) == "half_open"
     assert breakers.admit("orders", "a1", until + 2.0).verdict == "trial"
 
@@ -145,14 +147,29 @@ def test_only_the_trials_own_end_decides(outcome: Outcome) -> None:
     (found by the property test below: a cancelled old run freed the trial slot)."""
     breakers = Breakers()
     until = open_pair(breakers)
-    breakers.admit("orders", "a1", until)
+    ticket = breakers.admit("orders", "a1", until).ticket
     changes = breakers.record("orders", "a1", outcome, until + 1.0)  # not the trial
     if outcome == "success":  # any success shows the pair works again
         assert changes == (BreakerChanged("orders", "a1", "closed"),)
         return
     assert changes == ()
     assert breakers.admit("orders", "a1", until + 2.0).verdict == "skip"  # the trial is still running
-    assert breakers.record("orders", "a1", "failed", until + 3.0, trial=True)[0].state == "open"
+    assert breakers.record("orders", "a1", "failed", until + 3.0, ticket=ticket)[0].state == "open"
+
+
+def test_a_trial_forgotten_by_a_reset_does_not_decide_the_next_one() -> None:
+    breakers = Breakers()
+    until = open_pair(breakers)
+    old = breakers.admit("orders", "a1", until).ticket
+    breakers.reset("orders", "a1")
+    fail(breakers, 3, t=until + 10.0)  # opens again at until + 12
+    new = breakers.admit("orders", "a1", until + 12.0 + COOLDOWN).ticket
+    assert new is not None and new != old
+    assert breakers.record("orders", "a1", "failed", until + 13.0 + COOLDOWN, ticket=old) == ()
+    assert breakers.admit("orders", "a1", until + 14.0 + COOLDOWN).verdict == "skip"  # the new trial runs
+    assert (
+        breakers.record("orders", "a1", "success", until + 15.0 + COOLDOWN, ticket=new)[0].state == "closed"
+    )
 
 
 def test_advance_publishes_half_open_on_time_once() -> None:
@@ -163,7 +180,7 @@ def test_advance_publishes_half_open_on_time_once() -> None:
     assert breakers.advance(until) == (BreakerChanged("orders", "a1", "half_open", until),)
     assert breakers.advance(until + 1.0) == ()
     assert breakers.next_change_at() is None
-    assert breakers.admit("orders", "a1", until + 1.0) == Admission("trial")  # already announced
+    assert breakers.admit("orders", "a1", until + 1.0) == Admission("trial", ticket=1)  # already announced
 
 
 class TestReset:
@@ -371,6 +388,20 @@ def test_snapshot_shape_is_json_able_camel_case_with_converted_times() -> None:
     }
 
 
+def test_counts_per_type_for_metrics_and_health() -> None:
+    breakers = Breakers()
+    until = open_pair(breakers, "orders", "a1")
+    open_pair(breakers, "orders", "a2")
+    open_pair(breakers, "prices", None)
+    fail(breakers, 2, "ddt", "a1")  # failing, closed: not counted
+    assert breakers.counts(10.0) == {
+        "orders": {"open": 2, "half_open": 0},
+        "prices": {"open": 1, "half_open": 0},
+    }
+    breakers.record("prices", None, "success", 11.0)
+    assert breakers.counts(until) == {"orders": {"open": 0, "half_open": 2}}
+
+
 def test_event_data_is_json_able() -> None:
     change = BreakerChanged("orders", "a1", "open", 7200.0)
     assert change.to_json(lambda x: f"t{x:g}") == {
@@ -452,11 +483,15 @@ steps = st.lists(
 def test_never_more_than_one_trial_in_flight_per_pair_and_events_alternate(
     steps: list[tuple[str, tuple[str, str | None], Outcome, float]],
 ) -> None:
-    """Random admits, ends, time and resets: at most one trial per pair in flight; a skip only while
-    the pair is not closed; every published state differs from the pair's previous one."""
+    """Random admits, ends, time and resets, several jobs of a pair at once (no lane rule):
+
+    at most one live trial per pair (a trial dies when it ends or its pair closes); a live
+    trial's failure re-opens the pair, its success closes it; a skip only while the pair is
+    not closed; every published state differs from the pair's previous one."""
     breakers = Breakers(BreakerPolicy(breaker_failures=2, breaker_cooldown=500.0, erp_breaker_lanes=3))
     t = 0.0
-    in_flight: dict[tuple[str, str | None], list[str]] = {p: [] for p in PAIRS}
+    in_flight: dict[tuple[str, str | None], list[Admission]] = {p: [] for p in PAIRS}
+    live: dict[tuple[str, str | None], int | None] = dict.fromkeys(PAIRS)  # the live trial's ticket
     published: dict[tuple[str | None, str | None], str] = {}
 
     def publish(changes: tuple[BreakerChanged, ...]) -> None:
@@ -464,6 +499,8 @@ def test_never_more_than_one_trial_in_flight_per_pair_and_events_alternate(
             key = (change.sync_type, change.agent_id)
             assert published.get(key, "closed") != change.state
             published[key] = change.state
+            if change.state == "closed" and change.sync_type is not None:
+                live[(change.sync_type, change.agent_id)] = None  # closing forgets the trial
 
     for action, pair, outcome, dt in steps:
         t += dt
@@ -478,17 +515,25 @@ def test_never_more_than_one_trial_in_flight_per_pair_and_events_alternate(
                 assert answer.until is not None and answer.until > t
             elif answer.verdict == "skip":
                 assert before != "closed" and answer.reason == BREAKER_OPEN_REASON
-            elif answer.verdict in ("run", "trial"):
-                in_flight[pair].append(answer.verdict)
-                assert in_flight[pair].count("trial") <= 1
+                assert answer.until is not None
+            else:
+                in_flight[pair].append(answer)
+            if answer.verdict == "trial":
+                assert live[pair] is None and answer.ticket is not None
+                live[pair] = answer.ticket
         elif action == "end" and in_flight[pair]:
             ended = in_flight[pair].pop(0)
-            publish(breakers.record(*pair, outcome, t, trial=ended == "trial"))
+            changes = breakers.record(*pair, outcome, t, ticket=ended.ticket)
+            deciding = ended.ticket is not None and ended.ticket == live[pair]
+            publish(changes)
+            if deciding and outcome in ("failed", "timeout"):
+                assert BreakerChanged(*pair, "open", t + 500.0) in changes
+            elif deciding and outcome == "success":
+                assert BreakerChanged(*pair, "closed") in changes
+            if deciding:
+                live[pair] = None
         elif action == "reset":
             publish(breakers.reset(sync_type=pair[0]))
-            for other in PAIRS:  # a reset forgets the trial: its end is counted as a plain run
-                if other[0] == pair[0]:
-                    in_flight[other] = ["run" for _ in in_flight[other]]
         if breakers.blocked_until(t) is None:
             assert breakers.snapshot(t)["erp"]["state"] == "closed"  # type: ignore[index]
 
@@ -548,7 +593,7 @@ def test_one_lane_played_job_after_job_matches_the_written_rule(ends: list[tuple
             continue
         else:
             assert answer.verdict == "trial"
-        changes = breakers.record("orders", "a1", outcome, t, trial=answer.verdict == "trial")
+        changes = breakers.record("orders", "a1", outcome, t, ticket=answer.ticket)
         if outcome == "success":
             assert changes == (() if until is None else (BreakerChanged("orders", "a1", "closed"),))
             failures, until = 0, None
