@@ -7,7 +7,6 @@ import math
 import sys
 
 import pytest
-from hypothesis import settings
 
 from archibald_actors.breaker import (
     BREAKER_OPEN_REASON,
@@ -20,7 +19,6 @@ from archibald_actors.breaker import (
 from archibald_actors.domain import Outcome
 from archibald_actors.errors import InvalidValueError
 
-PURE = settings(max_examples=300, deadline=None, database=None)
 COOLDOWN = 7200.0
 
 
