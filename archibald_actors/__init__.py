@@ -1,6 +1,7 @@
 """archibald_actors: a staggered, serialized, supervised sync scheduler on pykka actors."""
 
 from archibald_actors.actors.runner import SyncContext, SyncHandler
+from archibald_actors.agent import Agent
 from archibald_actors.clock import Clock, ClockNotQuietError, ManualClock, ScaledClock, SystemClock
 from archibald_actors.errors import (
     BlockingCallError,
@@ -9,6 +10,7 @@ from archibald_actors.errors import (
     ServiceUnavailableError,
     StoreError,
     SyncCancelledError,
+    UnknownAgentError,
     UnknownSyncTypeError,
 )
 from archibald_actors.exclusive import ExclusiveHold
@@ -18,6 +20,7 @@ from archibald_actors.service import SyncService
 __all__ = [
     "DEFAULT_SCHEDULE",
     "SYNC_TYPES",
+    "Agent",
     "BlockingCallError",
     "Clock",
     "ClockNotQuietError",
@@ -34,5 +37,6 @@ __all__ = [
     "SyncHandler",
     "SyncService",
     "SystemClock",
+    "UnknownAgentError",
     "UnknownSyncTypeError",
 ]

@@ -9,6 +9,7 @@ __all__ = [
     "ServiceUnavailableError",
     "StoreError",
     "SyncCancelledError",
+    "UnknownAgentError",
     "UnknownSyncTypeError",
 ]
 
@@ -29,6 +30,18 @@ class UnknownSyncTypeError(LookupError):
         super().__init__(f"syncType {sync_type!r} is unknown{expected}")
         self.field = "syncType"
         self.sync_type = sync_type
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class UnknownAgentError(LookupError):
+    """An agent id that no agent has (a 404 over HTTP)."""
+
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(f"agentId {agent_id!r} is unknown")
+        self.field = "agentId"
+        self.agent_id = agent_id
 
     def __str__(self) -> str:
         return str(self.args[0])

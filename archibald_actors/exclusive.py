@@ -12,7 +12,7 @@ from archibald_actors.loop_guard import refuse_on_loop
 from archibald_actors.messages import Hold, Release
 
 if TYPE_CHECKING:
-    from archibald_actors.service import SyncService
+    from archibald_actors.service_calls import ServiceCalls
 
 __all__ = ["ExclusiveHold"]
 
@@ -24,7 +24,7 @@ class ExclusiveHold:
     (``BlockingCallError``); ``async with`` waits without blocking the loop.
     """
 
-    def __init__(self, service: SyncService, timeout: float | None) -> None:
+    def __init__(self, service: ServiceCalls, timeout: float | None) -> None:
         self._service = service
         self._timeout = timeout
         self._held = False

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from archibald_actors.agent import Agent
 from archibald_actors.domain import Outcome, RunRecord, Trigger
 from archibald_actors.schedule import ScheduleEntry
 
@@ -96,6 +97,8 @@ class RequestSync:
     reply: Reply | None = None
     #: Fired for a clock wake-up: the receiver ends that fire's count in ``fires_in_flight``.
     from_wake: bool = False
+    #: One agent's job of a per-agent type (None: a shared type, or every agent).
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,14 +132,17 @@ class GraceExpired:
 
 @dataclass(frozen=True, slots=True)
 class Hold:
-    """Take an exclusive hold; ``reply`` completes once no sync runs."""
+    """Take an exclusive hold; ``reply`` completes once no sync runs (on ``agent_id``'s lane only, if set)."""
 
     reply: Reply
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Release:
-    """Give back one exclusive hold."""
+    """Give back one exclusive hold (of ``agent_id``'s lane, if set)."""
+
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,11 +158,14 @@ class ReportStatus:
 
 @dataclass(frozen=True, slots=True)
 class GetHistory:
-    """Answer runs newest first, optionally of one type, at most ``limit``."""
+    """Answer runs newest first, optionally of one type and of one agent, at most ``limit``;
+    with ``before``, only runs that started strictly before it (paging back)."""
 
     reply: Reply
     sync_type: str | None
     limit: int
+    agent_id: str | None = None
+    before: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,7 +321,7 @@ class StateLoaded:
     """The store's state as read for load ``attempt`` (at start, or on winning an election)."""
 
     attempt: int
-    result: StoreResult[tuple[StoredState, datetime, list[RunRecord]]]
+    result: StoreResult[tuple[StoredState, datetime, list[RunRecord], list[Agent]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,6 +356,93 @@ class LeadershipChanged:
 
 @dataclass(frozen=True, slots=True)
 class ClusterChanged:
-    """Another replica announced a change (``retune``, ``request`` or ``resync``)."""
+    """Another replica announced a change (``retune``, ``request``, ``agents`` or ``resync``)."""
 
     kind: str
+
+
+# --- agents and breakers -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AgentsChanged:
+    """The agents as they now stand (stored), sent to the orchestrator after a load or a change."""
+
+    agents: tuple[Agent, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ResetBreakers:
+    """Close the circuit breakers of ``sync_type`` and/or ``agent_id`` (None: any); answers the count."""
+
+    reply: Reply
+    sync_type: str | None = None
+    agent_id: str | None = None
+
+
+
+@dataclass(frozen=True, slots=True)
+class GetAgents:
+    """Answer every agent (``Agent.to_json()``), in id order."""
+
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class GetAgent:
+    """Answer one agent with its per-type last run, next run and freshness; unknown: ``UnknownAgentError``."""
+
+    agent_id: str
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class PutAgent:
+    """Store an agent as given, except the fields named in ``keep`` ("name", "enabled"),
+    which keep the stored value (a new agent's: no name, enabled); answers it as stored."""
+
+    agent_id: str
+    name: str | None
+    enabled: bool
+    reply: Reply
+    keep: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveAgent:
+    """Forget an agent and its pending requests (never its runs); unknown: ``UnknownAgentError``."""
+
+    agent_id: str
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStored:
+    """A ``PutAgent``'s ``agent`` was stored, or ``result`` says why not."""
+
+    put: PutAgent
+    agent: Agent
+    result: StoreResult[Agent]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRemoved:
+    """A ``RemoveAgent`` was done in the store (``result``: whether the agent existed), or not."""
+
+    remove: RemoveAgent
+    result: StoreResult[bool]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentsRead:
+    """The stored agents, read after another replica announced a change."""
+
+    result: StoreResult[list[Agent]]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRunsRead:
+    """The ledger's latest runs of the agent a ``GetAgent`` asked about."""
+
+    query: GetAgent
+    result: StoreResult[list[RunRecord]]

@@ -1,10 +1,8 @@
 """``SyncService``: wires clock, store and actors together; the embedding facade.
 
-Every method that talks to the actors has two forms: ``status()`` blocks the calling
-thread with a timeout, ``status_future()`` returns a ``concurrent.futures.Future`` that an
-asyncio caller awaits through ``asyncio.wrap_future`` without blocking its loop. The
-blocking forms refuse to run on the thread of a running event loop (``BlockingCallError``,
-naming the form to await), since they would freeze it.
+Construction (checking the schedule and the handlers) and the lifecycle (``start``,
+``stop``) live here; the calls to the running actors, each in a blocking and a
+``*_future()`` form, come from ``ServiceCalls`` (service_calls.py).
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
@@ -27,23 +25,14 @@ from archibald_actors.actors.supervisor import ORCHESTRATOR
 from archibald_actors.actors.system import start_actors
 from archibald_actors.clock import Clock, Deadline, SystemClock
 from archibald_actors.cluster.link import ClusterLink
-from archibald_actors.domain import TRIGGERS, Trigger
 from archibald_actors.errors import InvalidValueError, ServiceStateError, ServiceUnavailableError
 from archibald_actors.events import EventBus
-from archibald_actors.exclusive import ExclusiveHold
 from archibald_actors.handler_signature import handler_problem
 from archibald_actors.loop_guard import blocking, refuse_on_loop
 from archibald_actors.loop_thread import LoopThread
 from archibald_actors.messages import (
-    Crash,
     Drain,
-    GetHistory,
-    GetSchedule,
-    GetStatus,
-    RequestSync,
     RestartChild,
-    Retune,
-    WaitIdle,
 )
 from archibald_actors.schedule import (
     DEFAULT_SCHEDULE,
@@ -53,7 +42,7 @@ from archibald_actors.schedule import (
     check_sync_type,
 )
 from archibald_actors.schedule_view import ScheduleView
-from archibald_actors.status import health_from_status
+from archibald_actors.service_calls import ASK_TIMEOUT, ServiceCalls
 from archibald_actors.store.base import Store
 from archibald_actors.store.memory import MemoryStore
 
@@ -63,8 +52,6 @@ log = logging.getLogger("archibald_actors")
 
 T = TypeVar("T")
 U = TypeVar("U")
-#: Real seconds a blocking call waits for the actors by default.
-ASK_TIMEOUT = 5.0
 #: Real seconds ``start()`` waits for the first read of the store.
 START_WAIT = 30.0
 #: Real seconds each step of ``stop()`` gets even once its budget is spent: the steps
@@ -75,29 +62,11 @@ STOP_STEP_FLOOR = 0.1
 _STOP_ON_LOOP = "`await asyncio.to_thread(service.stop)` (or let `archibald_actors.web.setup()` stop it)"
 
 
-def _awaitable(future_call: str) -> str:
-    return f"`await asyncio.wrap_future(service.{future_call})`"
-
-
 def _noop_handler(ctx: Any) -> None:
     """The handler of a type the service was given none for: succeeds at once."""
 
 
-def _then(future: Future[T], make: Callable[[T], U]) -> Future[U]:
-    """A future of ``make(result)``, failing with ``future``'s error or ``make``'s."""
-    derived: Future[U] = Future()
-
-    def derive(done: Future[T]) -> None:
-        try:
-            derived.set_result(make(done.result()))
-        except BaseException as exc:
-            derived.set_exception(exc)
-
-    future.add_done_callback(derive)
-    return derived
-
-
-class SyncService:
+class SyncService(ServiceCalls):
     """Staggered, serialized, supervised syncs of the ERP data types.
 
     Args:
@@ -305,196 +274,3 @@ class SyncService:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    # --- talking to the actors ----------------------------------------------------
-
-    def _check_running(self) -> None:
-        if not self._started or self._stopped:
-            raise ServiceStateError("the service is not running; call start() first")
-
-    def _send(self, to: str, make: Callable[[Future[Any]], object]) -> Future[Any]:
-        """Tell the actor named ``to`` (``"supervisor"`` or a child) a message carrying a reply."""
-        self._check_running()
-        reply: Future[Any] = Future()
-        address = self._supervisor if to == "supervisor" else self._addresses[to]
-        address.tell(make(reply))
-        return reply
-
-    @staticmethod
-    def _wait(reply: Future[T], timeout: float | None, what: str) -> T:
-        try:
-            return reply.result(timeout)
-        except FutureTimeout:
-            reply.cancel()
-            raise ServiceUnavailableError(f"{what}: no answer from the actors within {timeout} s") from None
-
-    def schedule_future(self) -> Future[dict[str, dict[str, Any]]]:
-        """Future of :meth:`schedule`."""
-        return self._send("supervisor", GetSchedule)
-
-    @blocking("service.schedule()", _awaitable("schedule_future()") + " or `service.schedule_view()`")
-    def schedule(self, timeout: float = ASK_TIMEOUT) -> dict[str, dict[str, Any]]:
-        """The schedule as it stands: ``{type: {interval, startDelay, unit, enabled, nextRunAt}}``."""
-        return self._wait(self.schedule_future(), timeout, "schedule")
-
-    def schedule_view(self) -> ScheduleView:
-        """The schedule as the supervisor last published it, read without a round trip.
-
-        The supervisor publishes a new view after every change and before it answers the
-        retune that made it; ``view.rows(service.clock)`` is what :meth:`schedule` returns.
-
-        Raises:
-            ServiceStateError: the service is not running.
-            ServiceUnavailableError: the supervisor is gone.
-        """
-        self._check_running()
-        view, ref = self._view, self._supervisor_ref
-        if view is None or ref is None or not ref.is_alive():
-            raise ServiceUnavailableError("schedule: the supervisor is not running")
-        return view
-
-    def _publish_view(self, view: ScheduleView) -> None:
-        self._view = view  # one reference swap: readers on other threads see either view whole
-
-    def status_future(self) -> Future[dict[str, Any]]:
-        """Future of :meth:`status`."""
-        return _then(self._send("supervisor", GetStatus), self._with_threads)
-
-    def _with_threads(self, status: dict[str, Any]) -> dict[str, Any]:
-        """The actors' status plus the count of abandoned handler threads (the runner's, not theirs)."""
-        return {**status, "abandonedThreads": self.abandoned_threads}
-
-    @property
-    def abandoned_threads(self) -> int:
-        """Handler threads written off after a timeout or a stop that are still alive."""
-        runner = self._runner
-        return 0 if runner is None else runner.abandoned_threads
-
-    @blocking("service.status()", _awaitable("status_future()"))
-    def status(self, timeout: float = ASK_TIMEOUT) -> dict[str, Any]:
-        """Running sync, queue, hold, orchestrator state and per-type details."""
-        return self._wait(self.status_future(), timeout, "status")
-
-    def retune_future(
-        self,
-        sync_type: str,
-        interval_minutes: float | None = None,
-        start_delay_minutes: float | None = None,
-        enabled: bool | None = None,
-    ) -> Future[dict[str, dict[str, Any]]]:
-        """Future of :meth:`retune`; fails with the validation error if a value is bad."""
-        check_sync_type(sync_type, self.sync_types)
-        if interval_minutes is None and start_delay_minutes is None and enabled is None:
-            raise InvalidValueError(
-                "intervalMinutes", "or startDelayMinutes or enabled is required: nothing to change"
-            )
-        return self._send(
-            "supervisor",
-            lambda reply: Retune(sync_type, interval_minutes, start_delay_minutes, enabled, reply),
-        )
-
-    @blocking("service.retune()", _awaitable("retune_future(...)"))
-    def retune(
-        self,
-        sync_type: str,
-        interval_minutes: float | None = None,
-        start_delay_minutes: float | None = None,
-        enabled: bool | None = None,
-        *,
-        timeout: float = ASK_TIMEOUT,
-    ) -> dict[str, dict[str, Any]]:
-        """Change one type's timing live; returns the schedule once the timer applied it.
-
-        Raises:
-            UnknownSyncTypeError: ``sync_type`` is unknown.
-            InvalidValueError: a value is of the wrong type or out of range (names the field).
-        """
-        future = self.retune_future(sync_type, interval_minutes, start_delay_minutes, enabled)
-        return self._wait(future, timeout, "retune")
-
-    def request_sync_future(self, sync_type: str, trigger: Trigger = "manual") -> Future[dict[str, Any]]:
-        """Future of :meth:`request_sync`."""
-        check_sync_type(sync_type, self.sync_types)
-        if trigger not in TRIGGERS:
-            raise InvalidValueError("trigger", f"must be one of {', '.join(TRIGGERS)}, got {trigger!r}")
-        now = self.clock.now()
-        return self._send(
-            ORCHESTRATOR,
-            lambda reply: RequestSync(sync_type, trigger, None, now, reply=reply),
-        )
-
-    @blocking("service.request_sync()", _awaitable("request_sync_future(...)"))
-    def request_sync(
-        self, sync_type: str, trigger: Trigger = "manual", *, timeout: float = ASK_TIMEOUT
-    ) -> dict[str, Any]:
-        """Queue a run of ``sync_type``; returns ``{"syncType", "coalesced"}``."""
-        return self._wait(self.request_sync_future(sync_type, trigger), timeout, "request_sync")
-
-    def history_future(self, sync_type: str | None = None, limit: int = 100) -> Future[list[dict[str, Any]]]:
-        """Future of :meth:`history`."""
-        if sync_type is not None:
-            check_sync_type(sync_type, self.sync_types)
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise InvalidValueError("limit", f"must be a positive whole number, got {limit!r}")
-        return self._send(ORCHESTRATOR, lambda reply: GetHistory(reply, sync_type, limit))
-
-    @blocking("service.history()", _awaitable("history_future(...)"))
-    def history(
-        self, sync_type: str | None = None, limit: int = 100, *, timeout: float = ASK_TIMEOUT
-    ) -> list[dict[str, Any]]:
-        """Runs newest first, of one type or all."""
-        return self._wait(self.history_future(sync_type, limit), timeout, "history")
-
-    def health_future(self) -> Future[dict[str, Any]]:
-        """Future of :meth:`health`."""
-        return _then(self.status_future(), health_from_status)
-
-    @blocking("service.health()", _awaitable("health_future()"))
-    def health(self, timeout: float = ASK_TIMEOUT) -> dict[str, Any]:
-        """``{"status": "ok"}``, or ``{"status": "degraded", "failed", "stale", "failing"}`` (lists).
-
-        A degraded body also has ``abandonedThreads`` once more than 8 handler threads that
-        ignored a stop are still alive.
-        """
-        return self._wait(self.health_future(), timeout, "health")
-
-    def wait_idle_future(self) -> Future[bool]:
-        """Future of :meth:`wait_idle`, done (True) once nothing runs or waits."""
-        return self._send(ORCHESTRATOR, WaitIdle)
-
-    @blocking(
-        "service.wait_idle()",
-        "`await asyncio.wait_for(asyncio.wrap_future(service.wait_idle_future()), timeout)`",
-    )
-    def wait_idle(self, timeout: float = 5.0) -> bool:
-        """True once nothing runs or waits; False if that did not happen within ``timeout``."""
-        try:
-            return bool(self.wait_idle_future().result(timeout))
-        except FutureTimeout:
-            return False
-
-    def exclusive(self, timeout: float | None = None) -> ExclusiveHold:
-        """A hold that stops the running sync and keeps new ones from starting.
-
-        Use as ``with service.exclusive():`` on a thread, ``async with service.exclusive():``
-        in a coroutine (``with`` on an event loop's thread raises ``BlockingCallError``:
-        it would wait for a coroutine handler that needs that very loop to stop).
-
-        Args:
-            timeout: real seconds entering waits for the running sync to end (None: no limit).
-        """
-        return ExclusiveHold(self, timeout)
-
-    def inject_fault(self, name: str) -> None:
-        """Crash the timer of type ``name`` (or ``"orchestrator"``) through the real failure path.
-
-        Raises:
-            UnknownSyncTypeError: ``name`` is neither a sync type nor "orchestrator".
-        """
-        if name != ORCHESTRATOR:
-            check_sync_type(name, self.sync_types)
-        self._check_running()
-        self._addresses[name].tell(Crash())
-
-    def _tell(self, name: str, message: object) -> None:
-        self._addresses[name].tell(message)

@@ -23,6 +23,7 @@ from archibald_actors.clock import Activity, Clock
 from archibald_actors.domain import Outcome
 from archibald_actors.events import EventBus
 from archibald_actors.messages import (
+    AgentsChanged,
     Booted,
     ChildFailed,
     Drain,
@@ -39,6 +40,7 @@ from archibald_actors.messages import (
     ReportStatus,
     RequestStored,
     RequestSync,
+    ResetBreakers,
     RunRecorded,
     RunTimedOut,
     SetLeading,
@@ -126,8 +128,8 @@ class OrchestratorActor(TrackedActor):
                 self._set_leading(leading)
             case LoadRequests():
                 self._load_requests()
-            case GetHistory(reply=reply, sync_type=sync_type, limit=limit):
-                self._ledger.read_history(reply, sync_type, limit)
+            case GetHistory():
+                self._ledger.read_history(message)
             case Drain(reply=reply, stop_running=stop_running):
                 self._drain(reply, stop_running)
             case WaitIdle(reply=reply):
@@ -135,6 +137,10 @@ class OrchestratorActor(TrackedActor):
                     answer(reply, True)
                 else:
                     self._state.idle_waiters.append(reply)
+            case AgentsChanged(agents=agents):
+                self._state.agents = agents
+            case ResetBreakers(reply=reply):
+                answer(reply, 0)  # no breakers yet
             case _:
                 self._handle_store_result(message)
 

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from archibald_actors.actors.request_rows import RequestRows
 from archibald_actors.actors.store_worker import Chain
+from archibald_actors.agent import Agent
 from archibald_actors.clock import Clock, Wakeup
 from archibald_actors.domain import Outcome, RunRecord, Trigger
 from archibald_actors.ledger import History
@@ -116,6 +117,8 @@ class OrchestratorState:
     record_chain: Chain = field(default_factory=Chain)
     #: A follower's status queries waiting for its read of the ledger.
     status_waiters: list[Callable[[], None]] = field(default_factory=list)
+    #: The stored agents, as the supervisor last announced them (``AgentsChanged``).
+    agents: tuple[Agent, ...] = ()
 
     @classmethod
     def fresh(
