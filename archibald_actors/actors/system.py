@@ -22,6 +22,7 @@ from archibald_actors.actors.orchestrator_state import OrchestratorState
 from archibald_actors.actors.runner import LoopProvider, SyncHandler, SyncRunner
 from archibald_actors.actors.store_worker import StoreWorker
 from archibald_actors.actors.supervisor import ORCHESTRATOR, SupervisorActor
+from archibald_actors.breaker import DEFAULT_BREAKERS, BreakerPolicy
 from archibald_actors.clock import Activity, Clock
 from archibald_actors.cluster.link import ClusterLink
 from archibald_actors.events import EventBus
@@ -70,6 +71,7 @@ def start_actors(
     publish_view: Callable[[ScheduleView], None],
     on_booted: Callable[[float], None],
     retention_days: float,
+    breakers: BreakerPolicy = DEFAULT_BREAKERS,
 ) -> ActorSystem:
     """Start the supervisor, the orchestrator, the store worker and, on a shared store, the link.
 
@@ -84,6 +86,7 @@ def start_actors(
         publish_view: receives every schedule view the supervisor publishes.
         on_booted: told the epoch (clock time) once the store was first read.
         retention_days: runs older than this are pruned from the store's ledger.
+        breakers: the service-wide circuit breaker settings, for the orchestrator.
 
     Returns:
         What the service keeps to talk to the actors and to stop them.
@@ -112,6 +115,7 @@ def start_actors(
             store=worker,
             cluster=cluster_store,
             fires_in_flight=fires_in_flight,
+            breakers=breakers,
         )
 
     first_load: Future[bool] = Future()

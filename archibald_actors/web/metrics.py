@@ -62,9 +62,7 @@ class SyncMetrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 1, 10, 60, 600),
             registry=self.registry,
         )
-        self.queue_depth = Gauge(
-            "archibald_queue_depth", "Requests waiting to run.", registry=self.registry
-        )
+        self.queue_depth = Gauge("archibald_queue_depth", "Requests waiting to run.", registry=self.registry)
         self.missed = Counter(
             "archibald_missed_slots", "Slots skipped by a catch-up.", ["sync_type"], registry=self.registry
         )

@@ -40,6 +40,11 @@ __all__ = [
     "AgentRemoved",
     "AgentTypeState",
     "AgentUpdate",
+    "BreakerPair",
+    "BreakerReset",
+    "BreakerResetRequest",
+    "Breakers",
+    "ErpBreaker",
     "ErrorBody",
     "Event",
     "HealthDegraded",
@@ -121,6 +126,16 @@ class _Closed(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def _known_type(value: str, info: ValidationInfo) -> str:
+    """``value`` if it is one of the types in the validation context (any type without one)."""
+    types: Iterable[str] | None = (info.context or {}).get(SYNC_TYPES_CONTEXT)
+    if types is not None and value not in types:
+        raise PydanticCustomError(
+            "unknown_sync_type", f"{show(value)} is unknown; expected one of {', '.join(types)}"
+        )
+    return value
+
+
 class ScheduleUpdate(BaseModel):
     """POST /schedule: retune one type; at least one of intervalMinutes, startDelayMinutes, enabled."""
 
@@ -136,12 +151,7 @@ class ScheduleUpdate(BaseModel):
     @field_validator("sync_type", mode="after")
     @classmethod
     def _known(cls, value: str, info: ValidationInfo) -> str:
-        types: Iterable[str] | None = (info.context or {}).get(SYNC_TYPES_CONTEXT)
-        if types is not None and value not in types:
-            raise PydanticCustomError(
-                "unknown_sync_type", f"{show(value)} is unknown; expected one of {', '.join(types)}"
-            )
-        return value
+        return _known_type(value, info)
 
     @model_validator(mode="after")
     def _something_to_change(self) -> ScheduleUpdate:
@@ -170,6 +180,23 @@ class RunRequest(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=False)
 
     agent_id: AgentId = _absent(alias="agentId")
+
+
+class BreakerResetRequest(BaseModel):
+    """POST /breakers/reset (optional body): close the breakers of one type, one agent, one
+    pair, or (neither, an empty body or ``{}``) every breaker, the ERP-wide one too."""
+
+    # Validated with ``context={"sync_types": (...)}``, the type must be one of the service's.
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=False)
+
+    sync_type: SyncTypeName = _absent("one type's breakers; left out, every type's", alias="syncType")
+    agent_id: AgentId = _absent("one agent's breakers; left out, every lane's", alias="agentId")
+
+    @field_validator("sync_type", mode="after")
+    @classmethod
+    def _known(cls, value: str, info: ValidationInfo) -> str:
+        return _known_type(value, info)
 
 
 class ErrorBody(_Closed):
@@ -258,6 +285,7 @@ class Status(_Answer):
         alias="abandonedThreads",
         description="handler threads given up on (past their timeout or at stop) and still alive",
     )
+    breakers: Breakers = _absent("the circuit breakers (pairs not closed, and the ERP-wide one)")
 
 
 class Agent(_Answer):
@@ -301,6 +329,38 @@ class RunAccepted(_Closed):
     coalesced: bool
 
 
+class BreakerReset(_Closed):
+    """POST /breakers/reset: how many breakers were open or half-open and are now closed."""
+
+    reset: Count
+
+
+class BreakerPair(_Answer):
+    """The circuit breaker of one (type, lane): ``agentId`` null for a shared type's service lane."""
+
+    sync_type: SyncTypeName = Field(alias="syncType")
+    agent_id: str | None = Field(alias="agentId")
+    state: Literal["closed", "open", "half_open"]
+    failures: Count = Field(description="failed tries in a row")
+    opened_at: Time = _absent(alias="openedAt")
+    until: Time = _absent("when an open pair turns half-open (its trial may run)")
+
+
+class ErpBreaker(_Answer):
+    """The ERP-wide breaker: open, every job waits until ``until``."""
+
+    state: Literal["closed", "open"]
+    until: Time | None
+    lanes: Count = Field(description="distinct lanes failing within the window (while open: that opened it)")
+
+
+class Breakers(_Answer):
+    """Every circuit breaker that is failing, open or half-open, and the ERP-wide one."""
+
+    pairs: list[BreakerPair]
+    erp: ErpBreaker
+
+
 class HealthOk(_Closed):
     """GET /healthz 200."""
 
@@ -320,6 +380,10 @@ class HealthDegraded(_Closed):
         alias="abandonedThreads",
         description="present past the cap of abandoned handler threads",
     )
+    breakers: dict[str, list[str | None]] = _absent(
+        "open pairs: by type, the agents whose breaker is open (null: the service lane)"
+    )
+    paused: bool = _absent("true while the ERP-wide breaker holds every job")
     role: Literal["leader", "follower"] = _absent()
     children: dict[str, ChildState] = _absent()
     error: str = _absent("the service did not answer")
@@ -348,6 +412,10 @@ ANSWER_MODELS: tuple[type[BaseModel], ...] = (
     TypeStatus,
     Status,
     RunAccepted,
+    BreakerReset,
+    BreakerPair,
+    ErpBreaker,
+    Breakers,
     HealthOk,
     HealthDegraded,
     Event,
