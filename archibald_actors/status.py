@@ -20,7 +20,6 @@ __all__ = [
     "health_from_status",
     "is_stale",
     "iso_at",
-    "open_breakers",
 ]
 
 #: Consecutive failed or timed-out runs after which a type makes the health degraded.
@@ -113,9 +112,8 @@ def health_from_status(status: Mapping[str, Any]) -> dict[str, Any]:
     A type is failing once its last ``FAILING_AFTER`` runs (cancelled ones aside) failed or
     timed out: a handler that fails every time degrades health at once, not only when the
     type turns stale. More than ``ABANDONED_THREADS_CAP`` abandoned handler threads degrade
-    it too, and the body then says how many (``abandonedThreads``). An open circuit breaker
-    degrades it and is named (see :func:`open_breakers`). In a cluster the body also names
-    the replica's ``role``.
+    it too, and the body then says how many (``abandonedThreads``). In a cluster the body
+    also names the replica's ``role``.
     """
     types = status["types"]
     failed = [t for t, v in types.items() if v["timer"] == "failed"]
@@ -128,25 +126,7 @@ def health_from_status(status: Mapping[str, Any]) -> dict[str, Any]:
     # A replica of a cluster says which one it is; a standalone service keeps the bare body.
     role = {} if status.get("role", "standalone") == "standalone" else {"role": status["role"]}
     store = {} if status.get("store", "ok") == "ok" else {"store": status["store"]}
-    breakers = open_breakers(status.get("breakers"))
-    if not failed and not stale and not failing and not store and not threads and not breakers:
+    if not failed and not stale and not failing and not store and not threads:
         return {"status": "ok", **role}
     degraded = {"status": "degraded", "failed": failed, "stale": stale, "failing": failing}
-    return {**degraded, **store, **threads, **breakers, **role}
-
-
-def open_breakers(breakers: Mapping[str, Any] | None) -> dict[str, Any]:
-    """What the health body says of the circuit breakers (a status's ``breakers``), ``{}`` if all is well.
-
-    ``"breakers"``: by type, the lanes whose breaker is open (an agent id, None for the
-    service lane), only when there are some; ``"paused": True`` while the ERP-wide breaker
-    holds every job. Half-open pairs are left out: their trial is about to decide.
-    """
-    if not breakers:
-        return {}
-    pairs: dict[str, list[str | None]] = {}
-    for pair in breakers.get("pairs", ()):
-        if pair.get("state") == "open":
-            pairs.setdefault(pair["syncType"], []).append(pair.get("agentId"))
-    paused = (breakers.get("erp") or {}).get("state") == "open"
-    return {**({"breakers": pairs} if pairs else {}), **({"paused": True} if paused else {})}
+    return {**degraded, **store, **threads, **role}

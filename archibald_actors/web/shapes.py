@@ -40,11 +40,8 @@ __all__ = [
     "AgentRemoved",
     "AgentTypeState",
     "AgentUpdate",
-    "BreakerPair",
     "BreakerReset",
     "BreakerResetRequest",
-    "Breakers",
-    "ErpBreaker",
     "ErrorBody",
     "Event",
     "HealthDegraded",
@@ -285,7 +282,6 @@ class Status(_Answer):
         alias="abandonedThreads",
         description="handler threads given up on (past their timeout or at stop) and still alive",
     )
-    breakers: Breakers = _absent("the circuit breakers (pairs not closed, and the ERP-wide one)")
 
 
 class Agent(_Answer):
@@ -335,32 +331,6 @@ class BreakerReset(_Closed):
     reset: Count
 
 
-class BreakerPair(_Answer):
-    """The circuit breaker of one (type, lane): ``agentId`` null for a shared type's service lane."""
-
-    sync_type: SyncTypeName = Field(alias="syncType")
-    agent_id: str | None = Field(alias="agentId")
-    state: Literal["closed", "open", "half_open"]
-    failures: Count = Field(description="failed tries in a row")
-    opened_at: Time = _absent(alias="openedAt")
-    until: Time = _absent("when an open pair turns half-open (its trial may run)")
-
-
-class ErpBreaker(_Answer):
-    """The ERP-wide breaker: open, every job waits until ``until``."""
-
-    state: Literal["closed", "open"]
-    until: Time | None
-    lanes: Count = Field(description="distinct lanes failing within the window (while open: that opened it)")
-
-
-class Breakers(_Answer):
-    """Every circuit breaker that is failing, open or half-open, and the ERP-wide one."""
-
-    pairs: list[BreakerPair]
-    erp: ErpBreaker
-
-
 class HealthOk(_Closed):
     """GET /healthz 200."""
 
@@ -380,10 +350,6 @@ class HealthDegraded(_Closed):
         alias="abandonedThreads",
         description="present past the cap of abandoned handler threads",
     )
-    breakers: dict[str, list[str | None]] = _absent(
-        "open pairs: by type, the agents whose breaker is open (null: the service lane)"
-    )
-    paused: bool = _absent("true while the ERP-wide breaker holds every job")
     role: Literal["leader", "follower"] = _absent()
     children: dict[str, ChildState] = _absent()
     error: str = _absent("the service did not answer")
@@ -413,9 +379,6 @@ ANSWER_MODELS: tuple[type[BaseModel], ...] = (
     Status,
     RunAccepted,
     BreakerReset,
-    BreakerPair,
-    ErpBreaker,
-    Breakers,
     HealthOk,
     HealthDegraded,
     Event,

@@ -1,5 +1,5 @@
-"""The circuit breakers over HTTP with real tokens (the admin's reset), and how a status's
-``breakers`` shows in /healthz, /metrics and the OpenAPI document."""
+"""The circuit breakers over HTTP with real tokens (the admin's reset, in the OpenAPI document),
+and how a status's ``breakers`` shows in /metrics."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from archibald_actors.status import health_from_status
 from archibald_actors.web.metrics import SyncMetrics
 from archibald_actors.web.openapi import build_openapi
 
@@ -133,31 +132,6 @@ def healthy_status(**extra: Any) -> dict[str, Any]:
     return {"orchestrator": "running", "types": {"orders": row, "prices": row}, **extra}
 
 
-def test_health_names_open_pairs_and_the_erp_pause() -> None:
-    assert health_from_status(healthy_status()) == {"status": "ok"}  # no breakers key yet: as before
-    assert health_from_status(healthy_status(breakers=CLOSED)) == {"status": "ok"}
-    assert health_from_status(healthy_status(breakers=BREAKERS)) == {
-        "status": "degraded",
-        "failed": [],
-        "stale": [],
-        "failing": [],
-        "breakers": {"orders": ["mario", "bea"], "prices": [None]},  # half-open and closed pairs left out
-        "paused": True,
-    }
-    erp_only = {**CLOSED, "erp": BREAKERS["erp"]}
-    assert health_from_status(healthy_status(breakers=erp_only, role="leader")) == {
-        "status": "degraded",
-        "failed": [],
-        "stale": [],
-        "failing": [],
-        "paused": True,
-        "role": "leader",
-    }
-    one_pair = {**CLOSED, "pairs": BREAKERS["pairs"][:1]}
-    assert health_from_status(healthy_status(breakers=one_pair))["breakers"] == {"orders": ["mario"]}
-    assert "paused" not in health_from_status(healthy_status(breakers=one_pair))
-
-
 def test_metrics_count_open_pairs_per_type_and_the_erp_breaker() -> None:
     metrics = SyncMetrics(["orders", "prices", "ddt"])
     before = samples(metrics.render().decode())
@@ -190,36 +164,19 @@ async def test_a_scrape_reads_the_breakers_from_the_status(api: Api, monkeypatch
     monkeypatch.setattr(api.service, "status_future", with_breakers)
     seen = await scrape(api)
     assert seen[open_key] == 2 and seen[("archibald_sync_erp_breaker_open", ())] == 1
-    status, health = await api.call("GET", "/healthz", role=None)
-    assert status == 503 and health["breakers"] == {"orders": ["mario", "bea"], "prices": [None]}
 
 
-def test_the_document_describes_the_breakers_in_status_and_health() -> None:
-    checker = Checker(build_openapi(sync_types=["orders", "prices"]))
-    status = {
-        "running": None,
-        "queue": [],
-        "held": False,
-        "orchestrator": "running",
-        "types": {},
-        "breakers": BREAKERS,
-    }
-    types = {
-        "state": "idle",
-        "lastRun": None,
-        "nextRunAt": None,
-        "runs": 0,
-        "failures": 0,
-        "missed": 0,
-        "coalesced": 0,
-        "timer": "running",
-        "restarts": 0,
-    }
-    status["types"] = {"orders": types, "prices": types}
-    checker.check("GET", "/api/sync/status", 200, {"success": True, "data": status})
-    health = health_from_status(healthy_status(breakers=BREAKERS))
-    checker.check("GET", "/healthz", 503, health)
+def test_the_document_describes_the_reset_and_its_body() -> None:
+    document = build_openapi(sync_types=["orders", "prices"])
+    checker = Checker(document)
     checker.check("POST", "/api/sync/breakers/reset", 200, {"success": True, "data": {"reset": 3}})
-    bad = {**status, "breakers": {**BREAKERS, "erp": {"state": "ajar", "until": None, "lanes": 0}}}
-    with pytest.raises(AssertionError, match="ajar"):
-        checker.check("GET", "/api/sync/status", 200, {"success": True, "data": bad})
+    for bad in ({"reset": -1}, {"reset": 1, "extra": True}, {}):
+        with pytest.raises(AssertionError):
+            checker.check("POST", "/api/sync/breakers/reset", 200, {"success": True, "data": bad})
+    request = document["components"]["schemas"]["BreakerResetRequest"]
+    assert request["additionalProperties"] is False and set(request["properties"]) == {"syncType", "agentId"}
+    assert request["properties"]["syncType"]["$ref"] == "#/components/schemas/SyncType"
+    assert request["properties"]["agentId"]["pattern"] == "^[A-Za-z0-9._@-]{1,64}$"
+    operation = document["paths"]["/api/sync/breakers/reset"]["post"]
+    assert operation["requestBody"]["required"] is False
+    assert set(operation["responses"]) == {"200", "400", "401", "403", "413", "503", "504"}
