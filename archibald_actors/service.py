@@ -182,7 +182,7 @@ class SyncService(ServiceCalls):
             publish_view=self._publish_view,
             on_booted=self._booted,
             retention_days=self._retention_days,
-            breakers=self.breaker_policy,
+            breaker_policy=self.breaker_policy,
         )
         self._addresses = system.addresses
         self._runner = system.runner

@@ -21,7 +21,7 @@ from archibald_actors import (
     SyncService,
     UnknownSyncTypeError,
 )
-from archibald_actors.actors.orchestrator import OrchestratorActor
+from archibald_actors import service as service_module
 from archibald_actors.config import ConfigError, parse_config
 from archibald_actors.retry import plan_retry
 from archibald_actors.schedule import DEFAULT_SCHEDULE
@@ -114,15 +114,15 @@ def test_the_service_keeps_its_breaker_policy() -> None:
     assert caught.value.field == "breakers"
 
 
-def test_the_orchestrator_is_given_the_breaker_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_actors_are_given_the_breaker_policy(monkeypatch: pytest.MonkeyPatch) -> None:
     given: list[BreakerPolicy] = []
-    build = OrchestratorActor.__init__
+    real = service_module.start_actors
 
-    def recording(self: OrchestratorActor, **kwargs: Any) -> None:
-        given.append(kwargs["breakers"])
-        build(self, **kwargs)
+    def recording(**kwargs: Any) -> Any:
+        given.append(kwargs["breaker_policy"])
+        return real(**kwargs)
 
-    monkeypatch.setattr(OrchestratorActor, "__init__", recording)
+    monkeypatch.setattr(service_module, "start_actors", recording)
     policy = BreakerPolicy(breaker_failures=7)
     service = SyncService(clock=ManualClock(), breakers=policy)
     service.start()

@@ -19,7 +19,6 @@ from archibald_actors.actors.request_store import RequestStore
 from archibald_actors.actors.run_ledger import RunLedger
 from archibald_actors.actors.runner import SyncHandler, SyncRunner
 from archibald_actors.actors.store_worker import StoreWorker
-from archibald_actors.breaker import DEFAULT_BREAKERS, BreakerPolicy
 from archibald_actors.clock import Activity, Clock
 from archibald_actors.domain import Outcome
 from archibald_actors.events import EventBus
@@ -83,7 +82,6 @@ class OrchestratorActor(TrackedActor):
         store: StoreWorker,
         cluster: ClusterStore | None,
         fires_in_flight: Activity,
-        breakers: BreakerPolicy = DEFAULT_BREAKERS,
     ) -> None:
         super().__init__(address, clock.activity)
         self._supervisor = supervisor
@@ -96,7 +94,6 @@ class OrchestratorActor(TrackedActor):
         self._ledger = RunLedger(state, store, address, clock, events)
         self._requests = RequestStore(state, store, address, clock, events, cluster=cluster)
         self._fires = fires_in_flight
-        self._breaker_policy = breakers
 
     def on_started(self) -> None:
         """A new incarnation picks up where the last one (or the last process) stopped."""

@@ -71,7 +71,7 @@ def start_actors(
     publish_view: Callable[[ScheduleView], None],
     on_booted: Callable[[float], None],
     retention_days: float,
-    breakers: BreakerPolicy = DEFAULT_BREAKERS,
+    breaker_policy: BreakerPolicy = DEFAULT_BREAKERS,
 ) -> ActorSystem:
     """Start the supervisor, the orchestrator, the store worker and, on a shared store, the link.
 
@@ -86,7 +86,7 @@ def start_actors(
         publish_view: receives every schedule view the supervisor publishes.
         on_booted: told the epoch (clock time) once the store was first read.
         retention_days: runs older than this are pruned from the store's ledger.
-        breakers: the service-wide circuit breaker settings, for the orchestrator.
+        breaker_policy: when circuit breakers open, and for how long.
 
     Returns:
         What the service keeps to talk to the actors and to stop them.
@@ -115,7 +115,6 @@ def start_actors(
             store=worker,
             cluster=cluster_store,
             fires_in_flight=fires_in_flight,
-            breakers=breakers,
         )
 
     first_load: Future[bool] = Future()
