@@ -11,7 +11,14 @@ not in the default table adds that type, and needs its ``interval_minutes``)::
     enabled = true
     handler = "mypkg.erp:sync_orders"       # a callable taking ctx, imported at start
     # url = "http://127.0.0.1:9000/sync"    # or a webhook (not both)
+    retries = 2                  # more tries of a failed or timed-out run (0: none)
+    retry_backoff = [60, 300]    # seconds before each retry; the last one repeats
     duration_seconds = [30, 60]  # seconds a run takes, [min, max], for ``simulate``
+
+    [breakers]                   # service-wide circuit breakers (every key optional)
+    failures = 3                 # failed tries in a row that open a (type, lane) pair
+    cooldown_seconds = 7200      # how long an open pair skips its jobs
+    erp_lanes = 5                # distinct lanes failing within 10 min that hold every job
 
 A type's name matches ``[a-z][a-z0-9_-]{0,31}``. The table is the model ``TypeTable``,
 whose fields have the rules of :mod:`archibald_actors.validation` (as the HTTP API's).
@@ -34,16 +41,23 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, Va
 from pydantic_core import PydanticCustomError
 
 from archibald_actors.actors.runner import SyncHandler
+from archibald_actors.breaker import DEFAULT_BREAKERS, BreakerPolicy
 from archibald_actors.clock import Clock
 from archibald_actors.errors import InvalidValueError
 from archibald_actors.handler_signature import handler_problem
 from archibald_actors.handlers.webhook import webhook_handler
+from archibald_actors.retry import RetryPolicy
 from archibald_actors.schedule import DEFAULT_SCHEDULE, ScheduleEntry
 from archibald_actors.validation import (
     TYPE_NAME_PATTERN,
+    BackoffSeconds,
+    BreakerCooldownSeconds,
+    BreakerFailures,
     Enabled,
+    ErpBreakerLanes,
     IntervalMinutes,
     Priority,
+    Retries,
     StartDelayMinutes,
     TimeoutSeconds,
     first_error,
@@ -51,7 +65,9 @@ from archibald_actors.validation import (
 )
 
 __all__ = [
+    "BREAKER_KEYS",
     "KNOWN_KEYS",
+    "BreakersTable",
     "ConfigError",
     "ServiceConfig",
     "TypeTable",
@@ -62,6 +78,8 @@ __all__ = [
 ]
 
 SECTION = "sync"
+#: The top-level table of the service-wide breaker settings.
+BREAKERS = "breakers"
 #: Longest run a ``duration_seconds`` range may name (the longest timeout).
 MAX_DURATION_SECONDS = 86400.0
 #: The error kind of a bad ``duration_seconds`` (its message is written here, not by pydantic).
@@ -110,12 +128,41 @@ class TypeTable(BaseModel):
     enabled: Enabled = _optional()
     handler: StrictStr = _optional()
     url: StrictStr = _optional()
+    retries: Retries = _optional()
+    retry_backoff: Annotated[list[BackoffSeconds], Field(min_length=1)] = _optional()
     duration_seconds: DurationSeconds = _optional()
 
 
 KNOWN_KEYS: tuple[str, ...] = tuple(TypeTable.model_fields)
 #: What a key set in a table changes in the type's ``ScheduleEntry``.
-_TIMING_KEYS = ("interval_minutes", "start_delay_minutes", "priority", "timeout_seconds", "enabled")
+_TIMING_KEYS = (
+    "interval_minutes",
+    "start_delay_minutes",
+    "priority",
+    "timeout_seconds",
+    "enabled",
+    "retries",
+    "retry_backoff",
+)
+
+
+class BreakersTable(BaseModel):
+    """The ``[breakers]`` table: service-wide circuit breaker settings; every key optional."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    failures: BreakerFailures = _optional()
+    cooldown_seconds: BreakerCooldownSeconds = _optional()
+    erp_lanes: ErpBreakerLanes = _optional()
+
+
+BREAKER_KEYS: tuple[str, ...] = tuple(BreakersTable.model_fields)
+#: The ``BreakerPolicy`` field each key of ``[breakers]`` sets.
+_POLICY_FIELDS = {
+    "failures": "breaker_failures",
+    "cooldown_seconds": "breaker_cooldown",
+    "erp_lanes": "erp_breaker_lanes",
+}
 
 
 class ConfigError(ValueError):
@@ -143,12 +190,14 @@ class ServiceConfig:
         path: where it was read from.
         schedule: the full table, the file's values over ``DEFAULT_SCHEDULE``.
         handlers: handlers the file names (types without ``handler``/``url`` are absent).
+        breakers: the ``[breakers]`` settings over ``DEFAULT_BREAKERS``.
         durations: per type, the ``duration_seconds`` range the file gives (for ``simulate``).
     """
 
     path: str
     schedule: Mapping[str, ScheduleEntry]
     handlers: Mapping[str, SyncHandler] = field(default_factory=dict)
+    breakers: BreakerPolicy = DEFAULT_BREAKERS
     durations: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
@@ -203,8 +252,9 @@ class _Validator:
 
     def config(self, data: dict[str, Any]) -> ServiceConfig:
         for key in data:
-            if key != SECTION:
-                raise self.fail((key,), f"is not a known section; the file holds [{SECTION}.<type>] tables")
+            if key not in {SECTION, BREAKERS}:
+                expected = f"[{SECTION}.<type>] and [{BREAKERS}] tables"
+                raise self.fail((key,), f"is not a known section; the file holds {expected}")
         section = data.get(SECTION, {})
         if not isinstance(section, dict):
             raise self.fail((SECTION,), f"must be a table of sync types, got {_kind(section)}")
@@ -223,12 +273,26 @@ class _Validator:
             if "duration_seconds" in table:  # validated by _type
                 low, high = table["duration_seconds"]
                 durations[sync_type] = (float(low), float(high))
+        breakers = self._breakers(data.get(BREAKERS, {}))
         return ServiceConfig(
             self._path,
             MappingProxyType(schedule),
             MappingProxyType(handlers),
+            breakers,
             durations=MappingProxyType(durations),
         )
+
+    def _breakers(self, raw: object) -> BreakerPolicy:
+        if not isinstance(raw, dict):
+            raise self.fail((BREAKERS,), f"must be a table, got {_kind(raw)}")
+        try:
+            table = BreakersTable.model_validate(raw).model_dump(exclude_unset=True)
+        except ValidationError as exc:
+            key, problem, kind = first_error(exc.errors(), BreakersTable)
+            if kind == "extra_forbidden":
+                problem = f"is not a known key; expected one of {', '.join(BREAKER_KEYS)}"
+            raise self.fail((BREAKERS, key), problem) from None
+        return replace(DEFAULT_BREAKERS, **{_POLICY_FIELDS[k]: v for k, v in table.items()})
 
     def _type(
         self, sync_type: str, raw: dict[str, Any], entry: ScheduleEntry | None
@@ -242,6 +306,8 @@ class _Validator:
                 problem = f"is not a known key; expected one of {', '.join(KNOWN_KEYS)}"
             elif key == "duration_seconds":
                 problem = duration_problem(raw.get(key))
+            elif key == "retry_backoff":
+                problem = _backoff_problem(raw[key])
             raise self.fail((*prefix, key), problem) from None
         changes = {k: v for k, v in table.items() if k in _TIMING_KEYS}
         if entry is None:  # a type of its own: the interval cannot be guessed
@@ -310,6 +376,15 @@ def import_handler(spec: str) -> SyncHandler:
         raise ValueError(f"{spec!r} is not a sync handler: {problem}")
     handler: SyncHandler = target
     return handler
+
+
+def _backoff_problem(backoff: object) -> str:
+    """The retry policy's own message for a bad ``retry_backoff`` (it names the item at fault)."""
+    try:
+        RetryPolicy(retry_backoff=backoff)  # type: ignore[arg-type]  # checked by the policy
+    except InvalidValueError as exc:
+        return str(exc).removeprefix(f"{exc.field} ")
+    return "is invalid"  # pragma: no cover - the table's rule and the policy's are the same
 
 
 def _kind(value: object) -> str:

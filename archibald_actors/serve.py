@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from aiohttp import web
 
+from archibald_actors.breaker import DEFAULT_BREAKERS
 from archibald_actors.cli import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -46,6 +47,7 @@ def serve_command(args: argparse.Namespace) -> int:
     secret = jwt_secret()
     clock = make_clock(args.speed)
     schedule = DEFAULT_SCHEDULE
+    breakers = DEFAULT_BREAKERS
     handlers = demo_handlers(seed=args.seed, clock=clock)
     if args.config:
         # Like other app servers, resolve "package.module:function" from the working directory too.
@@ -55,10 +57,12 @@ def serve_command(args: argparse.Namespace) -> int:
             config = load_config(args.config, clock=clock)
         except ConfigError as exc:
             raise CliError(str(exc)) from None
-        schedule = config.schedule
+        schedule, breakers = config.schedule, config.breakers
         # A type the config adds gets a demo handler too, unless the config names one.
         handlers = {**demo_handlers(seed=args.seed, clock=clock, sync_types=schedule), **config.handlers}
-    service = SyncService(handlers, clock=clock, schedule=schedule, store=open_store(args.db, args.schema))
+    service = SyncService(
+        handlers, clock=clock, schedule=schedule, store=open_store(args.db, args.schema), breakers=breakers
+    )
     service.events.subscribe(_log_run)
     # SIGTERM lets the running sync finish (within the stop timeout); nothing queued is lost.
     app = create_app(service, secret=secret, drain=True, stop_timeout=args.stop_timeout, console=True)

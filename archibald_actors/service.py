@@ -23,6 +23,7 @@ from archibald_actors.actors.runner import SyncHandler, SyncRunner
 from archibald_actors.actors.store_worker import StoreWorker
 from archibald_actors.actors.supervisor import ORCHESTRATOR
 from archibald_actors.actors.system import start_actors
+from archibald_actors.breaker import DEFAULT_BREAKERS, BreakerPolicy
 from archibald_actors.clock import Clock, Deadline, SystemClock
 from archibald_actors.cluster.link import ClusterLink
 from archibald_actors.errors import InvalidValueError, ServiceStateError, ServiceUnavailableError
@@ -80,12 +81,15 @@ class SyncService(ServiceCalls):
         loop: the asyncio loop coroutine handlers run on; by default the loop running
             when ``start()`` is called, else a private one.
         retention_days: runs older than this are pruned from the store's ledger.
+        breakers: when the circuit breakers open and for how long, service-wide
+            (``DEFAULT_BREAKERS``: 3 failed tries in a row open a pair for 2 h).
 
     Raises:
         UnknownSyncTypeError: a handler names a type that is neither in the schedule nor
             one of the default six.
         InvalidValueError: a schedule key is not a valid type name or not its entry's type,
-            or a handler cannot be called as ``handler(ctx)`` (names it).
+            or a handler cannot be called as ``handler(ctx)`` (names it), or ``breakers``
+            is not a ``BreakerPolicy``.
     """
 
     def __init__(
@@ -97,6 +101,7 @@ class SyncService(ServiceCalls):
         store: Store | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
         retention_days: float = 30.0,
+        breakers: BreakerPolicy = DEFAULT_BREAKERS,
     ) -> None:
         handlers = dict(handlers or {})
         schedule = check_schedule(schedule or DEFAULT_SCHEDULE)
@@ -119,6 +124,10 @@ class SyncService(ServiceCalls):
         if not valid or not retention_days > 0:
             raise InvalidValueError("retention_days", f"must be a positive number, got {retention_days!r}")
         self._retention_days = float(retention_days)
+        if not isinstance(breakers, BreakerPolicy):
+            raise InvalidValueError("breakers", f"must be a BreakerPolicy, got {breakers!r}")
+        #: The service-wide circuit breaker settings.
+        self.breaker_policy: BreakerPolicy = breakers
         self._loop = loop
         self._loop_thread: LoopThread | None = None
         self._lock = threading.Lock()
@@ -173,6 +182,7 @@ class SyncService(ServiceCalls):
             publish_view=self._publish_view,
             on_booted=self._booted,
             retention_days=self._retention_days,
+            breaker_policy=self.breaker_policy,
         )
         self._addresses = system.addresses
         self._runner = system.runner
@@ -253,7 +263,7 @@ class SyncService(ServiceCalls):
             return  # nobody left to record the run
         if orchestrator == "restarting":
             self._supervisor.tell(RestartChild(ORCHESTRATOR))  # now, not after the backoff
-        for stop_running in ([False, True] if let_finish else [True]):
+        for stop_running in [False, True] if let_finish else [True]:
             # Letting it finish takes half of what is left; asking it to stop, the rest.
             wait = deadline.left() if stop_running else deadline.left() / 2
             reply: Future[Any] = Future()

@@ -22,6 +22,7 @@ from archibald_actors.actors.orchestrator_state import OrchestratorState
 from archibald_actors.actors.runner import LoopProvider, SyncHandler, SyncRunner
 from archibald_actors.actors.store_worker import StoreWorker
 from archibald_actors.actors.supervisor import ORCHESTRATOR, SupervisorActor
+from archibald_actors.breaker import DEFAULT_BREAKERS, BreakerPolicy
 from archibald_actors.clock import Activity, Clock
 from archibald_actors.cluster.link import ClusterLink
 from archibald_actors.events import EventBus
@@ -70,6 +71,7 @@ def start_actors(
     publish_view: Callable[[ScheduleView], None],
     on_booted: Callable[[float], None],
     retention_days: float,
+    breaker_policy: BreakerPolicy = DEFAULT_BREAKERS,
 ) -> ActorSystem:
     """Start the supervisor, the orchestrator, the store worker and, on a shared store, the link.
 
@@ -84,6 +86,7 @@ def start_actors(
         publish_view: receives every schedule view the supervisor publishes.
         on_booted: told the epoch (clock time) once the store was first read.
         retention_days: runs older than this are pruned from the store's ledger.
+        breaker_policy: when circuit breakers open, and for how long.
 
     Returns:
         What the service keeps to talk to the actors and to stop them.
