@@ -7,10 +7,14 @@ searches start delays instead and prints them with the waits before and after.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import sys
 import time
+from collections.abc import Iterator
 
+from archibald_actors.breaker import DEFAULT_BREAKERS
 from archibald_actors.cli import EXIT_OK, CliError
 from archibald_actors.clock import ManualClock
 from archibald_actors.config import ConfigError, load_config
@@ -34,13 +38,13 @@ SUGGEST_BUDGET = 30.0
 
 def scenario_from_args(args: argparse.Namespace) -> Scenario:
     """The scenario the command line describes: table, durations and concurrency of ``--config``."""
-    schedule, durations, max_concurrent = dict(DEFAULT_SCHEDULE), {}, None
+    schedule, durations, max_concurrent, breakers = dict(DEFAULT_SCHEDULE), {}, None, DEFAULT_BREAKERS
     if args.config:
         try:
             config = load_config(args.config, clock=ManualClock())
         except ConfigError as exc:
             raise CliError(str(exc)) from None
-        schedule, durations = dict(config.schedule), dict(config.durations)
+        schedule, durations, breakers = dict(config.schedule), dict(config.durations), config.breakers
         # Set by configs that run several jobs at once (the agents' lanes), None otherwise.
         max_concurrent = getattr(config, "max_concurrent", None)
     return Scenario(
@@ -49,12 +53,30 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         Workload(durations, args.seed),
         agents=demo_agents(args.agents),
         max_concurrent=max_concurrent,
+        breakers=breakers,
     )
+
+
+@contextlib.contextmanager
+def _quiet_actors() -> Iterator[None]:
+    """The simulated service's warnings (a simulated run timed out) are in the report, not on stderr."""
+    logger = logging.getLogger("archibald_actors")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def simulate_command(args: argparse.Namespace) -> int:
     """Run ``simulate`` with parsed ``args``; print the report, the JSON or the suggestion."""
     scenario = scenario_from_args(args)
+    with _quiet_actors():
+        return _simulate(args, scenario)
+
+
+def _simulate(args: argparse.Namespace, scenario: Scenario) -> int:
     if args.suggest:
         began = time.monotonic()
         suggestion = suggest(scenario, budget_seconds=SUGGEST_BUDGET)

@@ -137,6 +137,7 @@ def live_scenario(
         workload,
         agents=tuple(store.agents()),
         max_concurrent=getattr(service, "max_concurrent", None),
+        breakers=service.breaker_policy,
         origin=now,
         epoch=epoch,
         served=dict(stored.served),
@@ -173,6 +174,7 @@ def suggest_live(
         scenario.workload,
         agents=scenario.agents,
         max_concurrent=scenario.max_concurrent,
+        breakers=scenario.breakers,
         origin=scenario.origin,
     )
     return suggestion_json(suggest(fresh, budget_seconds=budget_seconds, cancel=cancel))

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from archibald_actors.agent import Agent
+from archibald_actors.breaker import DEFAULT_BREAKERS, BreakerPolicy
 from archibald_actors.clock import ManualClock
 from archibald_actors.domain import RunRecord
 from archibald_actors.planning.runs import RunCollector, SimulatedRun
@@ -64,6 +65,7 @@ class Scenario:
         workload: how long runs take.
         agents: the agents in the store (a per-agent type runs one job per enabled agent).
         max_concurrent: jobs that may run at once (None: the service's default).
+        breakers: when the circuit breakers open, as the service is given them.
         origin: the wall time the simulation starts at (``from`` in its report).
         epoch: the stored epoch slots count from; None: ``origin`` (a first start).
         served: per type, the latest slot served, in seconds after the epoch.
@@ -78,6 +80,7 @@ class Scenario:
     workload: Workload = field(default_factory=Workload)
     agents: tuple[Agent, ...] = ()
     max_concurrent: int | None = None
+    breakers: BreakerPolicy = DEFAULT_BREAKERS
     origin: datetime = ManualClock.DEFAULT_WALL_ORIGIN
     epoch: datetime | None = None
     served: Mapping[str, float] = field(default_factory=dict)
@@ -150,6 +153,7 @@ def run_scenario(scenario: Scenario, cancel: threading.Event | None = None) -> S
         clock=clock,
         schedule=table,
         store=store,
+        breakers=scenario.breakers,
         **_service_options(scenario.max_concurrent),
     )
     collector = RunCollector(scenario.origin)
