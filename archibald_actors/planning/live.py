@@ -153,13 +153,16 @@ def preview(
     changes: Sequence[TableChange],
     hours: float,
     cancel: threading.Event | None = None,
+    budget_seconds: float | None = None,
 ) -> dict[str, Any]:
     """The next ``hours`` of ``service`` under ``changes``, simulated; applies nothing.
 
     Returns the simulation's JSON document plus ``running``: the live runs in progress.
+    Past ``budget_seconds`` of real time the simulation ends where it got to
+    (``complete`` false, ``until`` says where).
     """
     scenario, running = live_scenario(service, changes, hours)
-    document = simulation_json(run(scenario, cancel))
+    document = simulation_json(run(scenario, cancel, budget_seconds))
     return {**document, "running": [r.to_json() for r in running]}
 
 

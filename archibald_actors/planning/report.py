@@ -93,7 +93,8 @@ def simulation_json(sim: Simulation) -> dict[str, Any]:
     }
     return {
         "from": iso(sim.origin),
-        "until": iso(scenario.until),
+        "until": iso(scenario.until if sim.reached is None else sim.wall(sim.reached)),
+        "complete": sim.complete,
         "hours": _number(sim.hours),
         "epoch": iso(sim.epoch),
         "seed": sim.seed,

@@ -59,6 +59,13 @@ class Simulation:
     epoch: datetime
     queued_at_end: int = 0
     coalesced: Mapping[str, int] = field(default_factory=dict)
+    #: Seconds after the start the simulation reached (short of ``hours`` if its budget ran out).
+    reached: float | None = None
+
+    @property
+    def complete(self) -> bool:
+        """True if the simulation covered every hour asked for."""
+        return self.reached is None or self.reached >= self.scenario.hours * 3600.0
 
     @property
     def hours(self) -> float:
@@ -175,7 +182,11 @@ def simulate(
     return run(scenario, cancel)
 
 
-def run(scenario: Scenario, cancel: threading.Event | None = None) -> Simulation:
+def run(
+    scenario: Scenario, cancel: threading.Event | None = None, budget_seconds: float | None = None
+) -> Simulation:
     """Run ``scenario`` in the sandbox and wrap what it did as a ``Simulation``."""
-    result = run_scenario(scenario, cancel)
-    return Simulation(scenario, result.runs, result.epoch, result.queued_at_end, result.coalesced)
+    result = run_scenario(scenario, cancel, budget_seconds)
+    return Simulation(
+        scenario, result.runs, result.epoch, result.queued_at_end, result.coalesced, result.reached
+    )

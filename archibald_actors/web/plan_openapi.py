@@ -18,7 +18,7 @@ Content = Callable[[str, Schema], Schema]
 Wrap = Callable[[Schema], Schema]
 
 
-def _hours(default: float) -> Schema:
+def _hours(default: float, most: float) -> Schema:
     return {
         "name": "hours",
         "in": "query",
@@ -26,7 +26,7 @@ def _hours(default: float) -> Schema:
         "description": f"simulated hours from now; empty or absent means {default:g}",
         "allowEmptyValue": True,
         "schema": {
-            "anyOf": [{"type": "number", "minimum": 1, "maximum": 48}, {"const": ""}],
+            "anyOf": [{"type": "number", "minimum": 1, "maximum": most}, {"const": ""}],
             "default": default,
         },
     }
@@ -52,7 +52,7 @@ def planning_paths(p: str, operation: Operation, json: Content, ok: Wrap) -> dic
                     {"200": json("the simulated runs, collisions and waits", ok(ref("PlanPreview")))},
                     errors=("400", "401", "413", "503", "504"),
                 ),
-                "parameters": [_hours(6)],
+                "parameters": [_hours(6, 48)],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": changes}}},
             }
         },
@@ -64,7 +64,7 @@ def planning_paths(p: str, operation: Operation, json: Content, ok: Wrap) -> dic
                     {"200": json("delays, and waits before and after", ok(ref("StaggerSuggestion")))},
                     errors=("400", "401", "403", "413", "503", "504"),
                 ),
-                "parameters": [_hours(3)],
+                "parameters": [_hours(3, 12)],
                 "requestBody": {
                     "required": False,
                     "content": {"application/json": {"schema": {"type": "object", "maxProperties": 0}}},

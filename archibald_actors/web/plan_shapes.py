@@ -102,7 +102,8 @@ class PlanPreview(_Answer):
     """POST /schedule/preview: the next hours simulated under the changed table."""
 
     from_: Time = Field(alias="from")
-    until: Time
+    until: Time = Field(description="where the simulation got to (before from + hours if incomplete)")
+    complete: bool = Field(description="false: the time budget ended the simulation before the hours asked")
     hours: float
     epoch: Time
     seed: int

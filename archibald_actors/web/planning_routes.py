@@ -39,6 +39,7 @@ from archibald_actors.web.routes import ok
 __all__ = [
     "MAX_HOURS",
     "MAX_PLANS",
+    "MAX_SUGGEST_HOURS",
     "PREVIEW_HOURS",
     "SUGGEST_BUDGET",
     "parse_changes",
@@ -49,13 +50,19 @@ __all__ = [
 planning_routes = web.RouteTableDef()
 
 T = TypeVar("T")
-#: ``?hours=`` of a preview by default, and the most either route takes.
+#: ``?hours=`` of a preview by default, and the most it takes.
 PREVIEW_HOURS = 6.0
 MAX_HOURS = 48.0
 MIN_HOURS = 1.0
+#: The most ``?hours=`` of a suggestion (the span each candidate is scored over; a table
+#: repeats far sooner, and a longer span only makes each candidate slower).
+MAX_SUGGEST_HOURS = 12.0
 #: Real seconds a suggestion searches for.
-SUGGEST_BUDGET = 10.0
-#: Real seconds a preview may take before a 504 (6 hours of the default table take ~0.2 s).
+SUGGEST_BUDGET = 5.0
+#: Real seconds a preview simulates for at most; past them it answers with the hours it
+#: got through (``complete`` false). 6 hours of the default table take ~0.2 s.
+PREVIEW_BUDGET = 5.0
+#: Real seconds a plan may take in all before a 504 (reading the live state, stopping the sandbox).
 PREVIEW_WAIT = 15.0
 #: Simulations running at once, over every API of the process (each runs a whole service).
 MAX_PLANS = 2
@@ -68,8 +75,8 @@ def _bad(message: str) -> NoReturn:
     raise ApiError(400, message)
 
 
-def parse_hours(request: web.Request, default: float) -> float:
-    """``?hours=``: a number from 1 to 48 (empty or absent: ``default``); no other parameter.
+def parse_hours(request: web.Request, default: float, most: float = MAX_HOURS) -> float:
+    """``?hours=``: a number from 1 to ``most`` (empty or absent: ``default``); no other parameter.
 
     Raises:
         ApiError: 400 naming the bad parameter.
@@ -77,6 +84,8 @@ def parse_hours(request: web.Request, default: float) -> float:
     unknown = sorted(set(request.query) - {"hours"})
     if unknown:
         _bad(f"unknown query parameter {unknown[0][:40]!r}; expected hours")
+    if len(request.query.getall("hours", [])) > 1:
+        _bad("hours is given more than once")
     raw = request.query.get("hours", "")
     if raw == "":
         return default
@@ -84,8 +93,8 @@ def parse_hours(request: web.Request, default: float) -> float:
         hours = float(raw) if len(raw) <= 20 else math.nan
     except ValueError:
         hours = math.nan
-    if not MIN_HOURS <= hours <= MAX_HOURS:  # NaN fails this too
-        _bad(f"hours must be a number from {MIN_HOURS:g} to {MAX_HOURS:g}, got {show(raw)}")
+    if not MIN_HOURS <= hours <= most:  # NaN fails this too
+        _bad(f"hours must be a number from {MIN_HOURS:g} to {most:g}, got {show(raw)}")
     return hours
 
 
@@ -168,7 +177,9 @@ async def preview_schedule(request: web.Request) -> web.Response:
     service = api.service
     hours = parse_hours(request, PREVIEW_HOURS)
     changes = parse_changes(parse_json(await read_body(request)), service.sync_types)
-    result = await _planned(lambda cancel: preview(service, changes, hours, cancel), "preview", PREVIEW_WAIT)
+    result = await _planned(
+        lambda cancel: preview(service, changes, hours, cancel, PREVIEW_BUDGET), "preview", PREVIEW_WAIT
+    )
     return ok(result)
 
 
@@ -181,7 +192,7 @@ async def suggest_schedule(request: web.Request) -> web.Response:
     """
     api = request[API_KEY]
     service = api.service
-    hours = parse_hours(request, SUGGEST_HOURS)
+    hours = parse_hours(request, SUGGEST_HOURS, MAX_SUGGEST_HOURS)
     raw = await read_body(request)
     if raw.strip():
         body = parse_json(raw)

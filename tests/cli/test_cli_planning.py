@@ -58,7 +58,7 @@ def test_json_of_the_default_table_has_the_collisions_the_readme_names(
 def test_json_is_the_documented_document(capsys: pytest.CaptureFixture[str]) -> None:
     document = run_json(capsys, "--hours", "1", "--seed", "3")
     assert set(document) == {
-        "from", "until", "hours", "epoch", "seed", "agents", "maxConcurrent", "schedule",
+        "from", "until", "complete", "hours", "epoch", "seed", "agents", "maxConcurrent", "schedule",
         "runs", "collisions", "waits", "queuedAtEnd",
     }  # fmt: skip
     assert (document["from"], document["until"], document["seed"]) == (

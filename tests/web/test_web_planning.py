@@ -161,11 +161,15 @@ async def test_a_bad_item_of_a_list_is_named_by_its_index(live: Api) -> None:
     assert (await post_raw(live, PREVIEW, b"[]"))[0] == 400
 
 
-@pytest.mark.parametrize("query", ["hours=0", "hours=49", "hours=x", "hours=nan", "days=1", "hours=1e400"])
+@pytest.mark.parametrize(
+    "query", ["hours=0", "hours=49", "hours=x", "hours=nan", "days=1", "hours=1e400", "hours=2&hours=3"]
+)
 async def test_hours_out_of_range_is_a_400(live: Api, query: str) -> None:
     status, body = await live.post(f"{PREVIEW}?{query}", json={"syncType": "orders", "enabled": True})
     assert status == 400
-    assert body["error"].startswith(("hours must be a number from 1 to 48", "unknown query parameter"))
+    assert body["error"].startswith(
+        ("hours must be a number from 1 to 48", "unknown query parameter", "hours is given more than once")
+    )
 
 
 async def test_a_preview_needs_a_token_and_a_suggestion_an_admin(live: Api) -> None:
@@ -196,3 +200,20 @@ async def test_a_stopped_service_previews_nothing(live: Api) -> None:
     status, body = await live.post(PREVIEW, json={"syncType": "orders", "enabled": True})
     assert status == 503 and "not running" in body["error"]
     assert (await live.post("/schedule/suggest"))[0] == 503
+
+
+async def test_a_preview_past_its_budget_answers_with_what_it_got_through(
+    live: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(planning_routes, "PREVIEW_BUDGET", 0.0)
+    status, body = await live.post(f"{PREVIEW}?hours=48", json={"syncType": "orders", "enabled": True})
+    assert status == 200
+    preview = body["data"]
+    assert preview["complete"] is False and preview["hours"] == 48
+    reached = datetime.fromisoformat(preview["until"]) - datetime.fromisoformat(preview["from"])
+    assert reached < timedelta(hours=1)  # it stopped at its first look at the budget
+
+
+async def test_a_suggestion_is_scored_over_12_hours_at_most(live: Api) -> None:
+    status, body = await live.post("/schedule/suggest?hours=13")
+    assert status == 400 and body["error"] == 'hours must be a number from 1 to 12, got "13"'
