@@ -5,10 +5,12 @@ from archibald_actors.clock import Clock, ClockNotQuietError, ManualClock, Scale
 from archibald_actors.errors import (
     BlockingCallError,
     InvalidValueError,
+    NeedsLogin,
     ServiceStateError,
     ServiceUnavailableError,
     StoreError,
     SyncCancelledError,
+    UnknownAgentError,
     UnknownSyncTypeError,
 )
 from archibald_actors.exclusive import ExclusiveHold
@@ -24,6 +26,7 @@ __all__ = [
     "ExclusiveHold",
     "InvalidValueError",
     "ManualClock",
+    "NeedsLogin",
     "ScaledClock",
     "ScheduleEntry",
     "ServiceStateError",
@@ -34,5 +37,6 @@ __all__ = [
     "SyncHandler",
     "SyncService",
     "SystemClock",
+    "UnknownAgentError",
     "UnknownSyncTypeError",
 ]

@@ -9,8 +9,12 @@ not in the default table adds that type, and needs its ``interval_minutes``)::
     priority = 6                 # 0 to 100, higher runs first (0 for a new type)
     timeout_seconds = 900        # more than 0, at most 86400, on the service clock
     enabled = true
+    scope = "per_agent"          # "shared" (default) or one job per enabled agent
     handler = "mypkg.erp:sync_orders"       # a callable taking ctx, imported at start
     # url = "http://127.0.0.1:9000/sync"    # or a webhook (not both)
+
+A top-level ``max_concurrent = N`` (1 to 64) lets up to N jobs run at once, never two on
+one lane (an agent's ERP session, or the service's own for shared types).
 
 A type's name matches ``[a-z][a-z0-9_-]{0,31}``. The table is the model ``TypeTable``,
 whose fields have the rules of :mod:`archibald_actors.validation` (as the HTTP API's).
@@ -40,7 +44,9 @@ from archibald_actors.validation import (
     TYPE_NAME_PATTERN,
     Enabled,
     IntervalMinutes,
+    MaxConcurrent,
     Priority,
+    Scope,
     StartDelayMinutes,
     TimeoutSeconds,
     first_error,
@@ -76,13 +82,24 @@ class TypeTable(BaseModel):
     priority: Priority = _optional()
     timeout_seconds: TimeoutSeconds = _optional()
     enabled: Enabled = _optional()
+    scope: Scope = _optional()
     handler: StrictStr = _optional()
     url: StrictStr = _optional()
 
 
+class _TopLevel(BaseModel):
+    """The file's top-level keys besides the ``[sync]`` section."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    max_concurrent: MaxConcurrent
+
+
 KNOWN_KEYS: tuple[str, ...] = tuple(TypeTable.model_fields)
 #: What a key set in a table changes in the type's ``ScheduleEntry``.
-_TIMING_KEYS = ("interval_minutes", "start_delay_minutes", "priority", "timeout_seconds", "enabled")
+_TIMING_KEYS = ("interval_minutes", "start_delay_minutes", "priority", "timeout_seconds", "enabled", "scope")
+#: The top-level key besides the ``[sync]`` section.
+MAX_CONCURRENT = "max_concurrent"
 
 
 class ConfigError(ValueError):
@@ -110,11 +127,13 @@ class ServiceConfig:
         path: where it was read from.
         schedule: the full table, the file's values over ``DEFAULT_SCHEDULE``.
         handlers: handlers the file names (types without ``handler``/``url`` are absent).
+        max_concurrent: jobs that may run at once, if the file says (None: the default).
     """
 
     path: str
     schedule: Mapping[str, ScheduleEntry]
     handlers: Mapping[str, SyncHandler] = field(default_factory=dict)
+    max_concurrent: int | None = None
 
 
 def load_config(path: str | Path, *, clock: Clock) -> ServiceConfig:
@@ -168,8 +187,13 @@ class _Validator:
 
     def config(self, data: dict[str, Any]) -> ServiceConfig:
         for key in data:
-            if key != SECTION:
-                raise self.fail((key,), f"is not a known section; the file holds [{SECTION}.<type>] tables")
+            if key not in (SECTION, MAX_CONCURRENT):
+                raise self.fail(
+                    (key,),
+                    f"is not a known section or key; the file holds {MAX_CONCURRENT}"
+                    f" and [{SECTION}.<type>] tables",
+                )
+        max_concurrent = self._max_concurrent(data)
         section = data.get(SECTION, {})
         if not isinstance(section, dict):
             raise self.fail((SECTION,), f"must be a table of sync types, got {_kind(section)}")
@@ -184,7 +208,18 @@ class _Validator:
             schedule[sync_type], handler = self._type(sync_type, table, schedule.get(sync_type))
             if handler is not None:
                 handlers[sync_type] = handler
-        return ServiceConfig(self._path, MappingProxyType(schedule), MappingProxyType(handlers))
+        return ServiceConfig(
+            self._path, MappingProxyType(schedule), MappingProxyType(handlers), max_concurrent
+        )
+
+    def _max_concurrent(self, data: dict[str, Any]) -> int | None:
+        if MAX_CONCURRENT not in data:
+            return None
+        try:
+            return _TopLevel.model_validate({MAX_CONCURRENT: data[MAX_CONCURRENT]}).max_concurrent
+        except ValidationError as exc:
+            _, problem, _ = first_error(exc.errors(), _TopLevel)
+            raise self.fail((MAX_CONCURRENT,), problem) from None
 
     def _type(
         self, sync_type: str, raw: dict[str, Any], entry: ScheduleEntry | None

@@ -5,10 +5,12 @@ from __future__ import annotations
 __all__ = [
     "BlockingCallError",
     "InvalidValueError",
+    "NeedsLogin",
     "ServiceStateError",
     "ServiceUnavailableError",
     "StoreError",
     "SyncCancelledError",
+    "UnknownAgentError",
     "UnknownSyncTypeError",
 ]
 
@@ -52,3 +54,23 @@ class StoreError(RuntimeError):
 
 class SyncCancelledError(Exception):
     """Raised by ``ctx.sleep()`` once the running sync was asked to stop."""
+
+
+class UnknownAgentError(LookupError):
+    """An agent id that is not among the stored agents (or whose jobs are disabled)."""
+
+    def __init__(self, agent_id: object, problem: str = "is not a known agent") -> None:
+        super().__init__(f"agentId {agent_id!r} {problem}")
+        self.field = "agentId"
+        self.agent_id = agent_id
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class NeedsLogin(Exception):  # noqa: N818 - the contract's name: a state, not an error
+    """Raised by a handler whose ERP session cannot log in without a person (no cached password).
+
+    The run is recorded as ``skipped`` with the message as its ``reason``: not a failure,
+    so it neither counts toward ``consecutiveFailures`` nor is retried.
+    """

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 Reply = Future[Any]
-#: A stored manual request: ``(id, syncType, trigger, requestedAt)``.
-StoredRequest = tuple[int, str, str, datetime]
+#: A stored manual request: ``(id, syncType, trigger, requestedAt, agentId)``.
+StoredRequest = tuple[int, str, str, datetime, str | None]
 
 
 def answer(reply: Reply | None, value: object) -> None:
@@ -114,6 +114,10 @@ class SyncFinished:
     outcome: Outcome
     error: str | None
     finished_at: float
+    #: What the handler returned (a JSON-able dict), on success.
+    result: dict[str, Any] | None = None
+    #: Why the run was skipped (``NeedsLogin``'s message).
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -19,6 +20,7 @@ from archibald_actors.validation import (
     Enabled,
     IntervalMinutes,
     Priority,
+    Scope,
     StaleAfterMinutes,
     StartDelayMinutes,
     TimeoutSeconds,
@@ -64,6 +66,8 @@ class ScheduleEntry:
         timeout_seconds: a run longer than this is stopped and recorded as ``timeout``.
         stale_after_minutes: with no success for this long the type reads stale and
             health turns degraded (DOMAIN.md thresholds by default).
+        scope: "shared" (one job per slot, on the service's own ERP session) or
+            "per_agent" (one job per enabled agent, each on that agent's session).
 
     Raises:
         InvalidValueError: a field of the wrong type or out of range; ``field`` names it
@@ -77,6 +81,7 @@ class ScheduleEntry:
     enabled: bool = True
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     stale_after_minutes: float = 24 * 60.0
+    scope: Literal["shared", "per_agent"] = "shared"
 
     def __post_init__(self) -> None:
         try:
@@ -84,6 +89,11 @@ class ScheduleEntry:
         except ValidationError as exc:
             field, problem, _ = first_error(exc.errors(), _EntryRules)
             raise InvalidValueError(field, problem) from None
+
+    @property
+    def per_agent(self) -> bool:
+        """True if each enabled agent gets a job of its own per slot."""
+        return self.scope == "per_agent"
 
     @property
     def interval(self) -> float:
@@ -155,6 +165,7 @@ class _EntryRules(BaseModel):
     enabled: Enabled
     timeout_seconds: TimeoutSeconds = Field(alias="timeoutSeconds")
     stale_after_minutes: StaleAfterMinutes = Field(alias="staleAfterMinutes")
+    scope: Scope
 
 
 _JSON_NAMES = {name: field.alias or name for name, field in _EntryRules.model_fields.items()}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Annotated, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 import annotated_types
 from pydantic import BaseModel, Field, StrictBool
@@ -30,7 +30,9 @@ __all__ = [
     "FieldError",
     "IntervalMinutes",
     "JsonNumber",
+    "MaxConcurrent",
     "Priority",
+    "Scope",
     "StaleAfterMinutes",
     "StartDelayMinutes",
     "TimeoutSeconds",
@@ -86,6 +88,16 @@ StaleAfterMinutes = Annotated[
     Unit("minutes"),
 ]
 Enabled = Annotated[StrictBool, Field(description="false pauses the type's timer")]
+MaxConcurrent = Annotated[
+    int, Field(strict=True, ge=1, le=64, description="jobs that may run at once (never two on one lane)")
+]
+Scope = Annotated[
+    Literal["shared", "per_agent"],
+    Field(
+        description='"shared": one job per slot on the service account;'
+        ' "per_agent": one job per enabled agent',
+    ),
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +188,8 @@ def problem(error: ErrorDetails, info: FieldInfo | None) -> str:
         return f"must be a number of{_unit(info)}{got}" if _unit(info) else f"must be a number{got}"
     if kind == "bool_type":
         return f"must be true or false{got}"
+    if kind == "literal_error":
+        return f"must be {error.get('ctx', {}).get('expected', 'one of the allowed values')}{got}"
     if kind == "string_type":
         return f"must be a string{got}"
     if kind == "string_pattern_mismatch":

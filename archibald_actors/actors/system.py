@@ -70,6 +70,7 @@ def start_actors(
     publish_view: Callable[[ScheduleView], None],
     on_booted: Callable[[float], None],
     retention_days: float,
+    max_concurrent: int = 1,
 ) -> ActorSystem:
     """Start the supervisor, the orchestrator, the store worker and, on a shared store, the link.
 
@@ -84,6 +85,7 @@ def start_actors(
         publish_view: receives every schedule view the supervisor publishes.
         on_booted: told the epoch (clock time) once the store was first read.
         retention_days: runs older than this are pruned from the store's ledger.
+        max_concurrent: jobs that may run at once (never two on one lane).
 
     Returns:
         What the service keeps to talk to the actors and to stop them.
@@ -112,6 +114,7 @@ def start_actors(
             store=worker,
             cluster=cluster_store,
             fires_in_flight=fires_in_flight,
+            max_concurrent=max_concurrent,
         )
 
     first_load: Future[bool] = Future()

@@ -33,10 +33,13 @@ from archibald_actors.validation import IntervalMinutes, StartDelayMinutes, show
 __all__ = [
     "ANSWER_MODELS",
     "UPDATE_FIELDS",
+    "AgentCounts",
     "ErrorBody",
     "Event",
     "HealthDegraded",
     "HealthOk",
+    "Job",
+    "JobProgress",
     "QueuedRequest",
     "Run",
     "RunAccepted",
@@ -74,6 +77,8 @@ EventType = Literal[
     "sync.completed",
     "sync.failed",
     "sync.cancelled",
+    "sync.skipped",
+    "sync.progress",
     "queue.changed",
     "schedule.changed",
     "child.restarted",
@@ -177,12 +182,44 @@ class RunningSync(_Answer):
     started_at: Time = Field(alias="startedAt")
 
 
-class QueuedRequest(_Answer):
-    """A request waiting to run, in run order."""
+class JobProgress(_Answer):
+    """How far a running job says it is (its handler's latest ``ctx.progress``)."""
+
+    done: float
+    total: float | None
+    message: str | None
+    percentage: float | None = Field(description="done / total in percent; null without a total")
+
+
+class Job(_Answer):
+    """A job running now: a shared type's run, or one agent's share of a per-agent type."""
 
     sync_type: SyncTypeName = Field(alias="syncType")
+    agent_id: str | None = Field(alias="agentId", description="null for a shared type")
+    trigger: Trigger
+    attempt: int = Field(ge=1)
+    scheduled_at: Time | None = Field(alias="scheduledAt")
+    started_at: Time = Field(alias="startedAt")
+    progress: JobProgress | None
+
+
+class QueuedRequest(_Answer):
+    """A job waiting to run, in run order."""
+
+    sync_type: SyncTypeName = Field(alias="syncType")
+    agent_id: str | None = _absent("the agent of a per-agent job; null for a shared type", alias="agentId")
     trigger: Trigger
     requested_at: Time = Field(alias="requestedAt")
+
+
+class AgentCounts(_Closed):
+    """A per-agent type's agents, by the outcome of each one's latest run."""
+
+    total: Count = Field(description="enabled agents")
+    ok: Count
+    failed: Count = Field(description="latest run failed or timed out")
+    skipped: Count = Field(description="latest run skipped (needs login, breaker open)")
+    running: Count
 
 
 class TypeStatus(_Answer):
@@ -203,14 +240,18 @@ class TypeStatus(_Answer):
     consecutive_failures: Count = _absent(
         alias="consecutiveFailures", description="failed or timed-out runs in a row"
     )
+    agents: AgentCounts | None = _absent("per-agent types only (null for a shared type)")
 
 
 class Status(_Answer):
     """GET /status: running sync, queue, hold, orchestrator, per-type state."""
 
-    running: RunningSync | None
+    running: RunningSync | None = Field(description="the longest-running job")
+    jobs: list[Job] = _absent("every running job, longest-running first")
     queue: list[QueuedRequest]
-    held: bool
+    held: bool = Field(description="a hold of every lane is taken")
+    held_agents: list[str] = _absent("agents whose lane alone is held", alias="heldAgents")
+    max_concurrent: int = _absent("jobs that may run at once", alias="maxConcurrent")
     orchestrator: ChildState
     types: Annotated[dict[str, TypeStatus], WithJsonSchema({SERVICE_REF: "TypeStatuses"})]
     role: Literal["standalone", "leader", "follower"] = _absent("this replica's part in a cluster")
@@ -255,7 +296,8 @@ class HealthDegraded(_Closed):
 class Event(_Answer):
     """One event of GET /events (the SSE ``data``); the keys besides ``type`` depend on it.
 
-    sync.completed, sync.failed and sync.cancelled carry a ``Run``.
+    sync.completed, sync.failed, sync.cancelled and sync.skipped carry a ``Run``;
+    sync.progress carries syncType, agentId, startedAt and a ``JobProgress``'s keys.
     """
 
     type: EventType
@@ -267,7 +309,10 @@ ANSWER_MODELS: tuple[type[BaseModel], ...] = (
     ScheduleRow,
     Run,
     RunningSync,
+    JobProgress,
+    Job,
     QueuedRequest,
+    AgentCounts,
     TypeStatus,
     Status,
     RunAccepted,
