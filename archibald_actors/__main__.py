@@ -194,6 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--seed", type=int, default=0, help="seed of the demo handlers' durations")
     serve.add_argument(
+        "--max-concurrent",
+        type=_number(0, 64, whole=True),
+        default=None,
+        metavar="N",
+        help="jobs that may run at once, never two on one lane (an agent's ERP session, or the "
+        "service account's); 1 to 64 (default: the config's max_concurrent, else 1)",
+    )
+    serve.add_argument(
         "--stop-timeout",
         type=_number(0, 86400),
         default=10.0,
@@ -318,6 +326,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     clock = make_clock(args.speed)
     schedule = DEFAULT_SCHEDULE
     handlers = demo_handlers(seed=args.seed, clock=clock)
+    max_concurrent = 1
     if args.config:
         # Like other app servers, resolve "package.module:function" from the working directory too.
         if os.getcwd() not in sys.path:
@@ -327,9 +336,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             raise CliError(str(exc)) from None
         schedule = config.schedule
+        max_concurrent = config.max_concurrent or max_concurrent
         # A type the config adds gets a demo handler too, unless the config names one.
         handlers = {**demo_handlers(seed=args.seed, clock=clock, sync_types=schedule), **config.handlers}
-    service = SyncService(handlers, clock=clock, schedule=schedule, store=open_store(args.db, args.schema))
+    if args.max_concurrent is not None:  # the command line wins over the file
+        max_concurrent = int(args.max_concurrent)
+    store = open_store(args.db, args.schema)
+    service = SyncService(
+        handlers, clock=clock, schedule=schedule, store=store, max_concurrent=max_concurrent
+    )
     service.events.subscribe(_log_run)
     # SIGTERM lets the running sync finish (within the stop timeout); nothing queued is lost.
     app = create_app(service, secret=secret, drain=True, stop_timeout=args.stop_timeout)
