@@ -304,3 +304,27 @@ def test_scope_is_checked_and_the_command_line_takes_a_budget() -> None:
     assert build_parser().parse_args(["serve", "--max-concurrent", "3"]).max_concurrent == 3
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--max-concurrent", "0"])
+
+
+@pytest.mark.parametrize("budget", [1, 2])
+def test_a_hung_agent_costs_the_others_only_its_lane_or_its_timeout(
+    clock: ManualClock, make_service: Callable[..., SyncService], budget: int
+) -> None:
+    def hang_for_bob(ctx: Any) -> None:
+        if ctx.agent_id == "bob":
+            while True:
+                ctx.sleep(3600)
+
+    recorder = LaneRecorder(clock, duration=lambda t, a: 10.0, fail=hang_for_bob)
+    schedule = per_agent_schedule("orders", orders={"timeout_seconds": 120.0})
+    service = make_service(recorder.handlers(), schedule=schedule, max_concurrent=budget)
+    set_agents(service, clock, *AGENTS)
+    clock.advance(19 * MIN)  # the slot at 10 minutes
+    rows = {r["agentId"]: r for r in service.history("orders")}
+    assert rows["bob"]["outcome"] == "timeout"
+    assert all(rows[a]["outcome"] == "success" for a in AGENTS if a != "bob")
+    finished = {j.agent_id: j.finished for j in recorder.jobs if j.agent_id != "bob"}
+    if budget == 1:  # one at a time: bob's hang holds the others up to its timeout, no longer
+        assert max(f or 0 for f in finished.values()) <= 10 * MIN + 120 + 4 * 10
+    else:  # bob's lane hangs, the others share the second place of the budget
+        assert max(f or 0 for f in finished.values()) <= 10 * MIN + 4 * 10
