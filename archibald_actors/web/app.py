@@ -28,6 +28,7 @@ from archibald_actors.web.metrics import SyncMetrics, metrics_handler
 from archibald_actors.web.mount import check_prefix, mount
 from archibald_actors.web.openapi import build_openapi
 from archibald_actors.web.routes import routes
+from archibald_actors.web.static import mount_console
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -119,6 +120,7 @@ def setup(
     timeout: float = DEFAULT_TIMEOUT,
     stop_timeout: float = STOP_TIMEOUT,
     drain: bool = False,
+    console: bool = False,
 ) -> SyncApi:
     """Mount the sync API of ``service`` into the host ``app``; return what was mounted.
 
@@ -137,6 +139,7 @@ def setup(
         stop_timeout: real seconds ``service.stop`` may take on cleanup.
         drain: on cleanup let a running sync finish (up to ``stop_timeout``) instead of
             asking it to stop at its next safe point.
+        console: also serve the browser console at ``{prefix}/console/``.
 
     Raises:
         MissingSecretError: no authenticator given, and no secret (``secret`` or
@@ -169,6 +172,8 @@ def setup(
     )
     hub, metrics = api.hub, api.metrics
     metrics.count_abandoned_threads(lambda: service.abandoned_threads)
+    if console:  # before the API's routes: their catch-all answers any other path under the prefix
+        mount_console(app, f"{prefix}/console/", prefix, service)
     mount(app, api, routes)
 
     async def end_streams(_: web.Application) -> None:
@@ -213,6 +218,7 @@ def create_app(
     timeout: float = DEFAULT_TIMEOUT,
     stop_timeout: float = STOP_TIMEOUT,
     drain: bool = False,
+    console: bool = False,
 ) -> web.Application:
     """A standalone application serving the API of ``service``; it starts and stops the service.
 
@@ -224,6 +230,7 @@ def create_app(
         timeout: real seconds a request waits for the actors before a 504.
         stop_timeout: real seconds ``service.stop`` may take when the app shuts down.
         drain: let a running sync finish on shutdown (see :func:`setup`).
+        console: serve the browser console at ``/`` (``archibald-sync serve`` does).
 
     Raises:
         MissingSecretError: no secret anywhere, or a short one; the message says how to set it.
@@ -239,4 +246,6 @@ def create_app(
         stop_timeout=stop_timeout,
         drain=drain,
     )
+    if console:
+        mount_console(app, "/", prefix, service)
     return app

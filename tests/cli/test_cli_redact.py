@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from archibald_actors.__main__ import _without_password
+from archibald_actors.cli import without_password as _without_password
 
 
 @pytest.mark.parametrize(
