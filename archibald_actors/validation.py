@@ -26,12 +26,17 @@ from pydantic_core import ErrorDetails
 
 __all__ = [
     "TYPE_NAME_PATTERN",
+    "BackoffSeconds",
+    "BreakerCooldownSeconds",
+    "BreakerFailures",
     "Enabled",
+    "ErpBreakerLanes",
     "FieldError",
     "IntervalMinutes",
     "JsonNumber",
     "MaxConcurrent",
     "Priority",
+    "Retries",
     "Scope",
     "StaleAfterMinutes",
     "StartDelayMinutes",
@@ -97,6 +102,25 @@ Scope = Annotated[
         description='"shared": one job per slot on the service account;'
         ' "per_agent": one job per enabled agent',
     ),
+]
+Retries = Annotated[
+    int, Field(strict=True, ge=0, description="more tries of a failed or timed-out run, before its next slot")
+]
+BackoffSeconds = Annotated[
+    float,
+    Field(strict=True, gt=0, allow_inf_nan=False, description="wait before a retry"),
+    Unit("seconds"),
+]
+BreakerFailures = Annotated[
+    int, Field(strict=True, ge=1, description="failed tries in a row that open a breaker")
+]
+BreakerCooldownSeconds = Annotated[
+    float,
+    Field(strict=True, gt=0, allow_inf_nan=False, description="how long an open breaker skips jobs"),
+    Unit("seconds"),
+]
+ErpBreakerLanes = Annotated[
+    int, Field(strict=True, ge=1, description="distinct lanes failing within 10 min that hold every job")
 ]
 
 
