@@ -107,6 +107,24 @@ class Pick:
 
 
 @dataclass(frozen=True, slots=True)
+class RetryDue:
+    """Time to queue try ``attempt`` of the job ``(sync_type, agent_id)`` that failed.
+
+    ``scheduled_at`` is the slot the failed try served (claimed already), None if manual.
+    """
+
+    sync_type: str
+    agent_id: str | None
+    attempt: int
+    scheduled_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class BreakersDue:
+    """A breaker's cooldown or the ERP-wide wait may have ended: apply it, then pick."""
+
+
+@dataclass(frozen=True, slots=True)
 class SyncFinished:
     """The runner's report that run ``run_id`` ended."""
 

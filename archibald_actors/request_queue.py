@@ -42,6 +42,8 @@ class PendingRequest:
     agent_id: str | None = None
     #: Which try of the job this is (1 first; retries count up).
     attempt: int = 1
+    #: Admitted as its (type, lane) breaker's half-open trial: its end decides the pair.
+    trial: bool = False
 
     @property
     def key(self) -> JobKey:
@@ -159,7 +161,11 @@ class RequestQueue:
         return dropped
 
     def restore(self, request: PendingRequest) -> None:
-        """Put back a job taken by :meth:`pop_next` (merging with any newer one)."""
+        """Put back a job taken by :meth:`pop_next` (merging with any newer one).
+
+        It is no breaker's trial any more: the next pick asks the breaker again.
+        """
+        request = replace(request, trial=False)
         if request.key not in self._pending:
             self._put(request)
         else:

@@ -24,6 +24,7 @@ from archibald_actors.actors.runner import SyncHandler, SyncRunner
 from archibald_actors.actors.store_worker import StoreWorker
 from archibald_actors.actors.supervisor import ORCHESTRATOR
 from archibald_actors.actors.system import start_actors
+from archibald_actors.breaker import DEFAULT_BREAKERS, BreakerPolicy
 from archibald_actors.clock import Clock, Deadline, SystemClock
 from archibald_actors.cluster.link import ClusterLink
 from archibald_actors.errors import InvalidValueError, ServiceStateError, ServiceUnavailableError
@@ -35,6 +36,7 @@ from archibald_actors.messages import (
     Drain,
     RestartChild,
 )
+from archibald_actors.retry import DEFAULT_RETRY, RetryPolicy
 from archibald_actors.schedule import (
     DEFAULT_SCHEDULE,
     SYNC_TYPES,
@@ -98,6 +100,11 @@ class SyncService(ServiceCalls):
         retention_days: runs older than this are pruned from the store's ledger.
         max_concurrent: jobs that may run at once, never two on one lane (an agent's ERP
             session, or the service's own for shared types); 1 runs strictly one at a time.
+        retry: how often and how late ``failed``/``timeout`` jobs are tried again
+            (``RetryPolicy(retries=2, retry_backoff=(60, 300))``; ``retries=0`` never).
+        breakers: when the circuit breakers open and for how long (``BreakerPolicy()``:
+            3 failures in a row open a (type, lane) pair for 2 h; failures on 5 lanes
+            within 10 min hold every job for 15 min).
 
     Raises:
         UnknownSyncTypeError: a handler names a type that is neither in the schedule nor
@@ -117,6 +124,8 @@ class SyncService(ServiceCalls):
         loop: asyncio.AbstractEventLoop | None = None,
         retention_days: float = 30.0,
         max_concurrent: int = 1,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        breakers: BreakerPolicy = DEFAULT_BREAKERS,
     ) -> None:
         handlers = dict(handlers or {})
         schedule = check_schedule(schedule or DEFAULT_SCHEDULE)
@@ -140,6 +149,11 @@ class SyncService(ServiceCalls):
             raise InvalidValueError("retention_days", f"must be a positive number, got {retention_days!r}")
         self._retention_days = float(retention_days)
         self.max_concurrent = _check_max_concurrent(max_concurrent)
+        if not isinstance(retry, RetryPolicy):
+            raise InvalidValueError("retry", f"must be a RetryPolicy, got {retry!r}")
+        if not isinstance(breakers, BreakerPolicy):
+            raise InvalidValueError("breakers", f"must be a BreakerPolicy, got {breakers!r}")
+        self._retry, self._breakers = retry, breakers
         self._loop = loop
         self._loop_thread: LoopThread | None = None
         self._lock = threading.Lock()
@@ -195,6 +209,8 @@ class SyncService(ServiceCalls):
             on_booted=self._booted,
             retention_days=self._retention_days,
             max_concurrent=self.max_concurrent,
+            retry_policy=self._retry,
+            breaker_policy=self._breakers,
         )
         self._addresses = system.addresses
         self._runner = system.runner

@@ -21,6 +21,7 @@ __all__ = [
     "health_from_status",
     "is_stale",
     "iso_at",
+    "open_breakers",
 ]
 
 #: Consecutive failed or timed-out runs after which a type makes the health degraded.
@@ -103,6 +104,7 @@ def build_status(  # noqa: PLR0917 - one call site per actor, all positional for
         "held": state.holds > 0,
         "heldAgents": sorted(state.lane_holds),
         "maxConcurrent": state.max_concurrent,
+        "breakers": state.breakers.snapshot(clock.now(), lambda t: iso_at(clock, t)),
         "orchestrator": orchestrator_state,
         "role": role,
         "store": store,
@@ -161,13 +163,29 @@ def health_from_status(status: Mapping[str, Any]) -> dict[str, Any]:
     if status["orchestrator"] == "failed":
         failed.insert(0, "orchestrator")
     stale = [t for t, v in types.items() if not v["fresh"]]
+    tripped = open_breakers(status)
     failing = [t for t, v in types.items() if v["consecutiveFailures"] >= FAILING_AFTER]
     abandoned = int(status.get("abandonedThreads", 0))
     threads = {"abandonedThreads": abandoned} if abandoned > ABANDONED_THREADS_CAP else {}
     # A replica of a cluster says which one it is; a standalone service keeps the bare body.
     role = {} if status.get("role", "standalone") == "standalone" else {"role": status["role"]}
     store = {} if status.get("store", "ok") == "ok" else {"store": status["store"]}
-    if not failed and not stale and not failing and not store and not threads:
+    # The ERP-wide breaker, or the service account's own pair, stops work for everyone;
+    # one agent's open pair is that agent's trouble (status and events show it).
+    severe = [name for name in tripped if "/" not in name]
+    breakers = {"breakers": tripped} if severe else {}
+    if not failed and not stale and not failing and not store and not threads and not breakers:
         return {"status": "ok", **role}
     degraded = {"status": "degraded", "failed": failed, "stale": stale, "failing": failing}
-    return {**degraded, **store, **threads, **role}
+    return {**degraded, **store, **threads, **breakers, **role}
+
+
+def open_breakers(status: Mapping[str, Any]) -> list[str]:
+    """The breakers not closed: ``"erp"``, a shared type's name, or ``"type/agent"``."""
+    breakers = status.get("breakers") or {}
+    names = ["erp"] if (breakers.get("erp") or {}).get("state") == "open" else []
+    for pair in breakers.get("pairs", ()):
+        if pair["state"] != "closed":
+            agent = pair["agentId"]
+            names.append(pair["syncType"] if agent is None else f"{pair['syncType']}/{agent}")
+    return names

@@ -42,15 +42,20 @@ def test_one_agent_raising_every_time_never_skips_or_delays_another(
     clock.advance(65 * MIN)  # slots at 10, 20, ..., 60 minutes
     rows = service.history("orders", limit=100)
     counts = by_agent(rows)
-    assert counts.pop("bob") == Counter(failed=6)
+    # bob: his slot at 10 and its two retries fail, which opens his breaker: his later
+    # slots are skipped; nobody else is touched
+    bobs = [(r["trigger"], r["attempt"], r["outcome"]) for r in reversed(rows) if r["agentId"] == "bob"]
+    assert bobs[:3] == [("auto", 1, "failed"), ("retry", 2, "failed"), ("retry", 3, "failed")]
+    assert {o for _, _, o in bobs[3:]} == {"skipped"}
+    assert counts.pop("bob") == Counter(failed=3, skipped=len(bobs) - 3)
     assert counts == {a: Counter(success=6) for a in AGENTS if a != "bob"}
-    # one row per (agent, slot), each slot served once per agent
-    slots = Counter((r["agentId"], r["scheduledAt"]) for r in rows)
-    assert set(slots.values()) == {1} and len(slots) == 30
+    # one row per (agent, slot) for the others, each slot served once per agent
+    slots = Counter((r["agentId"], r["scheduledAt"]) for r in rows if r["agentId"] != "bob")
+    assert set(slots.values()) == {1} and len(slots) == 24
     # one at a time by default: bob's failures cost only his own turn
     assert recorder.most_at_once == 1
     status = service.status()
-    counts = {"total": 5, "ok": 4, "failed": 1, "skipped": 0, "running": 0}
+    counts = {"total": 5, "ok": 4, "failed": 0, "skipped": 1, "running": 0}
     assert status["types"]["orders"]["agents"] == counts
     assert status["types"]["prices"]["agents"] is None  # a shared type has no agents
 

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from archibald_actors.actors.base import Address, TrackedActor
 from archibald_actors.actors.job_control import STOP_GRACE_SECONDS, JobControl
 from archibald_actors.actors.job_intake import JobIntake
 from archibald_actors.actors.orchestrator_state import OrchestratorState, Running
+from archibald_actors.actors.recovery import Recovery
 from archibald_actors.actors.request_store import RequestStore
 from archibald_actors.actors.run_ledger import RunLedger
 from archibald_actors.actors.runner import SyncHandler, SyncRunner
@@ -29,6 +31,7 @@ from archibald_actors.events import EventBus
 from archibald_actors.messages import (
     AgentsChanged,
     Booted,
+    BreakersDue,
     ChildFailed,
     Drain,
     GetHistory,
@@ -44,6 +47,7 @@ from archibald_actors.messages import (
     RequestStored,
     RequestSync,
     ResetBreakers,
+    RetryDue,
     RunRecorded,
     RunTimedOut,
     SetLeading,
@@ -54,7 +58,9 @@ from archibald_actors.messages import (
     answer,
 )
 from archibald_actors.request_queue import PendingRequest
+from archibald_actors.retry import DEFAULT_RETRY, RetryPolicy
 from archibald_actors.schedule import ScheduleEntry
+from archibald_actors.schedule_view import ScheduleView
 from archibald_actors.status import build_status, iso_at
 from archibald_actors.store.base import ClusterStore
 
@@ -63,7 +69,7 @@ __all__ = ["STOP_GRACE_SECONDS", "OrchestratorActor", "OrchestratorState"]
 log = logging.getLogger("archibald_actors.orchestrator")
 
 
-class OrchestratorActor(JobIntake, JobControl, TrackedActor):
+class OrchestratorActor(Recovery, JobIntake, JobControl, TrackedActor):
     """Decides what runs next, and on which lane; never runs a handler itself."""
 
     def __init__(
@@ -81,6 +87,8 @@ class OrchestratorActor(JobIntake, JobControl, TrackedActor):
         cluster: ClusterStore | None,
         fires_in_flight: Activity,
         max_concurrent: int = 1,
+        retry_policy: RetryPolicy = DEFAULT_RETRY,
+        schedule_view: Callable[[], ScheduleView | None] = lambda: None,
     ) -> None:
         super().__init__(address, clock.activity)
         self._supervisor = supervisor
@@ -94,6 +102,8 @@ class OrchestratorActor(JobIntake, JobControl, TrackedActor):
         self._ledger = RunLedger(state, store, address, clock, events)
         self._requests = RequestStore(state, store, address, clock, events, cluster=cluster)
         self._fires = fires_in_flight
+        self._retry_policy = retry_policy
+        self._schedule_view = schedule_view
 
     def on_started(self) -> None:
         """A new incarnation picks up where the last one (or the last process) stopped."""
@@ -137,8 +147,12 @@ class OrchestratorActor(JobIntake, JobControl, TrackedActor):
                     self._state.idle_waiters.append(reply)
             case AgentsChanged(agents=agents):
                 self._agents_changed(agents)
-            case ResetBreakers(reply=reply):
-                answer(reply, 0)  # no breakers yet
+            case ResetBreakers():
+                self._reset_breakers(message)
+            case RetryDue():
+                self._retry_due(message)
+            case BreakersDue():
+                self._breakers_due()
             case _:
                 self._handle_store_result(message)
 
@@ -189,7 +203,7 @@ class OrchestratorActor(JobIntake, JobControl, TrackedActor):
     def _pick(self) -> None:
         """Start (or claim the slots of) the first jobs in run order whose lanes are free."""
         state = self._state
-        while not state.blocked:
+        while not state.blocked and not self._erp_wait():
             busy = state.busy_lanes()
 
             def free(r: PendingRequest, busy: set[str | None] = busy) -> bool:
@@ -198,6 +212,14 @@ class OrchestratorActor(JobIntake, JobControl, TrackedActor):
             request = state.queue.pop_next(free)
             if request is None:
                 break
+            admission = self._admit(request)
+            if admission.verdict == "skip":
+                self._skip(request, admission.reason or "breaker open")
+                continue
+            if admission.verdict == "wait":  # the ERP-wide breaker opened just now
+                state.queue.restore(request)
+                break
+            request = replace(request, trial=admission.verdict == "trial")
             if request.scheduled_at is None or request.scheduled_at == request.claimed:
                 self._start(request)
             else:
@@ -259,7 +281,9 @@ class OrchestratorActor(JobIntake, JobControl, TrackedActor):
     def _claimed(self, message: SlotClaimed) -> None:
         state = self._state
         request, store_failed = self._requests.settle(message)
+        started = False
         if store_failed:
+            self._release_trial(message.request)
             return
         if request is not None and state.leading:
             if request.agent_id is not None and request.agent_id not in _enabled(state):
@@ -267,11 +291,14 @@ class OrchestratorActor(JobIntake, JobControl, TrackedActor):
             elif state.lane_held(request.lane):  # a hold came meanwhile: the run waits for it, claimed
                 state.queue.restore(request)
             else:
+                started = True
                 # Decided before any drain that came meanwhile: the slot is served now,
                 # so it runs (a drain that stops runs stops it at once).
                 self._start(request)
                 if state.draining and state.drain_stops:
                     self._stop_all()
+        if not started:
+            self._release_trial(message.request)
         self._answer_waiters()
         self._schedule_pick()
 
@@ -294,6 +321,7 @@ class OrchestratorActor(JobIntake, JobControl, TrackedActor):
         record = running.record(outcome, error, self._clock, now, result=result, reason=reason)
         state.end_run(running.run_id, record)
         self._ledger.record(record, publish_now=bool(state.hold_waiters))
+        self._after_run(running, outcome)
         if running.stopped_for_hold and outcome == "cancelled":
             # Stopped to make way for a user action: it resumes once the hold is released.
             slot = running.scheduled_at
@@ -351,11 +379,15 @@ class OrchestratorActor(JobIntake, JobControl, TrackedActor):
             self._ledger.refresh_then(report)
 
     def on_stop(self) -> None:
-        """On shutdown, ask the running jobs to stop and disarm their deadlines."""
-        for running in self._state.jobs.values():
+        """On shutdown, ask the running jobs to stop and disarm their deadlines and retries."""
+        state = self._state
+        for running in state.jobs.values():
             if running.deadline is not None:
                 running.deadline.cancel()
             running.stop()
+        for wakeup in [*state.retries.values(), state.breaker_wakeup]:
+            if wakeup is not None:
+                wakeup.cancel()
         super().on_stop()
 
     def on_death(self, error: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from archibald_actors.actors.request_rows import RequestRows
 from archibald_actors.actors.store_worker import Chain
 from archibald_actors.agent import Agent
+from archibald_actors.breaker import Breakers
 from archibald_actors.clock import Clock, Wakeup
 from archibald_actors.domain import Outcome, RunRecord, Trigger
 from archibald_actors.ledger import History
@@ -44,6 +45,7 @@ class Running:
     stopped_for_hold: bool = False
     agent_id: str | None = None
     attempt: int = 1
+    trial: bool = False
     #: The handler's latest ``ctx.progress`` (set from its thread: one reference swap).
     progress: dict[str, Any] | None = None
 
@@ -60,6 +62,7 @@ class Running:
             stop,
             agent_id=request.agent_id,
             attempt=request.attempt,
+            trial=request.trial,
         )
 
     @property
@@ -158,6 +161,11 @@ class OrchestratorState:
     rotation: dict[str, int] = field(default_factory=dict)
     #: The latest run of each (per-agent type, agent), for the status's agent counts.
     latest: dict[tuple[str, str], RunRecord] = field(default_factory=dict)
+    #: Circuit breakers per (type, lane) and ERP-wide; the wake-up armed for their next change.
+    breakers: Breakers = field(default_factory=Breakers)
+    breaker_wakeup: Wakeup | None = None
+    #: Retries armed on the clock, per job.
+    retries: dict[JobKey, Wakeup] = field(default_factory=dict)
 
     @classmethod
     def fresh(

@@ -34,6 +34,9 @@ __all__ = [
     "ANSWER_MODELS",
     "UPDATE_FIELDS",
     "AgentCounts",
+    "BreakerPair",
+    "BreakerStates",
+    "ErpBreaker",
     "ErrorBody",
     "Event",
     "HealthDegraded",
@@ -79,6 +82,9 @@ EventType = Literal[
     "sync.cancelled",
     "sync.skipped",
     "sync.progress",
+    "breaker.opened",
+    "breaker.half_open",
+    "breaker.closed",
     "queue.changed",
     "schedule.changed",
     "child.restarted",
@@ -243,6 +249,32 @@ class TypeStatus(_Answer):
     agents: AgentCounts | None = _absent("per-agent types only (null for a shared type)")
 
 
+class BreakerPair(_Answer):
+    """One (type, lane) circuit breaker that is failing, open or half-open."""
+
+    sync_type: SyncTypeName = Field(alias="syncType")
+    agent_id: str | None = Field(alias="agentId", description="null: the service's own lane")
+    state: Literal["closed", "open", "half_open"]
+    failures: Count = Field(description="failed tries in a row")
+    opened_at: Time = _absent(alias="openedAt")
+    until: Time = _absent("when its cooldown ends (then one trial job decides)")
+
+
+class ErpBreaker(_Answer):
+    """The ERP-wide breaker: open while failures on many lanes hold every job."""
+
+    state: Literal["closed", "open"]
+    until: Time | None
+    lanes: Count = Field(description="distinct lanes failing within the window")
+
+
+class BreakerStates(_Answer):
+    """Every breaker not closed and healthy, and the ERP-wide one."""
+
+    pairs: list[BreakerPair]
+    erp: ErpBreaker
+
+
 class Status(_Answer):
     """GET /status: running sync, queue, hold, orchestrator, per-type state."""
 
@@ -252,6 +284,7 @@ class Status(_Answer):
     held: bool = Field(description="a hold of every lane is taken")
     held_agents: list[str] = _absent("agents whose lane alone is held", alias="heldAgents")
     max_concurrent: int = _absent("jobs that may run at once", alias="maxConcurrent")
+    breakers: BreakerStates = _absent()
     orchestrator: ChildState
     types: Annotated[dict[str, TypeStatus], WithJsonSchema({SERVICE_REF: "TypeStatuses"})]
     role: Literal["standalone", "leader", "follower"] = _absent("this replica's part in a cluster")
@@ -284,6 +317,9 @@ class HealthDegraded(_Closed):
     stale: list[str] = _absent("types without a success for too long")
     failing: list[str] = _absent("types whose last 3 or more runs failed or timed out")
     store: Literal["unavailable"] = _absent()
+    breakers: list[str] = _absent(
+        'breakers not closed ("erp", a type, or "type/agent"), when the ERP-wide or a shared one is'
+    )
     abandoned_threads: Count = _absent(
         alias="abandonedThreads",
         description="present past the cap of abandoned handler threads",
@@ -314,6 +350,9 @@ ANSWER_MODELS: tuple[type[BaseModel], ...] = (
     QueuedRequest,
     AgentCounts,
     TypeStatus,
+    BreakerPair,
+    ErpBreaker,
+    BreakerStates,
     Status,
     RunAccepted,
     HealthOk,
