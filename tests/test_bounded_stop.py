@@ -17,6 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from archibald_actors import DEFAULT_SCHEDULE, SYNC_TYPES, ScaledClock, SyncService
+from archibald_actors.retry import RetryPolicy
 from archibald_actors.status import ABANDONED_THREADS_CAP, health_from_status
 from archibald_actors.web import SyncMetrics
 
@@ -79,7 +80,13 @@ def test_stop_returns_within_its_timeout_with_nine_abandoned_and_one_stuck_threa
         t: replace(e, enabled=False, timeout_seconds=60.0 if t in STUCK else 86400.0)
         for t, e in DEFAULT_SCHEDULE.items()
     }
-    service = SyncService(dict.fromkeys(SYNC_TYPES, stuck), clock=ScaledClock(SPEED), schedule=schedule)
+    # No retries: each timed-out run must leave exactly one thread behind.
+    service = SyncService(
+        dict.fromkeys(SYNC_TYPES, stuck),
+        clock=ScaledClock(SPEED),
+        schedule=schedule,
+        retry=RetryPolicy(retries=0),
+    )
     abandoned = Abandoned()
     service.events.subscribe(abandoned.observe)
     metrics = SyncMetrics(SYNC_TYPES)

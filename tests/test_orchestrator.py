@@ -11,6 +11,7 @@ import pytest
 from conftest import Recorder
 
 from archibald_actors import DEFAULT_SCHEDULE, ManualClock, SyncService
+from archibald_actors.retry import RetryPolicy
 
 MIN = 60.0
 PAUSED = {t: e.retuned(enabled=False) for t, e in DEFAULT_SCHEDULE.items()}
@@ -81,7 +82,7 @@ def test_failures_are_recorded_and_the_orchestrator_lives_on(
 
     recorder = Recorder(clock)
     handlers = {**recorder.handlers(), "customers": broken}
-    service = make_service(handlers)
+    service = make_service(handlers, retry=RetryPolicy(retries=0))  # retries: see test_recovery
     clock.advance(6 * MIN)
     status = service.status()
     last = status["types"]["customers"]["lastRun"]
@@ -140,7 +141,7 @@ def test_a_hung_thread_handler_is_stopped_cooperatively(
     schedule = {t: e.retuned(enabled=False) for t, e in DEFAULT_SCHEDULE.items()}
     schedule["ddt"] = DEFAULT_SCHEDULE["ddt"].__class__("ddt", 45, 0, 4, timeout_seconds=120)
     service = make_service({"ddt": hangs}, schedule=schedule)
-    clock.advance(3 * MIN)
+    clock.advance(2.5 * MIN)  # before its retry, a minute after the timeout
     [run] = service.history()
     assert (run["syncType"], run["outcome"], run["durationMs"]) == ("ddt", "timeout", 120_000)
     assert service.status()["running"] is None

@@ -10,6 +10,8 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from archibald_actors.breaker import BreakerPolicy
+from archibald_actors.retry import RetryPolicy
 from archibald_actors.web import build_openapi
 
 from .conftest import Api, MakeApi, bearer
@@ -60,7 +62,9 @@ async def test_three_failed_runs_in_a_row_degrade_healthz_until_a_success(make_a
         if broken:
             raise RuntimeError("ERP login refused")
 
-    api = await make_api(handlers={"ddt": ddt})
+    # Retries and breakers aside (test_recovery has them): this is the failure streak alone.
+    recovery = {"retry": RetryPolicy(retries=0), "breakers": BreakerPolicy(breaker_failures=99)}
+    api = await make_api(handlers={"ddt": ddt}, **recovery)
 
     async def run_ddt() -> None:
         assert (await api.post("/ddt/run"))[0] == 202
