@@ -1,6 +1,7 @@
 """archibald_actors: a staggered, serialized, supervised sync scheduler on pykka actors."""
 
 from archibald_actors.actors.runner import SyncContext, SyncHandler
+from archibald_actors.agent import Agent
 from archibald_actors.clock import Clock, ClockNotQuietError, ManualClock, ScaledClock, SystemClock
 from archibald_actors.errors import (
     BlockingCallError,
@@ -20,6 +21,7 @@ from archibald_actors.service import SyncService
 __all__ = [
     "DEFAULT_SCHEDULE",
     "SYNC_TYPES",
+    "Agent",
     "BlockingCallError",
     "Clock",
     "ClockNotQuietError",

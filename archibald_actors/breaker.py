@@ -134,13 +134,15 @@ class Admission(NamedTuple):
     """The answer for one job about to start.
 
     ``reason`` is set for ``skip``; ``until`` is when the pair's cooldown ends (``skip``)
-    or the ERP-wide breaker closes (``wait``: arm a wake-up then); ``changes`` are the
-    transitions this answer made, to publish.
+    or the ERP-wide breaker closes (``wait``: arm a wake-up then); ``ticket`` identifies a
+    ``trial`` (hand it back to :meth:`Breakers.record`); ``changes`` are the transitions
+    this answer made, to publish.
     """
 
     verdict: Verdict
     reason: str | None = None
     until: float | None = None
+    ticket: int | None = None
     changes: tuple[BreakerChanged, ...] = ()
 
 
@@ -152,7 +154,7 @@ class _Pair:
     state: BreakerState = "closed"
     opened_at: float | None = None
     until: float | None = None
-    trial: bool = False  # a trial job was admitted and has not ended yet
+    trial: int = 0  # the ticket of the trial job in flight, 0 if none
 
 
 class Breakers:
@@ -165,13 +167,14 @@ class Breakers:
         self._recent: dict[str | None, float] = {}  # lane -> its latest failure, for the ERP window
         self._erp_until: float | None = None
         self._erp_lanes = 0
+        self._tickets = 0  # the last trial ticket given: each trial's is unique
 
     # -- the orchestrator's questions ------------------------------------------------------
 
     def admit(self, sync_type: str, agent_id: str | None, t: float) -> Admission:
         """What to do with a job of ``(sync_type, agent_id)`` starting at ``t``.
 
-        A ``trial`` must be followed by :meth:`record` of its outcome with ``trial=True``
+        A ``trial`` carries a ``ticket``: pass it to :meth:`record` with the trial's outcome
         (also when ``cancelled``), else the pair keeps skipping until a reset.
         """
         changes = self._expire_erp(t)
@@ -183,26 +186,27 @@ class Breakers:
         assert pair.until is not None  # set whenever a pair opens
         if pair.state == "open":
             if t < pair.until:
-                return Admission("skip", BREAKER_OPEN_REASON, pair.until, changes)
+                return Admission("skip", BREAKER_OPEN_REASON, pair.until, changes=changes)
             pair.state = "half_open"
             changes += (BreakerChanged(sync_type, agent_id, "half_open", pair.until),)
         if pair.trial:  # one trial at a time decides; the pair's other jobs still skip
-            return Admission("skip", BREAKER_OPEN_REASON, pair.until, changes)
-        pair.trial = True
-        return Admission("trial", changes=changes)
+            return Admission("skip", BREAKER_OPEN_REASON, pair.until, changes=changes)
+        pair.trial = self._tickets = self._tickets + 1
+        return Admission("trial", ticket=pair.trial, changes=changes)
 
     def record(
-        self, sync_type: str, agent_id: str | None, outcome: Outcome, t: float, *, trial: bool = False
+        self, sync_type: str, agent_id: str | None, outcome: Outcome, t: float, *, ticket: int | None = None
     ) -> tuple[BreakerChanged, ...]:
         """Count a finished run's outcome; returns the transitions it caused.
 
         Args:
-            trial: the run was admitted as the pair's ``trial`` (its end decides the pair;
-                any other run admitted before the pair opened only counts).
+            ticket: the ``ticket`` of the run's admission if it was the pair's ``trial``: only
+                the trial in flight decides the pair (a run admitted before the pair opened,
+                or a trial forgotten by a reset, only counts).
         """
         key = (sync_type, agent_id)
         pair = self._pairs.get(key)
-        deciding = trial and pair is not None and pair.trial
+        deciding = ticket is not None and pair is not None and pair.trial == ticket
         if outcome == "success":
             if pair is None:
                 return ()
@@ -210,14 +214,14 @@ class Breakers:
             return () if pair.state == "closed" else (BreakerChanged(sync_type, agent_id, "closed"),)
         if outcome not in _FAILURES:
             if deciding and pair is not None:
-                pair.trial = False  # a skipped or cancelled trial decided nothing: the next job tries
+                pair.trial = 0  # a skipped or cancelled trial decided nothing: the next job tries
             return ()
         changes = self._erp_failure(agent_id, t)
         if pair is None:
             pair = self._pairs[key] = _Pair()
         pair.failures += 1
         if deciding or (pair.state == "closed" and pair.failures >= self.policy.breaker_failures):
-            pair.state, pair.opened_at, pair.trial = "open", t, False
+            pair.state, pair.opened_at, pair.trial = "open", t, 0
             pair.until = t + self.policy.breaker_cooldown
             changes += (BreakerChanged(sync_type, agent_id, "open", pair.until),)
         # A failure of a pair already open or half-open that is not its trial only counts.
@@ -309,6 +313,19 @@ class Breakers:
             "lanes": self._erp_lanes if until is not None else self._lanes_within(t),
         }
         return {"pairs": pairs, "erp": erp}
+
+    def counts(self, t: float) -> dict[str, dict[BreakerState, int]]:
+        """Per type, how many pairs are open and half-open at ``t`` (for metrics and health).
+
+        Types with none are left out; closed pairs are not counted (they are not stored).
+        """
+        counts: dict[str, dict[BreakerState, int]] = {}
+        for (sync_type, _), pair in self._pairs.items():
+            state = _state_at(pair, t)
+            if state != "closed":
+                per_type = counts.setdefault(sync_type, {"open": 0, "half_open": 0})
+                per_type[state] += 1
+        return counts
 
     # -- the ERP-wide breaker ----------------------------------------------------------
 

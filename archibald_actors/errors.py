@@ -36,6 +36,18 @@ class UnknownSyncTypeError(LookupError):
         return str(self.args[0])
 
 
+class UnknownAgentError(LookupError):
+    """An agent id that no agent has (a 404 over HTTP)."""
+
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(f"agentId {agent_id!r} is unknown")
+        self.field = "agentId"
+        self.agent_id = agent_id
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class ServiceStateError(RuntimeError):
     """The service was used in the wrong state (started twice, used after stop)."""
 
@@ -54,18 +66,6 @@ class StoreError(RuntimeError):
 
 class SyncCancelledError(Exception):
     """Raised by ``ctx.sleep()`` once the running sync was asked to stop."""
-
-
-class UnknownAgentError(LookupError):
-    """An agent id that is not among the stored agents (or whose jobs are disabled)."""
-
-    def __init__(self, agent_id: object, problem: str = "is not a known agent") -> None:
-        super().__init__(f"agentId {agent_id!r} {problem}")
-        self.field = "agentId"
-        self.agent_id = agent_id
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 class NeedsLogin(Exception):  # noqa: N818 - the contract's name: a state, not an error

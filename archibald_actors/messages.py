@@ -180,11 +180,14 @@ class ReportStatus:
 
 @dataclass(frozen=True, slots=True)
 class GetHistory:
-    """Answer runs newest first, optionally of one type, at most ``limit``."""
+    """Answer runs newest first, optionally of one type and of one agent, at most ``limit``;
+    with ``before``, only runs that started strictly before it (paging back)."""
 
     reply: Reply
     sync_type: str | None
     limit: int
+    agent_id: str | None = None
+    before: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,7 +343,7 @@ class StateLoaded:
     """The store's state as read for load ``attempt`` (at start, or on winning an election)."""
 
     attempt: int
-    result: StoreResult[tuple[StoredState, datetime, list[RunRecord]]]
+    result: StoreResult[tuple[StoredState, datetime, list[RunRecord], list[Agent]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,7 +378,7 @@ class LeadershipChanged:
 
 @dataclass(frozen=True, slots=True)
 class ClusterChanged:
-    """Another replica announced a change (``retune``, ``request`` or ``resync``)."""
+    """Another replica announced a change (``retune``, ``request``, ``agents`` or ``resync``)."""
 
     kind: str
 
@@ -398,3 +401,70 @@ class ResetBreakers:
     sync_type: str | None = None
     agent_id: str | None = None
 
+
+
+@dataclass(frozen=True, slots=True)
+class GetAgents:
+    """Answer every agent (``Agent.to_json()``), in id order."""
+
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class GetAgent:
+    """Answer one agent with its per-type last run, next run and freshness; unknown: ``UnknownAgentError``."""
+
+    agent_id: str
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class PutAgent:
+    """Store an agent as given, except the fields named in ``keep`` ("name", "enabled"),
+    which keep the stored value (a new agent's: no name, enabled); answers it as stored."""
+
+    agent_id: str
+    name: str | None
+    enabled: bool
+    reply: Reply
+    keep: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveAgent:
+    """Forget an agent and its pending requests (never its runs); unknown: ``UnknownAgentError``."""
+
+    agent_id: str
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStored:
+    """A ``PutAgent``'s ``agent`` was stored, or ``result`` says why not."""
+
+    put: PutAgent
+    agent: Agent
+    result: StoreResult[Agent]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRemoved:
+    """A ``RemoveAgent`` was done in the store (``result``: whether the agent existed), or not."""
+
+    remove: RemoveAgent
+    result: StoreResult[bool]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentsRead:
+    """The stored agents, read after another replica announced a change."""
+
+    result: StoreResult[list[Agent]]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRunsRead:
+    """The ledger's latest runs of the agent a ``GetAgent`` asked about."""
+
+    query: GetAgent
+    result: StoreResult[list[RunRecord]]

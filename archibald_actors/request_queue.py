@@ -42,8 +42,8 @@ class PendingRequest:
     agent_id: str | None = None
     #: Which try of the job this is (1 first; retries count up).
     attempt: int = 1
-    #: Admitted as its (type, lane) breaker's half-open trial: its end decides the pair.
-    trial: bool = False
+    #: The ticket of its (type, lane) breaker's half-open trial, if admitted as one: its end decides the pair.
+    ticket: int | None = None
 
     @property
     def key(self) -> JobKey:
@@ -165,7 +165,7 @@ class RequestQueue:
 
         It is no breaker's trial any more: the next pick asks the breaker again.
         """
-        request = replace(request, trial=False)
+        request = replace(request, ticket=None)
         if request.key not in self._pending:
             self._put(request)
         else:

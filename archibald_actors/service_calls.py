@@ -8,9 +8,10 @@ naming the form to await). ``SyncService`` adds construction and the lifecycle.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import datetime
 from typing import Any, TypeVar
 
 import pykka
@@ -18,7 +19,7 @@ import pykka
 from archibald_actors.actors.base import Address
 from archibald_actors.actors.runner import SyncRunner
 from archibald_actors.actors.supervisor import ORCHESTRATOR
-from archibald_actors.agent import check_agent_id
+from archibald_actors.agent import Agent, check_agent_id
 from archibald_actors.clock import Clock
 from archibald_actors.domain import TRIGGERS, Trigger
 from archibald_actors.errors import InvalidValueError, ServiceStateError, ServiceUnavailableError
@@ -26,9 +27,13 @@ from archibald_actors.exclusive import ExclusiveHold
 from archibald_actors.loop_guard import blocking
 from archibald_actors.messages import (
     Crash,
+    GetAgent,
+    GetAgents,
     GetHistory,
     GetSchedule,
     GetStatus,
+    PutAgent,
+    RemoveAgent,
     RequestSync,
     Retune,
     WaitIdle,
@@ -43,6 +48,8 @@ T = TypeVar("T")
 U = TypeVar("U")
 #: Real seconds a blocking call waits for the actors by default.
 ASK_TIMEOUT = 5.0
+#: The fields of an agent a put may keep as stored.
+AGENT_FIELDS = frozenset({"name", "enabled"})
 
 
 def _awaitable(future_call: str) -> str:
@@ -200,8 +207,8 @@ class ServiceCalls:
         self,
         sync_type: str,
         trigger: Trigger = "manual",
-        *,
         agent_id: str | None = None,
+        *,
         timeout: float = ASK_TIMEOUT,
     ) -> dict[str, Any]:
         """Queue a run of ``sync_type``; returns ``{"syncType", "coalesced"}``.
@@ -211,26 +218,133 @@ class ServiceCalls:
 
         Raises:
             UnknownSyncTypeError: ``sync_type`` is unknown.
-            InvalidValueError: a bad ``trigger`` or ``agent_id``, or an ``agent_id`` for a shared type.
-            UnknownAgentError: ``agent_id`` is not a stored agent, or its jobs are disabled.
+            InvalidValueError: a bad ``trigger`` or ``agent_id``, an ``agent_id`` for a shared
+                type, or one of a disabled agent.
+            UnknownAgentError: ``agent_id`` is not a stored agent.
         """
         future = self.request_sync_future(sync_type, trigger, agent_id=agent_id)
         return self._wait(future, timeout, "request_sync")
 
-    def history_future(self, sync_type: str | None = None, limit: int = 100) -> Future[list[dict[str, Any]]]:
+    def history_future(
+        self,
+        sync_type: str | None = None,
+        limit: int = 100,
+        *,
+        agent_id: str | None = None,
+        before: datetime | None = None,
+    ) -> Future[list[dict[str, Any]]]:
         """Future of :meth:`history`."""
         if sync_type is not None:
             check_sync_type(sync_type, self.sync_types)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InvalidValueError("limit", f"must be a positive whole number, got {limit!r}")
-        return self._send(ORCHESTRATOR, lambda reply: GetHistory(reply, sync_type, limit))
+        if agent_id is not None:
+            check_agent_id(agent_id)
+        if before is not None and (not isinstance(before, datetime) or before.utcoffset() is None):
+            raise InvalidValueError("before", f"must be a datetime with a time zone, got {before!r}")
+        return self._send(ORCHESTRATOR, lambda reply: GetHistory(reply, sync_type, limit, agent_id, before))
 
     @blocking("service.history()", _awaitable("history_future(...)"))
     def history(
-        self, sync_type: str | None = None, limit: int = 100, *, timeout: float = ASK_TIMEOUT
+        self,
+        sync_type: str | None = None,
+        limit: int = 100,
+        *,
+        agent_id: str | None = None,
+        before: datetime | None = None,
+        timeout: float = ASK_TIMEOUT,
     ) -> list[dict[str, Any]]:
-        """Runs newest first, of one type or all."""
-        return self._wait(self.history_future(sync_type, limit), timeout, "history")
+        """Runs newest first, of one type or all, of one agent or all.
+
+        Args:
+            sync_type: one type, or None for all.
+            limit: at most this many runs.
+            agent_id: one agent's runs, or None for everyone's (shared types' too).
+            before: only runs that started strictly before it (the ``startedAt`` of the
+                last run seen, to page back through the ledger); a datetime with a zone.
+            timeout: real seconds to wait for the answer.
+        """
+        future = self.history_future(sync_type, limit, agent_id=agent_id, before=before)
+        return self._wait(future, timeout, "history")
+
+    # --- agents ----------------------------------------------------------------------
+
+    def agents_future(self) -> Future[list[dict[str, Any]]]:
+        """Future of :meth:`agents`."""
+        return self._send("supervisor", GetAgents)
+
+    @blocking("service.agents()", _awaitable("agents_future()"))
+    def agents(self, timeout: float = ASK_TIMEOUT) -> list[dict[str, Any]]:
+        """Every agent as stored, in id order: ``[{"agentId", "name", "enabled"}]``."""
+        return self._wait(self.agents_future(), timeout, "agents")
+
+    def agent_future(self, agent_id: str) -> Future[dict[str, Any]]:
+        """Future of :meth:`agent`."""
+        check_agent_id(agent_id)
+        return self._send("supervisor", lambda reply: GetAgent(agent_id, reply))
+
+    @blocking("service.agent()", _awaitable("agent_future(...)"))
+    def agent(self, agent_id: str, *, timeout: float = ASK_TIMEOUT) -> dict[str, Any]:
+        """One agent with, per type it has runs of, ``lastRun``, ``lastSuccessAt``, ``nextRunAt``,
+        ``fresh`` and ``breaker``.
+
+        Raises:
+            InvalidValueError: ``agent_id`` is not an agent id.
+            UnknownAgentError: no agent has that id.
+        """
+        return self._wait(self.agent_future(agent_id), timeout, "agent")
+
+    def put_agent_future(
+        self, agent_id: str, name: str | None = None, enabled: bool = True, *, keep: Iterable[str] = ()
+    ) -> Future[dict[str, Any]]:
+        """Future of :meth:`put_agent`; fails with the validation error if a value is bad."""
+        Agent(agent_id, name, enabled)  # the values' rules, checked before anything is sent
+        kept = frozenset(keep)
+        if not kept <= AGENT_FIELDS:
+            raise InvalidValueError("keep", f"may name only name and enabled, got {sorted(kept)!r}")
+        return self._send("supervisor", lambda reply: PutAgent(agent_id, name, enabled, reply, kept))
+
+    @blocking("service.put_agent()", _awaitable("put_agent_future(...)"))
+    def put_agent(
+        self,
+        agent_id: str,
+        name: str | None = None,
+        enabled: bool = True,
+        *,
+        keep: Iterable[str] = (),
+        timeout: float = ASK_TIMEOUT,
+    ) -> dict[str, Any]:
+        """Add an agent or replace it; returns it as stored (``{"agentId", "name", "enabled"}``).
+
+        Args:
+            agent_id: 1 to 64 of ``A-Z a-z 0-9 . _ @ -``.
+            name: a display name, or None.
+            enabled: False keeps the agent's jobs from running.
+            keep: fields ("name", "enabled") to leave as stored instead (a new agent's: no
+                name, enabled), as HTTP PUT does for the fields its body leaves out.
+            timeout: real seconds to wait for the store and the actors.
+
+        Raises:
+            InvalidValueError: a value is of the wrong type (names the field).
+            StoreError: the store failed or did not answer; nothing changed.
+        """
+        future = self.put_agent_future(agent_id, name, enabled, keep=keep)
+        return self._wait(future, timeout, "put_agent")
+
+    def remove_agent_future(self, agent_id: str) -> Future[dict[str, Any]]:
+        """Future of :meth:`remove_agent`."""
+        check_agent_id(agent_id)
+        return self._send("supervisor", lambda reply: RemoveAgent(agent_id, reply))
+
+    @blocking("service.remove_agent()", _awaitable("remove_agent_future(...)"))
+    def remove_agent(self, agent_id: str, *, timeout: float = ASK_TIMEOUT) -> dict[str, Any]:
+        """Forget an agent and its pending jobs (never its runs); returns ``{"agentId", "removed"}``.
+
+        Raises:
+            UnknownAgentError: no agent has that id.
+            StoreError: the store failed or did not answer; nothing changed.
+        """
+        return self._wait(self.remove_agent_future(agent_id), timeout, "remove_agent")
 
     def health_future(self) -> Future[dict[str, Any]]:
         """Future of :meth:`health`."""

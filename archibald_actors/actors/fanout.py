@@ -25,8 +25,8 @@ def check_request(state: OrchestratorState, entry: ScheduleEntry, agent_id: str 
     """Refuse a caller's request that names an agent it cannot run for.
 
     Raises:
-        InvalidValueError: ``agent_id`` is given for a shared type.
-        UnknownAgentError: ``agent_id`` is not a stored agent, or its jobs are disabled.
+        InvalidValueError: ``agent_id`` is given for a shared type, or names a disabled agent.
+        UnknownAgentError: ``agent_id`` is not a stored agent.
     """
     if agent_id is None:
         return
@@ -38,7 +38,7 @@ def check_request(state: OrchestratorState, entry: ScheduleEntry, agent_id: str 
     if agent is None:
         raise UnknownAgentError(agent_id)
     if not agent.enabled:
-        raise UnknownAgentError(agent_id, "is disabled: its jobs do not run")
+        raise InvalidValueError("agentId", f"{agent_id!r} is disabled: its jobs do not run")
 
 
 def job_agents(state: OrchestratorState, entry: ScheduleEntry, agent_id: str | None) -> list[str | None]:

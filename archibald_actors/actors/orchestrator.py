@@ -136,8 +136,8 @@ class OrchestratorActor(Recovery, JobIntake, JobControl, TrackedActor):
                 self._set_leading(leading)
             case LoadRequests():
                 self._load_requests()
-            case GetHistory(reply=reply, sync_type=sync_type, limit=limit):
-                self._ledger.read_history(reply, sync_type, limit)
+            case GetHistory():
+                self._ledger.read_history(message)
             case Drain(reply=reply, stop_running=stop_running):
                 self._drain(reply, stop_running)
             case WaitIdle(reply=reply):
@@ -219,7 +219,7 @@ class OrchestratorActor(Recovery, JobIntake, JobControl, TrackedActor):
             if admission.verdict == "wait":  # the ERP-wide breaker opened just now
                 state.queue.restore(request)
                 break
-            request = replace(request, trial=admission.verdict == "trial")
+            request = replace(request, ticket=admission.ticket)
             if request.scheduled_at is None or request.scheduled_at == request.claimed:
                 self._start(request)
             else:

@@ -45,7 +45,7 @@ class Running:
     stopped_for_hold: bool = False
     agent_id: str | None = None
     attempt: int = 1
-    trial: bool = False
+    ticket: int | None = None  # its breaker's trial ticket, if it is the trial
     #: The handler's latest ``ctx.progress`` (set from its thread: one reference swap).
     progress: dict[str, Any] | None = None
 
@@ -62,7 +62,7 @@ class Running:
             stop,
             agent_id=request.agent_id,
             attempt=request.attempt,
-            trial=request.trial,
+            ticket=request.ticket,
         )
 
     @property

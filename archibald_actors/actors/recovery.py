@@ -114,9 +114,9 @@ class Recovery:
 
     def _release_trial(self, request: PendingRequest) -> None:
         """A job admitted as its breaker's trial did not run: the next job of the pair tries."""
-        if request.trial:
-            now = self._clock.now()
-            self._state.breakers.record(request.sync_type, request.agent_id, "cancelled", now, trial=True)
+        if request.ticket is not None:
+            pair, now = (request.sync_type, request.agent_id), self._clock.now()
+            self._state.breakers.record(*pair, "cancelled", now, ticket=request.ticket)
 
     # --- ends of jobs ---------------------------------------------------------------
 
@@ -124,7 +124,7 @@ class Recovery:
         """Count the end in the breakers; arm a retry if the policy wants one."""
         state, now = self._state, self._clock.now()
         pair = (running.sync_type, running.agent_id)
-        changes = state.breakers.record(*pair, outcome, now, trial=running.trial)
+        changes = state.breakers.record(*pair, outcome, now, ticket=running.ticket)
         self._breakers_changed(changes)
         armed = state.retries.pop(running.key, None)
         if armed is not None:

@@ -1,7 +1,7 @@
 """The supervisor's leadership glue: this replica's ``Role``, and the ``StateLoader`` it needs.
 
 A service reads the store when it starts (the epoch, the retuned entries, the slots
-served, the last runs) and, in a cluster, again when it wins an election (what the last
+served, the last runs, the agents) and, in a cluster, again when it wins an election (what the last
 leader changed). Only then do its timers fire: alone at once, in a cluster once elected.
 Losing an election stops the timers at once.
 
@@ -21,6 +21,7 @@ from datetime import datetime
 from archibald_actors.actors.base import Address
 from archibald_actors.actors.schedule_owner import ScheduleOwner
 from archibald_actors.actors.store_worker import StoreWorker
+from archibald_actors.agent import Agent
 from archibald_actors.clock import Clock, Wakeup
 from archibald_actors.domain import RunRecord
 from archibald_actors.events import EventBus
@@ -35,8 +36,8 @@ log = logging.getLogger("archibald_actors.supervisor")
 RETRY_FIRST = 1.0
 RETRY_MAX = 30.0
 
-#: What a load reads: the stored state, the epoch (first writer wins) and the last runs.
-Loaded = tuple[StoredState, datetime, list[RunRecord]]
+#: What a load reads: the stored state, the epoch (first writer wins), the last runs and the agents.
+Loaded = tuple[StoredState, datetime, list[RunRecord], list[Agent]]
 
 
 class StateLoader:
@@ -108,7 +109,7 @@ class StateLoader:
             stored = store.load()
             # First writer wins: every replica of a cluster counts slots from one epoch.
             epoch = store.ensure_epoch(wall)
-            return stored, epoch, store.runs(None, limit)
+            return stored, epoch, store.runs(None, limit), store.agents()
 
         self._store.submit(read, lambda result: address.tell(StateLoaded(attempt, result)))
 
@@ -125,6 +126,7 @@ class Role:
         events: the service's event bus.
         timers: starts (True) or stops (False) every timer.
         booted: told the epoch once the store was first read.
+        agents: takes the agents read (before anything may run: jobs fan out to them).
     """
 
     def __init__(
@@ -138,6 +140,7 @@ class Role:
         events: EventBus,
         timers: Callable[[bool], None],
         booted: Callable[[float], None],
+        agents: Callable[[list[Agent]], None],
     ) -> None:
         self.name = "follower" if shared else "standalone"
         self._elected = False
@@ -148,24 +151,26 @@ class Role:
         self._events = events
         self._timers = timers
         self._booted = booted
+        self._agents = agents
 
     def loaded(self, message: StateLoaded) -> Loaded | None:
         """The store was read (at start, or after winning an election): lead if we should."""
         loaded = self._loader.loaded(message)
         if loaded is None:
             return None
+        self._agents(loaded[3])  # the orchestrator knows them before the first slot reaches it
         epoch = self._schedule.epoch
         if epoch is None:
             self._boot(loaded)
         else:
-            stored, _, _ = loaded
+            stored = loaded[0]
             self._schedule.adopt_stored(stored.entries, {t: epoch + s for t, s in stored.served.items()})
         if self.name == "standalone" or self._elected:
             self._lead()
         return loaded
 
     def _boot(self, loaded: Loaded) -> None:
-        stored, stored_epoch, runs = loaded
+        stored, stored_epoch, runs, _ = loaded
         clock = self._clock
         clock.anchor(stored_epoch)
         now = clock.now()  # one reading: every replica then places the grid alike

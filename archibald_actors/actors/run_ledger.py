@@ -20,10 +20,10 @@ from archibald_actors.domain import RunRecord
 from archibald_actors.events import EventBus
 from archibald_actors.ledger import HISTORY_PER_TYPE
 from archibald_actors.messages import (
+    GetHistory,
     HistoryRead,
     LedgerRead,
     RecordRuns,
-    Reply,
     RunRecorded,
     StoreResult,
     answer,
@@ -117,14 +117,14 @@ class RunLedger:
             state.record_chain = Chain()
             self._append(list(state.unrecorded), first_try=False)
 
-    def read_history(self, reply: Reply, sync_type: str | None, limit: int) -> None:
-        """Answer ``reply`` with runs newest first from the ledger, which every replica shares."""
-        address = self._address
-        self._worker.submit(
-            lambda store: store.runs(sync_type, limit),
-            lambda result: address.tell(HistoryRead(reply, result)),
-            for_caller=True,
-        )
+    def read_history(self, query: GetHistory) -> None:
+        """Answer a history query with runs newest first from the ledger, which every replica shares."""
+        address, reply = self._address, query.reply
+
+        def read(store: Store) -> list[RunRecord]:
+            return store.runs(query.sync_type, query.limit, agent_id=query.agent_id, before=query.before)
+
+        self._worker.submit(read, lambda result: address.tell(HistoryRead(reply, result)), for_caller=True)
 
     @staticmethod
     def history_read(message: HistoryRead) -> None:

@@ -5,8 +5,9 @@ doubling, at most 30 s) while it has had fewer than ``MAX_RESTARTS`` restarts in
 ``RESTART_WINDOW`` seconds; past that it stays down as ``failed`` and the others go on.
 
 The supervisor's other jobs live beside it: the schedule (entries, retunes, the
-published view) in ``ScheduleOwner``; leadership (reading the store at start and on
-election, then leading or following) in ``Role``; pruning in ``Pruner``. Every store
+published view) in ``ScheduleOwner``; the agents in ``AgentBook``; leadership (reading
+the store at start and on election, then leading or following) in ``Role``; pruning in
+``Pruner``. Every store
 call runs on the ``StoreWorker``; none blocks this actor.
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 
 import pykka
 
+from archibald_actors.actors.agent_book import AgentBook
 from archibald_actors.actors.base import Address, TrackedActor
 from archibald_actors.actors.orchestrator_state import OrchestratorState
 from archibald_actors.actors.pruner import Pruner
@@ -141,6 +143,15 @@ class SupervisorActor(TrackedActor):
             events=events,
             publish_view=publish_view,
         )
+        self._agents = AgentBook(
+            clock=clock,
+            address=address,
+            store=worker,
+            cluster=cluster,
+            events=events,
+            orchestrator=addresses[ORCHESTRATOR],
+            schedule=self._schedule,
+        )
         self._role = Role(
             shared=cluster is not None,
             loader=self._loader,
@@ -150,6 +161,7 @@ class SupervisorActor(TrackedActor):
             events=events,
             timers=self._run_timers,
             booted=self._booted,
+            agents=self._agents.adopt,
         )
 
     # --- lifecycle ----------------------------------------------------------------
@@ -201,9 +213,11 @@ class SupervisorActor(TrackedActor):
             log.error("%s did not stop within %s s", name, CHILD_STOP_TIMEOUT)
 
     def _cluster_changed(self, kind: str) -> None:
-        """Another replica retuned the schedule or stored a request."""
+        """Another replica retuned the schedule, changed the agents or stored a request."""
         if kind in ("retune", "resync"):
             self._schedule.read_stored()
+        if kind in ("agents", "resync"):
+            self._agents.read_stored()
         if kind in ("request", "resync") and self._role.name == "leader":
             self._addresses[ORCHESTRATOR].tell(LoadRequests())
 
@@ -251,6 +265,8 @@ class SupervisorActor(TrackedActor):
 
     def handle(self, message: Any) -> None:
         """Dispatch on the message type; anything but a query may change the schedule view."""
+        if self._agents.handle(message):
+            return  # agents change no schedule
         self._dispatch(message)
         if not isinstance(message, GetSchedule | GetStatus):
             self._schedule.refresh()

@@ -1,7 +1,8 @@
 """Who may call which route, and how a request is checked against its route's rule.
 
 Handlers declare their rule with :func:`requires`; a route without a rule needs a valid
-credential (the safe default).
+credential (the safe default). A token of role ``agent`` acts only on its own agent (the
+one whose id is its ``userId``/``sub``): :func:`only_own_agent`, :func:`check_run_allowed`.
 """
 
 from __future__ import annotations
@@ -12,10 +13,17 @@ from typing import Literal, TypeVar
 
 from aiohttp import web
 
-from archibald_actors.web.auth import PRINCIPAL_KEY, QUERY_TOKEN_KEY, Authenticator, AuthError
+from archibald_actors.web.auth import (
+    AGENT,
+    PRINCIPAL_KEY,
+    QUERY_TOKEN_KEY,
+    Authenticator,
+    AuthError,
+    Principal,
+)
 from archibald_actors.web.error import ApiError, Handler
 
-__all__ = ["Rule", "Who", "authorize", "requires", "rule_for"]
+__all__ = ["Rule", "Who", "authorize", "check_run_allowed", "only_own_agent", "requires", "rule_for"]
 
 Who = Literal["anyone", "reader", "admin"]
 H = TypeVar("H", bound=Handler)
@@ -72,3 +80,37 @@ async def authorize(request: web.Request, rule: Rule, authenticator: Authenticat
     request[PRINCIPAL_KEY] = principal  # set before the check, so a host can log who was refused
     if rule.who == "admin" and not principal.is_admin:
         raise ApiError(403, f"forbidden: role {principal.role!r} may not do this; admin only")
+
+
+def only_own_agent(principal: Principal, agent_id: str) -> None:
+    """Refuse a token of role ``agent`` that asks about another agent than its own.
+
+    Raises:
+        ApiError: 403.
+    """
+    if principal.role == AGENT and principal.user_id != agent_id:
+        own = principal.user_id
+        raise ApiError(403, f"forbidden: an agent's token may read only its own agent ({own!r})")
+
+
+def check_run_allowed(principal: Principal, agent_id: str | None, per_agent: bool) -> None:
+    """May ``principal`` ask for a manual run of one agent's job (or every agent's, if None)?
+
+    An admin may run any agent's job or all of them; an agent only its own; any other
+    token only a shared type's run.
+
+    Raises:
+        ApiError: 403 otherwise.
+    """
+    if principal.is_admin:
+        return
+    if agent_id is None and not per_agent:
+        return  # a shared type: any valid token may run it, as always
+    if principal.role == AGENT and agent_id == principal.user_id:
+        return
+    if principal.role == AGENT:
+        raise ApiError(
+            403, f'forbidden: an agent may run only its own jobs; send {{"agentId": "{principal.user_id}"}}'
+        )
+    role = principal.role
+    raise ApiError(403, f"forbidden: role {role!r} may not run an agent's jobs; admin or that agent only")

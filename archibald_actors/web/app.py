@@ -19,6 +19,7 @@ from aiohttp import web
 
 from archibald_actors.errors import ServiceStateError
 from archibald_actors.service import SyncService
+from archibald_actors.web.agent_routes import agent_routes
 from archibald_actors.web.auth import Authenticator, JWTAuthenticator
 from archibald_actors.web.bridge import DEFAULT_TIMEOUT, Bridge
 from archibald_actors.web.context import SyncApi
@@ -174,7 +175,8 @@ def setup(
     metrics.count_abandoned_threads(lambda: service.abandoned_threads)
     if console:  # before the API's routes: their catch-all answers any other path under the prefix
         mount_console(app, f"{prefix}/console/", prefix, service)
-    mount(app, api, routes)
+    # The agents' paths first: ``/agents/run`` names an agent, not a type to run.
+    mount(app, api, [*agent_routes, *routes])
 
     async def end_streams(_: web.Application) -> None:
         # on_shutdown runs before the server waits for handlers: open streams end now.

@@ -16,6 +16,7 @@ from aiohttp import web
 
 __all__ = [
     "ADMIN",
+    "AGENT",
     "ALGORITHMS",
     "MIN_SECRET_BYTES",
     "SECRET_ENV",
@@ -40,6 +41,8 @@ MIN_SECRET_BYTES = 32
 ALGORITHMS = {"HS256": 32, "HS384": 48, "HS512": 64}
 #: The role that may change things.
 ADMIN = "admin"
+#: The role of a sales agent's token: it sees and runs only its own agent (its ``userId``/``sub``).
+AGENT = "agent"
 #: Default token lifetime, as the existing backend issues them.
 DEFAULT_TTL = 8 * 3600
 

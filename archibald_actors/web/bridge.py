@@ -4,7 +4,7 @@ Handlers never await a pykka future (its ``__await__`` blocks the loop) and neve
 a ``concurrent.futures.Future``: the service's ``*_future()`` methods hand back a
 ``concurrent.futures.Future`` that the actors complete from their threads, and the bridge
 awaits it through ``asyncio.wrap_future`` with a timeout. Every failure becomes an
-``ApiError``: bad input 400, service down 503, no answer in time 504.
+``ApiError``: bad input 400, an unknown agent 404, service down 503, no answer in time 504.
 
 Identical reads that overlap share one round trip to the actors (a "single flight"):
 under load a burst of ``GET /schedule`` costs the actors one message, not one per request.
@@ -30,6 +30,7 @@ from archibald_actors.errors import (
     ServiceStateError,
     ServiceUnavailableError,
     StoreError,
+    UnknownAgentError,
     UnknownSyncTypeError,
 )
 from archibald_actors.web.error import ApiError
@@ -87,7 +88,8 @@ class Bridge:
         """Send one request to the actors (``start`` returns its future) and await the answer.
 
         Raises:
-            ApiError: 400 for invalid input, 503 if the service is down, 504 on timeout.
+            ApiError: 400 for invalid input, 404 for an unknown agent, 503 if the service is
+                down, 504 on timeout.
         """
         limit = self.timeout if timeout is None else timeout
         try:
@@ -104,6 +106,8 @@ class Bridge:
             raise ApiError(504, f"{what}: no answer from the actors within {limit:g} s") from None
         except (InvalidValueError, UnknownSyncTypeError) as exc:
             raise ApiError(400, str(exc)) from None
+        except UnknownAgentError as exc:
+            raise ApiError(404, str(exc)) from None
         except (ServiceUnavailableError, ServiceStateError, pykka.ActorDeadError) as exc:
             raise ApiError(503, f"{what}: the sync service is unavailable: {exc}") from None
         except StoreError as exc:  # the store failed or did not answer: the message says it all

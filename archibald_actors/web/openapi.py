@@ -10,9 +10,18 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from archibald_actors.agent import AGENT_ID_PATTERN
 from archibald_actors.schedule import SYNC_TYPES
 from archibald_actors.web.payload import MAX_BODY_BYTES, history_limit_max
-from archibald_actors.web.shapes import ANSWER_MODELS, SERVICE_REF, UPDATE_FIELDS, ScheduleUpdate, ref
+from archibald_actors.web.shapes import (
+    ANSWER_MODELS,
+    SERVICE_REF,
+    UPDATE_FIELDS,
+    AgentUpdate,
+    RunRequest,
+    ScheduleUpdate,
+    ref,
+)
 
 __all__ = ["build_openapi", "component_schemas"]
 
@@ -40,7 +49,7 @@ def _clean(schema: Any) -> Any:
 @cache
 def _model_schemas() -> dict[str, Schema]:
     """The schemas generated from the models of :mod:`.shapes` (the same for every service)."""
-    shapes: list[type[BaseModel]] = [ScheduleUpdate, *ANSWER_MODELS]
+    shapes: list[type[BaseModel]] = [ScheduleUpdate, AgentUpdate, RunRequest, *ANSWER_MODELS]
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(model, "validation") for model in shapes]
     _, document = models_json_schema(models, by_alias=True, ref_template="#/components/schemas/{model}")
     schemas: dict[str, Schema] = _clean(document["$defs"])
@@ -86,7 +95,8 @@ def _json(description: str, schema: Schema) -> Schema:
 _ERRORS = {
     "400": "invalid input; the message names the field",
     "401": "missing, malformed, badly signed or expired token (with WWW-Authenticate: Bearer)",
-    "403": "a valid token whose role is not admin",
+    "403": "a valid token that may not do this: not an admin, or an agent's token asking about another agent",
+    "404": "no agent has that id",
     "413": f"request body past {MAX_BODY_BYTES} bytes",
     "503": "the sync service is not running or is unavailable",
     "504": "the actors did not answer in time",
@@ -102,6 +112,58 @@ def _operation(
     if not secured:
         operation["security"] = []
     return operation
+
+
+#: An agent id as a path or query parameter.
+_AGENT_ID = {"type": "string", "pattern": f"^{AGENT_ID_PATTERN.pattern}$"}
+
+
+def _agent_paths(p: str, reads: tuple[str, ...]) -> dict[str, Schema]:
+    """The agents' paths under prefix ``p``."""
+    agent_id = [{"name": "agentId", "in": "path", "required": True, "schema": _AGENT_ID}]
+    return {
+        f"{p}/agents": {
+            "get": _operation(
+                "Every agent in id order (an agent's token: only its own)",
+                "agents",
+                {"200": _json("the agents", _ok({"type": "array", "items": ref("Agent")}))},
+                errors=reads,
+            )
+        },
+        f"{p}/agents/{{agentId}}": {
+            "get": {
+                **_operation(
+                    "One agent's state per type: last run, next run, freshness, breaker",
+                    "agents",
+                    {"200": _json("the agent", _ok(ref("AgentDetail")))},
+                    errors=("400", "403", "404", *reads),
+                ),
+                "parameters": agent_id,
+            },
+            "put": {
+                **_operation(
+                    "Add or change an agent (admin); fields left out keep their stored value",
+                    "agents",
+                    {"200": _json("the agent as stored", _ok(ref("Agent")))},
+                    errors=("400", "401", "403", "413", "503", "504"),
+                ),
+                "parameters": agent_id,
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": ref("AgentUpdate")}},
+                },
+            },
+            "delete": {
+                **_operation(
+                    "Remove an agent and its pending jobs, never its runs (admin)",
+                    "agents",
+                    {"200": _json("the agent was removed", _ok(ref("AgentRemoved")))},
+                    errors=("400", "401", "403", "404", "503", "504"),
+                ),
+                "parameters": agent_id,
+            },
+        },
+    }
 
 
 def build_openapi(
@@ -157,11 +219,16 @@ def build_openapi(
                     "Queue a manual run",
                     "runs",
                     {"202": _json("accepted (coalesced if one was pending)", _ok(ref("RunAccepted")))},
-                    errors=("400", *reads),
+                    errors=("400", "403", "413", *reads),
                 ),
                 "parameters": [
                     {"name": "syncType", "in": "path", "required": True, "schema": ref("SyncType")}
                 ],
+                "requestBody": {
+                    "required": False,
+                    "description": "one agent's job; without it every agent's (admin only, per-agent types)",
+                    "content": {"application/json": {"schema": ref("RunRequest")}},
+                },
             }
         },
         f"{p}/history": {
@@ -195,9 +262,25 @@ def build_openapi(
                             "default": 100,
                         },
                     },
+                    {
+                        "name": "agentId",
+                        "in": "query",
+                        "required": False,
+                        "description": "one agent's runs; empty or absent means every run",
+                        "allowEmptyValue": True,
+                        "schema": {"anyOf": [_AGENT_ID, {"const": ""}]},
+                    },
+                    {
+                        "name": "before",
+                        "in": "query",
+                        "required": False,
+                        "description": "only runs that started before it: the startedAt of the last run seen",
+                        "schema": {"type": "string", "format": "date-time"},
+                    },
                 ],
             }
         },
+        **_agent_paths(p, reads),
         f"{p}/events": {
             "get": {
                 **_operation(

@@ -1,4 +1,5 @@
-"""Reading and validating what clients send: bounded JSON bodies, the retune body, query strings.
+"""Reading and validating what clients send: bounded JSON bodies, the retune, agent and run
+bodies, query strings.
 
 Every bad input becomes a 400 (413 for an oversized body) whose message names the field;
 nothing a client sends can cause a 500.
@@ -10,26 +11,40 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from datetime import datetime
+from typing import Any, NoReturn, TypeVar
 
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from archibald_actors.agent import AGENT_ID_PATTERN
 from archibald_actors.schedule import SYNC_TYPES
 from archibald_actors.validation import JsonNumber, first_error, show
 from archibald_actors.web.error import ApiError
-from archibald_actors.web.shapes import SYNC_TYPES_CONTEXT, UPDATE_FIELDS, ScheduleUpdate
+from archibald_actors.web.shapes import (
+    AGENT_FIELDS,
+    SYNC_TYPES_CONTEXT,
+    UPDATE_FIELDS,
+    AgentUpdate,
+    RunRequest,
+    ScheduleUpdate,
+)
 
 __all__ = [
     "MAX_BODY_BYTES",
+    "AgentChange",
     "HistoryQuery",
     "ScheduleChange",
     "history_limit_max",
+    "parse_agent_update",
     "parse_history_query",
     "parse_json",
+    "parse_run_request",
     "parse_schedule_update",
     "read_body",
 ]
+
+M = TypeVar("M", bound=BaseModel)
 
 #: Largest request body accepted.
 MAX_BODY_BYTES = 64 * 1024
@@ -104,6 +119,19 @@ class ScheduleChange:
     enabled: bool | None = None
 
 
+def _validate(model: type[M], body: object, fields: str, context: dict[str, Any] | None = None) -> M:
+    """``body`` validated as ``model``; ``fields`` lists the known fields for an unknown one's 400."""
+    if not isinstance(body, dict):
+        _bad("body must be a JSON object")
+    try:
+        return model.model_validate(body, context=context)
+    except ValidationError as exc:
+        field, problem, kind = first_error(exc.errors(), model)
+        if kind == "extra_forbidden":
+            _bad(f"{show(field)} is not a known field; expected {fields}")
+        _bad(f"{field} {problem}" if field else problem)
+
+
 def parse_schedule_update(body: object, sync_types: Sequence[str] = SYNC_TYPES) -> ScheduleChange:
     """Validate a POST /schedule body against the model ``ScheduleUpdate``.
 
@@ -114,15 +142,8 @@ def parse_schedule_update(body: object, sync_types: Sequence[str] = SYNC_TYPES) 
     Raises:
         ApiError: 400 naming the first bad field.
     """
-    if not isinstance(body, dict):
-        _bad("body must be a JSON object")
-    try:
-        update = ScheduleUpdate.model_validate(body, context={SYNC_TYPES_CONTEXT: sync_types})
-    except ValidationError as exc:
-        field, problem, kind = first_error(exc.errors(), ScheduleUpdate)
-        if kind == "extra_forbidden":
-            _bad(f"{show(field)} is not a known field; expected syncType, {', '.join(UPDATE_FIELDS)}")
-        _bad(f"{field} {problem}" if field else problem)
+    fields = f"syncType, {', '.join(UPDATE_FIELDS)}"
+    update = _validate(ScheduleUpdate, body, fields, {SYNC_TYPES_CONTEXT: sync_types})
     return ScheduleChange(
         update.sync_type,
         update.interval_minutes if "interval_minutes" in update.model_fields_set else None,
@@ -132,35 +153,90 @@ def parse_schedule_update(body: object, sync_types: Sequence[str] = SYNC_TYPES) 
 
 
 @dataclass(frozen=True, slots=True)
+class AgentChange:
+    """A validated PUT /agents/{agentId} body: the values sent, and the fields left out (kept)."""
+
+    name: str | None
+    enabled: bool
+    keep: frozenset[str]
+
+
+def parse_agent_update(raw: bytes) -> AgentChange:
+    """Validate a PUT /agents/{agentId} body (``{"name"?, "enabled"?}``; empty means ``{}``).
+
+    Raises:
+        ApiError: 400 naming the first bad field (413 is for :func:`read_body`).
+    """
+    body = parse_json(raw) if raw.strip() else {}
+    update = _validate(AgentUpdate, body, ", ".join(AGENT_FIELDS))
+    sent = update.model_fields_set
+    enabled = update.enabled if "enabled" in sent else True
+    return AgentChange(update.name, enabled, frozenset(AGENT_FIELDS) - sent)
+
+
+def parse_run_request(raw: bytes) -> str | None:
+    """The ``agentId`` of an optional POST /{syncType}/run body (``{"agentId"?}``), or None.
+
+    Raises:
+        ApiError: 400 naming the bad field.
+    """
+    if not raw.strip():
+        return None
+    request = _validate(RunRequest, parse_json(raw), "agentId")
+    return request.agent_id if "agent_id" in request.model_fields_set else None
+
+
+@dataclass(frozen=True, slots=True)
 class HistoryQuery:
     """A validated GET /history query."""
 
     sync_type: str | None
     limit: int
+    agent_id: str | None = None
+    before: datetime | None = None
 
 
 def parse_history_query(
     request: web.Request, sync_types: Sequence[str] = SYNC_TYPES, default_limit: int = RUNS_PER_TYPE
 ) -> HistoryQuery:
-    """``?syncType=`` (empty means all of ``sync_types``) and ``?limit=`` (1 to 100 per type).
+    """``?syncType=`` (empty means all of ``sync_types``), ``?limit=`` (1 to 100 per type),
+    ``?agentId=`` (empty means every agent) and ``?before=`` (an ISO 8601 time with a zone: the
+    ``startedAt`` of the last run seen).
 
     Raises:
         ApiError: 400 naming the bad parameter.
     """
     query = request.query
-    unknown = sorted(set(query) - {"syncType", "limit"})
+    unknown = sorted(set(query) - {"syncType", "limit", "agentId", "before"})
     if unknown:
-        _bad(f"unknown query parameter {unknown[0][:40]!r}; expected syncType or limit")
+        _bad(f"unknown query parameter {unknown[0][:40]!r}; expected syncType, limit, agentId or before")
     sync_type = query.get("syncType") or None
     if sync_type is not None and sync_type not in sync_types:
         _bad(f"syncType {show(sync_type)} is unknown; expected one of {', '.join(sync_types)}")
+    agent_id = query.get("agentId") or None
+    if agent_id is not None and AGENT_ID_PATTERN.fullmatch(agent_id) is None:
+        _bad(f"agentId must be 1 to 64 letters, digits and . _ @ -, got {show(agent_id)}")
+    before = _before(query.get("before") or None)
     most = history_limit_max(sync_types)
     raw_limit = query.get("limit")
     if raw_limit is None or raw_limit == "":
-        return HistoryQuery(sync_type, default_limit)
+        return HistoryQuery(sync_type, default_limit, agent_id, before)
     if not raw_limit.isascii() or not raw_limit.isdigit() or len(raw_limit) > 6:
         _bad(f"limit must be a whole number from 1 to {most}, got {show(raw_limit)}")
     limit = int(raw_limit)
     if not 1 <= limit <= most:
         _bad(f"limit must be a whole number from 1 to {most}, got {limit}")
-    return HistoryQuery(sync_type, limit)
+    return HistoryQuery(sync_type, limit, agent_id, before)
+
+
+def _before(raw: str | None) -> datetime | None:
+    if raw is None:
+        return None
+    wanted = "must be an ISO 8601 time with a zone, such as a run's startedAt"
+    try:
+        moment = datetime.fromisoformat(raw) if raw.isascii() and len(raw) <= 40 else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.utcoffset() is None:
+        _bad(f"before {wanted}, got {show(raw)}")
+    return moment

@@ -1,4 +1,5 @@
-"""The routes of the HTTP API: schedule, status, manual runs, history, events, OpenAPI.
+"""The routes of the HTTP API: schedule, status, manual runs, history, events, OpenAPI
+(the agents' routes are in :mod:`.agent_routes`).
 
 Paths are relative to the prefix the API is mounted at (see :mod:`.mount`), and each
 handler finds its ``SyncApi`` in ``request[API_KEY]``. Handlers reach the actors only
@@ -12,9 +13,16 @@ from typing import Any
 
 from aiohttp import web
 
-from archibald_actors.web.access import requires
+from archibald_actors.web.access import check_run_allowed, requires
+from archibald_actors.web.auth import PRINCIPAL_KEY
 from archibald_actors.web.context import API_KEY
-from archibald_actors.web.payload import parse_history_query, parse_json, parse_schedule_update, read_body
+from archibald_actors.web.payload import (
+    parse_history_query,
+    parse_json,
+    parse_run_request,
+    parse_schedule_update,
+    read_body,
+)
 
 __all__ = ["routes"]
 
@@ -82,12 +90,22 @@ async def get_status(request: web.Request) -> web.Response:
 @routes.post("/{syncType}/run")
 @requires("reader")
 async def run_sync(request: web.Request) -> web.Response:
-    """Queue a manual run; 202 with ``{"syncType", "coalesced"}``. A type the service lacks is a 400."""
+    """Queue a manual run (of one agent's job with a body ``{"agentId"}``); 202 with
+    ``{"syncType", "coalesced"}``. A type the service lacks is a 400.
+
+    An admin may run any agent's job or every agent's; an agent's token only its own.
+    """
     sync_type = request.match_info["syncType"]
     api = request[API_KEY]
     service, bridge = api.service, api.bridge
+    agent_id = parse_run_request(await read_body(request))
+    entry = bridge.snapshot(service.schedule_view, "run").entries.get(sync_type)
+    per_agent = entry is not None and entry.per_agent
+    check_run_allowed(request[PRINCIPAL_KEY], agent_id, per_agent)
     try:
-        accepted = await bridge.call(lambda: service.request_sync_future(sync_type, "manual"), "run")
+        accepted = await bridge.call(
+            lambda: service.request_sync_future(sync_type, "manual", agent_id=agent_id), "run"
+        )
     finally:
         bridge.invalidate()
     return ok(accepted, status=202)
@@ -96,13 +114,16 @@ async def run_sync(request: web.Request) -> web.Response:
 @routes.get("/history")
 @requires("reader")
 async def get_history(request: web.Request) -> web.Response:
-    """Finished runs, newest first; ``?syncType=`` narrows to one type, ``?limit=`` caps the count."""
+    """Finished runs, newest first; ``?syncType=`` and ``?agentId=`` narrow them, ``?limit=`` caps
+    the count, ``?before=`` (the ``startedAt`` of the last run seen) pages back."""
     api = request[API_KEY]
     service = api.service
     query = parse_history_query(request, service.sync_types)
     body = await api.bridge.read_encoded(
-        ("history", query.sync_type, query.limit),
-        lambda: service.history_future(query.sync_type, query.limit),
+        ("history", query.sync_type, query.limit, query.agent_id, query.before),
+        lambda: service.history_future(
+            query.sync_type, query.limit, agent_id=query.agent_id, before=query.before
+        ),
         "history",
         encode_ok,
     )

@@ -27,13 +27,20 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from archibald_actors.agent import AGENT_ID_PATTERN
 from archibald_actors.domain import Outcome, Trigger
 from archibald_actors.validation import IntervalMinutes, StartDelayMinutes, show
 
 __all__ = [
+    "AGENT_FIELDS",
     "ANSWER_MODELS",
     "UPDATE_FIELDS",
+    "Agent",
     "AgentCounts",
+    "AgentDetail",
+    "AgentRemoved",
+    "AgentTypeState",
+    "AgentUpdate",
     "BreakerPair",
     "BreakerStates",
     "ErpBreaker",
@@ -46,6 +53,7 @@ __all__ = [
     "QueuedRequest",
     "Run",
     "RunAccepted",
+    "RunRequest",
     "RunningSync",
     "ScheduleRow",
     "ScheduleUpdate",
@@ -58,6 +66,8 @@ __all__ = [
 SYNC_TYPES_CONTEXT = "sync_types"
 #: The fields of POST /schedule that change something; at least one is required.
 UPDATE_FIELDS = ("intervalMinutes", "startDelayMinutes", "enabled")
+#: The fields of PUT /agents/{agentId}; those left out keep their stored value.
+AGENT_FIELDS = ("name", "enabled")
 
 
 def ref(name: str) -> dict[str, str]:
@@ -71,6 +81,14 @@ SERVICE_REF = "x-service-ref"
 SyncTypeName = Annotated[str, WithJsonSchema({SERVICE_REF: "SyncType"})]
 Time = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
 Count = Annotated[int, Field(ge=0)]
+AgentId = Annotated[
+    str,
+    Field(
+        strict=True,
+        pattern=f"^{AGENT_ID_PATTERN.pattern}$",
+        description="1 to 64 letters, digits and . _ @ -",
+    ),
+]
 TimerState = Literal["running", "restarting", "paused", "failed", "standby"]
 ChildState = Literal["running", "restarting", "failed"]
 StoreState = Literal["ok", "unavailable"]
@@ -92,6 +110,8 @@ EventType = Literal[
     "hold.taken",
     "hold.released",
     "leadership.changed",
+    "agent.changed",
+    "agent.removed",
 ]
 
 
@@ -142,6 +162,25 @@ class ScheduleUpdate(BaseModel):
                 "intervalMinutes, startDelayMinutes or enabled is required: nothing to change",
             )
         return self
+
+
+class AgentUpdate(BaseModel):
+    """PUT /agents/{agentId}: add or change an agent; a field left out keeps its stored value
+    (a new agent's: no name, enabled)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=False)
+
+    name: str | None = _absent("a display name, or null for none")
+    enabled: StrictBool = _absent("false keeps the agent's jobs from running")
+
+
+class RunRequest(BaseModel):
+    """POST /{syncType}/run (optional body): one agent's job; left out, every agent's (admin only
+    for a per-agent type)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=False)
+
+    agent_id: AgentId = _absent(alias="agentId")
 
 
 class ErrorBody(_Closed):
@@ -295,6 +334,40 @@ class Status(_Answer):
     )
 
 
+class Agent(_Answer):
+    """An agent as stored (GET /agents lists them, PUT answers one)."""
+
+    agent_id: AgentId = Field(alias="agentId")
+    name: str | None
+    enabled: bool
+
+
+class AgentRemoved(_Closed):
+    """DELETE /agents/{agentId}: the agent is gone (its runs stay in the ledger)."""
+
+    agent_id: AgentId = Field(alias="agentId")
+    removed: Literal[True]
+
+
+class AgentTypeState(_Answer):
+    """One type's state for one agent."""
+
+    last_run: Run | None = Field(alias="lastRun", description="the agent's latest run of the type")
+    last_success_at: Time | None = Field(alias="lastSuccessAt")
+    next_run_at: Time | None = Field(alias="nextRunAt", description="null while the type or agent is paused")
+    fresh: bool = Field(description="false once the agent has had no success for longer than the type allows")
+    breaker: dict[str, Any] | None = Field(description="the agent's circuit breaker of the type, if any")
+
+
+class AgentDetail(_Answer):
+    """GET /agents/{agentId}: the agent and, per type it has runs of, its state."""
+
+    agent_id: AgentId = Field(alias="agentId")
+    name: str | None
+    enabled: bool
+    types: dict[str, AgentTypeState] = Field(description="by sync type (per-agent types only)")
+
+
 class RunAccepted(_Closed):
     """POST /{syncType}/run: the request was queued (or merged into a pending one)."""
 
@@ -342,6 +415,10 @@ class Event(_Answer):
 #: Every answer model, for the document's components.
 ANSWER_MODELS: tuple[type[BaseModel], ...] = (
     ErrorBody,
+    Agent,
+    AgentRemoved,
+    AgentTypeState,
+    AgentDetail,
     ScheduleRow,
     Run,
     RunningSync,

@@ -160,9 +160,49 @@ async def exercise(
     assert (await call("GET", f"{history}?syncType={sync_type}&limit=5", history))[0] == 200
     assert (await call("GET", f"{history}?limit=0", history))[0] == 400
     assert (await call("GET", history, history, role=None))[0] == 401
+    await _exercise_agents(conformance, prefix, sync_type)
     events = f"{prefix}/events"
     assert (await call("GET", events, events))[0] == 200
     assert (await call("GET", events, events, role=None))[0] == 401
     assert (await call("GET", healthz, healthz, role=None))[0] in (200, 503)
     code, text = await call("GET", metrics, metrics, role=None)
     assert code == 200 and f'sync_type="{sync_type}"' in text
+
+
+async def _exercise_agents(conformance: Conformance, prefix: str, sync_type: str) -> None:
+    """The agents' routes, the run body and the history's agent filters (the tokens' ``sub`` is alice)."""
+    call = conformance.call
+    agents, one = f"{prefix}/agents", f"{prefix}/agents/{{agentId}}"
+    alice, bob = f"{agents}/alice", f"{agents}/bob"
+    assert (await call("PUT", alice, one, json={"name": "Alice"}))[0] == 200
+    assert (await call("PUT", alice, one, json={"name": 5}))[0] == 400
+    assert (await call("PUT", alice, one, json={"role": "admin"}))[0] == 400
+    assert (await call("PUT", f"{agents}/a%20b", one, json={}))[0] == 400
+    assert (await call("PUT", alice, one, json={"enabled": False}, role="agent"))[0] == 403
+    assert (await call("PUT", alice, one, json={}, role=None))[0] == 401
+    assert (await call("PUT", alice, one, data=b" " * 70_000))[0] == 413
+    assert (await call("PUT", bob, one))[0] == 200  # no body: a new agent with the defaults
+    code, listed = await call("GET", agents, agents)
+    assert code == 200 and {"alice", "bob"} <= {a["agentId"] for a in listed["data"]}
+    code, own = await call("GET", agents, agents, role="agent")
+    assert code == 200 and [a["agentId"] for a in own["data"]] == ["alice"]
+    assert (await call("GET", agents, agents, role=None))[0] == 401
+    code, detail = await call("GET", alice, one, role="agent")
+    assert code == 200 and detail["data"]["name"] == "Alice"
+    assert (await call("GET", bob, one, role="agent"))[0] == 403
+    assert (await call("GET", f"{agents}/nobody", one))[0] == 404
+    assert (await call("GET", f"{agents}/a%20b", one))[0] == 400
+    assert (await call("DELETE", bob, one, role="agent"))[0] == 403
+    assert (await call("DELETE", bob, one))[0] == 200
+    assert (await call("DELETE", bob, one))[0] == 404
+    assert (await call("DELETE", f"{agents}/a%20b", one))[0] == 400
+    assert (await call("DELETE", bob, one, role=None))[0] == 401
+    run = f"{prefix}/{{syncType}}/run"
+    to_bob = {"agentId": "bob"}
+    assert (await call("POST", f"{prefix}/{sync_type}/run", run, json=to_bob, role="agent"))[0] == 403
+    assert (await call("POST", f"{prefix}/{sync_type}/run", run, json={"agentId": "a b"}))[0] == 400
+    assert (await call("POST", f"{prefix}/{sync_type}/run", run, data=b" " * 70_000))[0] == 413
+    history = f"{prefix}/history"
+    paged = f"{history}?agentId=alice&before=2026-03-01T08:00:00.000Z"
+    assert (await call("GET", paged, history))[0] == 200
+    assert (await call("GET", f"{history}?before=yesterday", history))[0] == 400

@@ -22,6 +22,10 @@ ROUTES = [
     ("GET", "/api/sync/history"),
     ("GET", "/api/sync/events"),
     ("GET", "/api/sync/openapi.json"),
+    ("GET", "/api/sync/agents"),
+    ("GET", "/api/sync/agents/{agentId}"),
+    ("PUT", "/api/sync/agents/{agentId}"),
+    ("DELETE", "/api/sync/agents/{agentId}"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
 ]
