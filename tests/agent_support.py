@@ -8,9 +8,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from archibald_actors import DEFAULT_SCHEDULE, ManualClock, ScheduleEntry, SyncService
-from archibald_actors.actors.supervisor import ORCHESTRATOR
-from archibald_actors.agent import Agent
-from archibald_actors.messages import AgentsChanged
 
 MIN = 60.0
 
@@ -29,9 +26,12 @@ def per_agent_schedule(
 
 
 def set_agents(service: SyncService, clock: ManualClock, *ids: str, disabled: tuple[str, ...] = ()) -> None:
-    """Tell the orchestrator the agents, as the supervisor does after a load or a change."""
-    agents = tuple(Agent(i, enabled=i not in disabled) for i in sorted(ids))
-    service._addresses[ORCHESTRATOR].tell(AgentsChanged(agents))
+    """Make ``ids`` the service's agents (``disabled`` among them off), through its agent calls."""
+    for agent in service.agents():
+        if agent["agentId"] not in ids:
+            service.remove_agent(agent["agentId"])
+    for agent_id in ids:
+        service.put_agent(agent_id, enabled=agent_id not in disabled)
     clock.run_due()
 
 

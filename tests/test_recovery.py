@@ -104,6 +104,8 @@ def test_a_breaker_opens_skips_half_opens_closes_and_resets(
     assert (pair["syncType"], pair["agentId"], pair["state"]) == ("orders", "bob", "open")
     assert pair["until"] == "2026-01-01T01:00:00.000Z"
     assert service.health()["status"] == "ok"  # one agent's pair: shown in status, not a 503
+    assert service.agent("bob")["types"]["orders"]["breaker"]["state"] == "open"
+    assert service.agent("ada")["types"]["orders"]["breaker"] is None
     clock.advance(20 * MIN)  # slots 40 and 50: skipped without running
     bobs = [(r["outcome"], r["reason"]) for r in reversed(service.history("orders")) if r["agentId"] == "bob"]
     assert bobs == [("failed", None)] * 3 + [("skipped", "breaker open")] * 2

@@ -151,6 +151,7 @@ class SupervisorActor(TrackedActor):
             events=events,
             orchestrator=addresses[ORCHESTRATOR],
             schedule=self._schedule,
+            breakers=lambda: orchestrator_state.breakers,
         )
         self._role = Role(
             shared=cluster is not None,
