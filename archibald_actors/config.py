@@ -12,6 +12,13 @@ not in the default table adds that type, and needs its ``interval_minutes``)::
     scope = "per_agent"          # "shared" (default) or one job per enabled agent
     handler = "mypkg.erp:sync_orders"       # a callable taking ctx, imported at start
     # url = "http://127.0.0.1:9000/sync"    # or a webhook (not both)
+    retries = 2                  # more tries of a failed or timed-out run (0: none)
+    retry_backoff = [60, 300]    # seconds before each retry; the last one repeats
+
+    [breakers]                   # service-wide circuit breakers (every key optional)
+    failures = 3                 # failed tries in a row that open a (type, lane) pair
+    cooldown_seconds = 7200      # how long an open pair skips its jobs
+    erp_lanes = 5                # distinct lanes failing within 10 min that hold every job
 
 A top-level ``max_concurrent = N`` (1 to 64) lets up to N jobs run at once, never two on
 one lane (an agent's ERP session, or the service's own for shared types).
@@ -30,22 +37,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from archibald_actors.actors.runner import SyncHandler
+from archibald_actors.breaker import DEFAULT_BREAKERS, BreakerPolicy
 from archibald_actors.clock import Clock
 from archibald_actors.errors import InvalidValueError
 from archibald_actors.handler_signature import handler_problem
 from archibald_actors.handlers.webhook import webhook_handler
+from archibald_actors.retry import RetryPolicy
 from archibald_actors.schedule import DEFAULT_SCHEDULE, ScheduleEntry
 from archibald_actors.validation import (
     TYPE_NAME_PATTERN,
+    BackoffSeconds,
+    BreakerCooldownSeconds,
+    BreakerFailures,
     Enabled,
+    ErpBreakerLanes,
     IntervalMinutes,
     MaxConcurrent,
     Priority,
+    Retries,
     Scope,
     StartDelayMinutes,
     TimeoutSeconds,
@@ -54,7 +68,9 @@ from archibald_actors.validation import (
 )
 
 __all__ = [
+    "BREAKER_KEYS",
     "KNOWN_KEYS",
+    "BreakersTable",
     "ConfigError",
     "ServiceConfig",
     "TypeTable",
@@ -65,6 +81,8 @@ __all__ = [
 ]
 
 SECTION = "sync"
+#: The top-level table of the service-wide breaker settings.
+BREAKERS = "breakers"
 
 
 def _optional() -> Any:
@@ -85,6 +103,8 @@ class TypeTable(BaseModel):
     scope: Scope = _optional()
     handler: StrictStr = _optional()
     url: StrictStr = _optional()
+    retries: Retries = _optional()
+    retry_backoff: Annotated[list[BackoffSeconds], Field(min_length=1)] = _optional()
 
 
 class _TopLevel(BaseModel):
@@ -97,9 +117,37 @@ class _TopLevel(BaseModel):
 
 KNOWN_KEYS: tuple[str, ...] = tuple(TypeTable.model_fields)
 #: What a key set in a table changes in the type's ``ScheduleEntry``.
-_TIMING_KEYS = ("interval_minutes", "start_delay_minutes", "priority", "timeout_seconds", "enabled", "scope")
-#: The top-level key besides the ``[sync]`` section.
+_TIMING_KEYS = (
+    "interval_minutes",
+    "start_delay_minutes",
+    "priority",
+    "timeout_seconds",
+    "enabled",
+    "scope",
+    "retries",
+    "retry_backoff",
+)
+#: The top-level key besides the tables.
 MAX_CONCURRENT = "max_concurrent"
+
+
+class BreakersTable(BaseModel):
+    """The ``[breakers]`` table: service-wide circuit breaker settings; every key optional."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    failures: BreakerFailures = _optional()
+    cooldown_seconds: BreakerCooldownSeconds = _optional()
+    erp_lanes: ErpBreakerLanes = _optional()
+
+
+BREAKER_KEYS: tuple[str, ...] = tuple(BreakersTable.model_fields)
+#: The ``BreakerPolicy`` field each key of ``[breakers]`` sets.
+_POLICY_FIELDS = {
+    "failures": "breaker_failures",
+    "cooldown_seconds": "breaker_cooldown",
+    "erp_lanes": "erp_breaker_lanes",
+}
 
 
 class ConfigError(ValueError):
@@ -128,12 +176,14 @@ class ServiceConfig:
         schedule: the full table, the file's values over ``DEFAULT_SCHEDULE``.
         handlers: handlers the file names (types without ``handler``/``url`` are absent).
         max_concurrent: jobs that may run at once, if the file says (None: the default).
+        breakers: the ``[breakers]`` settings over ``DEFAULT_BREAKERS``.
     """
 
     path: str
     schedule: Mapping[str, ScheduleEntry]
     handlers: Mapping[str, SyncHandler] = field(default_factory=dict)
     max_concurrent: int | None = None
+    breakers: BreakerPolicy = DEFAULT_BREAKERS
 
 
 def load_config(path: str | Path, *, clock: Clock) -> ServiceConfig:
@@ -187,12 +237,9 @@ class _Validator:
 
     def config(self, data: dict[str, Any]) -> ServiceConfig:
         for key in data:
-            if key not in (SECTION, MAX_CONCURRENT):
-                raise self.fail(
-                    (key,),
-                    f"is not a known section or key; the file holds {MAX_CONCURRENT}"
-                    f" and [{SECTION}.<type>] tables",
-                )
+            if key not in {SECTION, BREAKERS, MAX_CONCURRENT}:
+                expected = f"{MAX_CONCURRENT}, [{SECTION}.<type>] and [{BREAKERS}] tables"
+                raise self.fail((key,), f"is not a known section or key; the file holds {expected}")
         max_concurrent = self._max_concurrent(data)
         section = data.get(SECTION, {})
         if not isinstance(section, dict):
@@ -208,8 +255,13 @@ class _Validator:
             schedule[sync_type], handler = self._type(sync_type, table, schedule.get(sync_type))
             if handler is not None:
                 handlers[sync_type] = handler
+        breakers = self._breakers(data.get(BREAKERS, {}))
         return ServiceConfig(
-            self._path, MappingProxyType(schedule), MappingProxyType(handlers), max_concurrent
+            self._path,
+            MappingProxyType(schedule),
+            MappingProxyType(handlers),
+            max_concurrent=max_concurrent,
+            breakers=breakers,
         )
 
     def _max_concurrent(self, data: dict[str, Any]) -> int | None:
@@ -221,6 +273,18 @@ class _Validator:
             _, problem, _ = first_error(exc.errors(), _TopLevel)
             raise self.fail((MAX_CONCURRENT,), problem) from None
 
+    def _breakers(self, raw: object) -> BreakerPolicy:
+        if not isinstance(raw, dict):
+            raise self.fail((BREAKERS,), f"must be a table, got {_kind(raw)}")
+        try:
+            table = BreakersTable.model_validate(raw).model_dump(exclude_unset=True)
+        except ValidationError as exc:
+            key, problem, kind = first_error(exc.errors(), BreakersTable)
+            if kind == "extra_forbidden":
+                problem = f"is not a known key; expected one of {', '.join(BREAKER_KEYS)}"
+            raise self.fail((BREAKERS, key), problem) from None
+        return replace(DEFAULT_BREAKERS, **{_POLICY_FIELDS[k]: v for k, v in table.items()})
+
     def _type(
         self, sync_type: str, raw: dict[str, Any], entry: ScheduleEntry | None
     ) -> tuple[ScheduleEntry, SyncHandler | None]:
@@ -231,6 +295,8 @@ class _Validator:
             key, problem, kind = first_error(exc.errors(), TypeTable)
             if kind == "extra_forbidden":
                 problem = f"is not a known key; expected one of {', '.join(KNOWN_KEYS)}"
+            if key == "retry_backoff":
+                problem = _backoff_problem(raw[key])
             raise self.fail((*prefix, key), problem) from None
         changes = {k: v for k, v in table.items() if k in _TIMING_KEYS}
         if entry is None:  # a type of its own: the interval cannot be guessed
@@ -299,6 +365,15 @@ def import_handler(spec: str) -> SyncHandler:
         raise ValueError(f"{spec!r} is not a sync handler: {problem}")
     handler: SyncHandler = target
     return handler
+
+
+def _backoff_problem(backoff: object) -> str:
+    """The retry policy's own message for a bad ``retry_backoff`` (it names the item at fault)."""
+    try:
+        RetryPolicy(retry_backoff=backoff)  # type: ignore[arg-type]  # checked by the policy
+    except InvalidValueError as exc:
+        return str(exc).removeprefix(f"{exc.field} ")
+    return "is invalid"  # pragma: no cover - the table's rule and the policy's are the same
 
 
 def _kind(value: object) -> str:
