@@ -7,6 +7,7 @@ from archibald_actors.clock import Clock, ClockNotQuietError, ManualClock, Scale
 from archibald_actors.errors import (
     BlockingCallError,
     InvalidValueError,
+    NeedsLogin,
     ServiceStateError,
     ServiceUnavailableError,
     StoreError,
@@ -31,6 +32,7 @@ __all__ = [
     "ExclusiveHold",
     "InvalidValueError",
     "ManualClock",
+    "NeedsLogin",
     "RetryPolicy",
     "ScaledClock",
     "ScheduleEntry",

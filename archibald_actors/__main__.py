@@ -131,6 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--seed", type=int, default=0, help="seed of the demo handlers' durations")
     serve.add_argument(
+        "--max-concurrent",
+        type=_number(0, 64, whole=True),
+        default=None,
+        metavar="N",
+        help="jobs that may run at once, never two on one lane (an agent's ERP session, or the "
+        "service account's); 1 to 64 (default: the config's max_concurrent, else 1)",
+    )
+    serve.add_argument(
         "--stop-timeout",
         type=_number(0, 86400),
         default=10.0,

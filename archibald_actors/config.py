@@ -9,6 +9,7 @@ not in the default table adds that type, and needs its ``interval_minutes``)::
     priority = 6                 # 0 to 100, higher runs first (0 for a new type)
     timeout_seconds = 900        # more than 0, at most 86400, on the service clock
     enabled = true
+    scope = "per_agent"          # "shared" (default) or one job per enabled agent
     handler = "mypkg.erp:sync_orders"       # a callable taking ctx, imported at start
     # url = "http://127.0.0.1:9000/sync"    # or a webhook (not both)
     retries = 2                  # more tries of a failed or timed-out run (0: none)
@@ -19,6 +20,9 @@ not in the default table adds that type, and needs its ``interval_minutes``)::
     failures = 3                 # failed tries in a row that open a (type, lane) pair
     cooldown_seconds = 7200      # how long an open pair skips its jobs
     erp_lanes = 5                # distinct lanes failing within 10 min that hold every job
+
+A top-level ``max_concurrent = N`` (1 to 64) lets up to N jobs run at once, never two on
+one lane (an agent's ERP session, or the service's own for shared types).
 
 A type's name matches ``[a-z][a-z0-9_-]{0,31}``. The table is the model ``TypeTable``,
 whose fields have the rules of :mod:`archibald_actors.validation` (as the HTTP API's).
@@ -43,6 +47,7 @@ from pydantic_core import PydanticCustomError
 from archibald_actors.actors.runner import SyncHandler
 from archibald_actors.breaker import DEFAULT_BREAKERS, BreakerPolicy
 from archibald_actors.clock import Clock
+from archibald_actors.config_lines import find_line, key_at_line
 from archibald_actors.errors import InvalidValueError
 from archibald_actors.handler_signature import handler_problem
 from archibald_actors.handlers.webhook import webhook_handler
@@ -56,8 +61,10 @@ from archibald_actors.validation import (
     Enabled,
     ErpBreakerLanes,
     IntervalMinutes,
+    MaxConcurrent,
     Priority,
     Retries,
+    Scope,
     StartDelayMinutes,
     TimeoutSeconds,
     first_error,
@@ -126,11 +133,20 @@ class TypeTable(BaseModel):
     priority: Priority = _optional()
     timeout_seconds: TimeoutSeconds = _optional()
     enabled: Enabled = _optional()
+    scope: Scope = _optional()
     handler: StrictStr = _optional()
     url: StrictStr = _optional()
     retries: Retries = _optional()
     retry_backoff: Annotated[list[BackoffSeconds], Field(min_length=1)] = _optional()
     duration_seconds: DurationSeconds = _optional()
+
+
+class _TopLevel(BaseModel):
+    """The file's top-level keys besides the ``[sync]`` section."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    max_concurrent: MaxConcurrent
 
 
 KNOWN_KEYS: tuple[str, ...] = tuple(TypeTable.model_fields)
@@ -141,9 +157,12 @@ _TIMING_KEYS = (
     "priority",
     "timeout_seconds",
     "enabled",
+    "scope",
     "retries",
     "retry_backoff",
 )
+#: The top-level key besides the tables.
+MAX_CONCURRENT = "max_concurrent"
 
 
 class BreakersTable(BaseModel):
@@ -190,6 +209,7 @@ class ServiceConfig:
         path: where it was read from.
         schedule: the full table, the file's values over ``DEFAULT_SCHEDULE``.
         handlers: handlers the file names (types without ``handler``/``url`` are absent).
+        max_concurrent: jobs that may run at once, if the file says (None: the default).
         breakers: the ``[breakers]`` settings over ``DEFAULT_BREAKERS``.
         durations: per type, the ``duration_seconds`` range the file gives (for ``simulate``).
     """
@@ -197,6 +217,7 @@ class ServiceConfig:
     path: str
     schedule: Mapping[str, ScheduleEntry]
     handlers: Mapping[str, SyncHandler] = field(default_factory=dict)
+    max_concurrent: int | None = None
     breakers: BreakerPolicy = DEFAULT_BREAKERS
     durations: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
@@ -252,9 +273,10 @@ class _Validator:
 
     def config(self, data: dict[str, Any]) -> ServiceConfig:
         for key in data:
-            if key not in {SECTION, BREAKERS}:
-                expected = f"[{SECTION}.<type>] and [{BREAKERS}] tables"
-                raise self.fail((key,), f"is not a known section; the file holds {expected}")
+            if key not in {SECTION, BREAKERS, MAX_CONCURRENT}:
+                expected = f"{MAX_CONCURRENT}, [{SECTION}.<type>] and [{BREAKERS}] tables"
+                raise self.fail((key,), f"is not a known section or key; the file holds {expected}")
+        max_concurrent = self._max_concurrent(data)
         section = data.get(SECTION, {})
         if not isinstance(section, dict):
             raise self.fail((SECTION,), f"must be a table of sync types, got {_kind(section)}")
@@ -278,9 +300,19 @@ class _Validator:
             self._path,
             MappingProxyType(schedule),
             MappingProxyType(handlers),
-            breakers,
+            max_concurrent=max_concurrent,
+            breakers=breakers,
             durations=MappingProxyType(durations),
         )
+
+    def _max_concurrent(self, data: dict[str, Any]) -> int | None:
+        if MAX_CONCURRENT not in data:
+            return None
+        try:
+            return _TopLevel.model_validate({MAX_CONCURRENT: data[MAX_CONCURRENT]}).max_concurrent
+        except ValidationError as exc:
+            _, problem, _ = first_error(exc.errors(), _TopLevel)
+            raise self.fail((MAX_CONCURRENT,), problem) from None
 
     def _breakers(self, raw: object) -> BreakerPolicy:
         if not isinstance(raw, dict):
@@ -389,70 +421,3 @@ def _backoff_problem(backoff: object) -> str:
 
 def _kind(value: object) -> str:
     return type(value).__name__
-
-
-# --- finding the line of a key in TOML text (tomllib keeps no positions) ------------
-
-_BARE_OR_QUOTED = r"(?:[A-Za-z0-9_-]+|\"(?:[^\"\\]|\\.)*\"|'[^']*')"
-_DOTTED = rf"{_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*"
-_HEADER = re.compile(rf"^\s*\[\[?\s*(?P<key>{_DOTTED})\s*\]\]?")
-_ASSIGN = re.compile(rf"^\s*(?P<key>{_DOTTED})\s*=")
-_PART = re.compile(_BARE_OR_QUOTED)
-
-
-def _split_key(dotted: str) -> tuple[str, ...]:
-    parts = []
-    for match in _PART.finditer(dotted):
-        part = match[0]
-        parts.append(part[1:-1] if part[:1] in "\"'" else part)
-    return tuple(parts)
-
-
-def key_at_line(text: str, line: int) -> tuple[str, ...]:
-    """The dotted key defined on 1-based ``line`` of TOML ``text`` (or its table), () if none.
-
-    Read line by line, so it works on text ``tomllib`` refuses.
-    """
-    table: tuple[str, ...] = ()
-    for number, content in enumerate(text.splitlines(), 1):
-        if header := _HEADER.match(content):
-            table = _split_key(header["key"])
-            if number == line:
-                return table
-        elif number == line:
-            assign = _ASSIGN.match(content)
-            return (*table, *_split_key(assign["key"])) if assign else ()
-        if number >= line:
-            break
-    return ()
-
-
-def find_line(text: str, keys: tuple[str, ...]) -> int | None:
-    """The 1-based line where ``keys`` (a dotted path) is defined in TOML ``text``.
-
-    The line of the key itself, or of its table header; failing both (an inline table),
-    the line of the nearest enclosing key. None if nothing matches.
-    """
-    table: tuple[str, ...] = ()
-    best: tuple[int, int] | None = None  # (length of the matched prefix, line)
-    open_string: str | None = None
-    for number, line in enumerate(text.splitlines(), 1):
-        if open_string is not None:  # inside a multi-line string: no keys here
-            if open_string in line:
-                open_string = None
-            continue
-        if header := _HEADER.match(line):
-            table = path = _split_key(header["key"])
-        elif assign := _ASSIGN.match(line):
-            path = (*table, *_split_key(assign["key"]))
-            rest = line[assign.end() :]
-            for quote in ('"""', "'''"):
-                if rest.count(quote) % 2 == 1:
-                    open_string = quote
-        else:
-            continue
-        if path[: len(keys)] == keys:
-            return number
-        if keys[: len(path)] == path and (best is None or len(path) > best[0]):
-            best = (len(path), number)
-    return None if best is None else best[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "BlockingCallError",
     "InvalidValueError",
+    "NeedsLogin",
     "ServiceStateError",
     "ServiceUnavailableError",
     "StoreError",
@@ -65,3 +66,11 @@ class StoreError(RuntimeError):
 
 class SyncCancelledError(Exception):
     """Raised by ``ctx.sleep()`` once the running sync was asked to stop."""
+
+
+class NeedsLogin(Exception):  # noqa: N818 - the contract's name: a state, not an error
+    """Raised by a handler whose ERP session cannot log in without a person (no cached password).
+
+    The run is recorded as ``skipped`` with the message as its ``reason``: not a failure,
+    so it neither counts toward ``consecutiveFailures`` nor is retried.
+    """

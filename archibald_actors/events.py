@@ -17,8 +17,9 @@ log = logging.getLogger("archibald_actors.events")
 
 Event = dict[str, Any]
 #: The events a run's end is published as: success, failed or timeout, cancelled (by a
-#: hold or a shutdown). Each carries the run's history record.
-RUN_END_EVENTS = ("sync.completed", "sync.failed", "sync.cancelled")
+#: hold or a shutdown), skipped (it did not run: ``reason`` says why). Each carries the
+#: run's history record.
+RUN_END_EVENTS = ("sync.completed", "sync.failed", "sync.cancelled", "sync.skipped")
 Subscriber = Callable[[Event], None]
 
 

@@ -18,25 +18,27 @@ __all__ = ["ExclusiveHold"]
 
 
 class ExclusiveHold:
-    """A reference-counted hold on the orchestrator (see ``SyncService.exclusive``).
+    """A reference-counted hold of every lane, or of one agent's (see ``SyncService.exclusive``).
 
     ``with`` blocks the calling thread and is refused on an event loop's thread
     (``BlockingCallError``); ``async with`` waits without blocking the loop.
     """
 
-    def __init__(self, service: ServiceCalls, timeout: float | None) -> None:
+    def __init__(self, service: ServiceCalls, timeout: float | None, agent_id: str | None = None) -> None:
         self._service = service
         self._timeout = timeout
+        self._agent_id = agent_id
         self._held = False
 
     def _take(self) -> Future[Any]:
         self._held = True
-        return self._service._send(ORCHESTRATOR, Hold)
+        agent_id = self._agent_id
+        return self._service._send(ORCHESTRATOR, lambda reply: Hold(reply, agent_id))
 
     def _release(self) -> None:
         if self._held:
             self._held = False
-            self._service._tell(ORCHESTRATOR, Release())
+            self._service._tell(ORCHESTRATOR, Release(self._agent_id))
 
     def __enter__(self) -> ExclusiveHold:
         # On a loop's thread this would wait for a coroutine handler that needs this loop.

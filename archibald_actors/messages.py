@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 Reply = Future[Any]
-#: A stored manual request: ``(id, syncType, trigger, requestedAt)``.
-StoredRequest = tuple[int, str, str, datetime]
+#: A stored manual request: ``(id, syncType, trigger, requestedAt, agentId)``.
+StoredRequest = tuple[int, str, str, datetime, str | None]
 
 
 def answer(reply: Reply | None, value: object) -> None:
@@ -107,6 +107,24 @@ class Pick:
 
 
 @dataclass(frozen=True, slots=True)
+class RetryDue:
+    """Time to queue try ``attempt`` of the job ``(sync_type, agent_id)`` that failed.
+
+    ``scheduled_at`` is the slot the failed try served (claimed already), None if manual.
+    """
+
+    sync_type: str
+    agent_id: str | None
+    attempt: int
+    scheduled_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class BreakersDue:
+    """A breaker's cooldown or the ERP-wide wait may have ended: apply it, then pick."""
+
+
+@dataclass(frozen=True, slots=True)
 class SyncFinished:
     """The runner's report that run ``run_id`` ended."""
 
@@ -114,6 +132,10 @@ class SyncFinished:
     outcome: Outcome
     error: str | None
     finished_at: float
+    #: What the handler returned (a JSON-able dict), on success.
+    result: dict[str, Any] | None = None
+    #: Why the run was skipped (``NeedsLogin``'s message).
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

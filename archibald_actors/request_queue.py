@@ -1,26 +1,34 @@
-"""The orchestrator's pending requests: coalescing and run order (plain data, no threads).
+"""The orchestrator's pending jobs: coalescing and run order (plain data, no threads).
 
-At most one pending request per type. A request for a pending type merges into it; a
-request for the running type becomes that type's single follow-up. Run order: every
-non-follow-up before any follow-up (so a long or hung type cannot starve the others),
-then manual before automatic, then higher priority, then oldest.
+A job is one run of a type: of a shared type, or of one agent's share of a per-agent
+type; it is keyed by ``(sync_type, agent_id)`` (``agent_id`` None for a shared type).
+At most one pending job per key. A request for a pending key merges into it; a request
+for a running key becomes that key's single follow-up. Run order: every non-follow-up
+before any follow-up (so a long or hung job cannot starve the others), then manual
+before automatic, then higher priority, then oldest, then the order the jobs were
+queued in (a fan-out queues its agents in the round-robin order of its slot).
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, replace
 
 from archibald_actors.domain import Trigger
 from archibald_actors.schedule import ScheduleEntry
 
-__all__ = ["PendingRequest", "RequestQueue"]
+__all__ = ["JobKey", "PendingRequest", "RequestQueue"]
+
+#: ``(sync_type, agent_id)``: one job's identity (``agent_id`` None for a shared type).
+JobKey = tuple[str, str | None]
+_SortKey = tuple[bool, bool, int, float, int]
 
 
 @dataclass(frozen=True, slots=True)
 class PendingRequest:
-    """One queued request (possibly the merge of several)."""
+    """One queued job (possibly the merge of several requests)."""
 
     sync_type: str
     trigger: Trigger
@@ -28,23 +36,50 @@ class PendingRequest:
     requested_at: float
     follow_up: bool
     seq: int
-    #: The slot this request's earlier, interrupted run claimed already (a retry's own slot).
+    #: The slot this job's earlier, interrupted run claimed already (a retry's own slot).
     claimed: float | None = None
+    #: The agent of a per-agent type's job; None for a shared type.
+    agent_id: str | None = None
+    #: Which try of the job this is (1 first; retries count up).
+    attempt: int = 1
+    #: The ticket of its (type, lane) breaker's half-open trial, if admitted as one: its end decides the pair.
+    ticket: int | None = None
+
+    @property
+    def key(self) -> JobKey:
+        """``(sync_type, agent_id)``."""
+        return (self.sync_type, self.agent_id)
+
+    @property
+    def lane(self) -> str | None:
+        """The ERP session the job uses: its agent's, or None for the service's own."""
+        return self.agent_id
 
 
 class RequestQueue:
-    """Pending requests keyed by type, ordered on demand."""
+    """Pending jobs keyed by ``(type, agent)``; the next to run is taken from a heap."""
 
     def __init__(self, entries: Mapping[str, ScheduleEntry]) -> None:
         self._entries = entries
-        self._pending: dict[str, PendingRequest] = {}
+        self._pending: dict[JobKey, PendingRequest] = {}
+        # Entries go stale when their job merges, starts or is dropped: a heap entry
+        # counts only while its request is still the one pending under its key.
+        self._heap: list[tuple[_SortKey, int, PendingRequest]] = []
         self._seq = itertools.count()
+        self._pushes = itertools.count()  # ties of merged versions of one job never compare requests
 
     def __len__(self) -> int:
         return len(self._pending)
 
-    def __contains__(self, sync_type: object) -> bool:
-        return sync_type in self._pending
+    def __contains__(self, key: object) -> bool:
+        return key in self._pending
+
+    def _put(self, request: PendingRequest) -> None:
+        self._pending[request.key] = request
+        heapq.heappush(self._heap, (self._key(request), next(self._pushes), request))
+        if len(self._heap) > 2 * len(self._pending) + 64:  # merges left many stale entries
+            self._heap = [e for e in self._heap if self._pending.get(e[2].key) is e[2]]
+            heapq.heapify(self._heap)
 
     def add(
         self,
@@ -53,30 +88,42 @@ class RequestQueue:
         scheduled_at: float | None,
         requested_at: float,
         *,
-        running: str | None,
+        running: Collection[JobKey] = (),
         claimed: float | None = None,
+        agent_id: str | None = None,
+        attempt: int = 1,
     ) -> bool:
-        """Queue a request; return True if it merged into one already pending (coalesced)."""
-        existing = self._pending.get(sync_type)
+        """Queue a job; return True if it merged into one already pending (coalesced).
+
+        ``running`` holds the keys of the jobs running now: a job of one of them is a follow-up.
+        """
+        key = (sync_type, agent_id)
+        existing = self._pending.get(key)
         if existing is None:
-            self._pending[sync_type] = PendingRequest(
-                sync_type,
-                trigger,
-                scheduled_at,
-                requested_at,
-                follow_up=(sync_type == running),
-                seq=next(self._seq),
-                claimed=claimed,
+            self._put(
+                PendingRequest(
+                    sync_type,
+                    trigger,
+                    scheduled_at,
+                    requested_at,
+                    follow_up=key in running,
+                    seq=next(self._seq),
+                    claimed=claimed,
+                    agent_id=agent_id,
+                    attempt=attempt,
+                )
             )
             return False
         merged_trigger: Trigger = "manual" if "manual" in (existing.trigger, trigger) else existing.trigger
         newest_slot = max(
             (s for s in (existing.scheduled_at, scheduled_at) if s is not None), default=None
         )
-        self._pending[sync_type] = replace(existing, trigger=merged_trigger, scheduled_at=newest_slot)
+        # A merge is a fresh job: a retry merged into a new slot's job starts again at try 1.
+        attempts = min(existing.attempt, attempt)
+        self._put(replace(existing, trigger=merged_trigger, scheduled_at=newest_slot, attempt=attempts))
         return True
 
-    def _key(self, request: PendingRequest) -> tuple[bool, bool, int, float, int]:
+    def _key(self, request: PendingRequest) -> _SortKey:
         priority = self._entries[request.sync_type].priority
         return (
             request.follow_up,
@@ -87,29 +134,65 @@ class RequestQueue:
         )
 
     def ordered(self) -> list[PendingRequest]:
-        """Pending requests in the order they would run."""
+        """Pending jobs in the order they would run (lanes aside)."""
         return sorted(self._pending.values(), key=self._key)
 
     def __iter__(self) -> Iterator[PendingRequest]:
         return iter(self.ordered())
 
+    def pending(self) -> list[PendingRequest]:
+        """Pending jobs in no particular order (cheaper than :meth:`ordered`)."""
+        return list(self._pending.values())
+
+    def get(self, key: JobKey) -> PendingRequest | None:
+        """The job pending under ``key``, if any."""
+        return self._pending.get(key)
+
     def clear(self) -> None:
-        """Drop every pending request."""
+        """Drop every pending job."""
         self._pending.clear()
+        self._heap.clear()
+
+    def drop(self, keep: Callable[[PendingRequest], bool]) -> list[PendingRequest]:
+        """Drop the pending jobs ``keep`` refuses; return them."""
+        dropped = [r for r in self._pending.values() if not keep(r)]
+        for request in dropped:
+            del self._pending[request.key]
+        return dropped
 
     def restore(self, request: PendingRequest) -> None:
-        """Put back a request taken by :meth:`pop_next` (merging with any newer one)."""
-        newer = self._pending.get(request.sync_type)
-        if newer is None:
-            self._pending[request.sync_type] = request
-        else:
-            self.add(request.sync_type, request.trigger, request.scheduled_at, request.requested_at,
-                     running=None)
+        """Put back a job taken by :meth:`pop_next` (merging with any newer one).
 
-    def pop_next(self) -> PendingRequest | None:
-        """Remove and return the request to run next."""
-        if not self._pending:
-            return None
-        first = min(self._pending.values(), key=self._key)
-        del self._pending[first.sync_type]
-        return first
+        It is no breaker's trial any more: the next pick asks the breaker again.
+        """
+        request = replace(request, ticket=None)
+        if request.key not in self._pending:
+            self._put(request)
+        else:
+            self.add(
+                request.sync_type,
+                request.trigger,
+                request.scheduled_at,
+                request.requested_at,
+                agent_id=request.agent_id,
+                attempt=request.attempt,
+            )
+
+    def pop_next(self, startable: Callable[[PendingRequest], bool] | None = None) -> PendingRequest | None:
+        """Remove and return the first job in run order that ``startable`` accepts (any, if None)."""
+        skipped: list[tuple[_SortKey, int, PendingRequest]] = []
+        found: PendingRequest | None = None
+        heap = self._heap
+        while heap:
+            item = heapq.heappop(heap)
+            request = item[2]
+            if self._pending.get(request.key) is not request:
+                continue  # stale: merged, started or dropped since
+            if startable is None or startable(request):
+                found = request
+                del self._pending[request.key]
+                break
+            skipped.append(item)
+        for item in skipped:
+            heapq.heappush(heap, item)
+        return found

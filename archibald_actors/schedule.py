@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -20,6 +21,7 @@ from archibald_actors.validation import (
     Enabled,
     IntervalMinutes,
     Priority,
+    Scope,
     StaleAfterMinutes,
     StartDelayMinutes,
     TimeoutSeconds,
@@ -65,6 +67,8 @@ class ScheduleEntry:
         timeout_seconds: a run longer than this is stopped and recorded as ``timeout``.
         stale_after_minutes: with no success for this long the type reads stale and
             health turns degraded (DOMAIN.md thresholds by default).
+        scope: "shared" (one job per slot, on the service's own ERP session) or
+            "per_agent" (one job per enabled agent, each on that agent's session).
         retries: more tries of a ``failed`` or ``timeout`` run, never past the next slot.
         retry_backoff: seconds before the 1st, 2nd... retry (the last figure repeats); a
             list is accepted and kept as a tuple.
@@ -81,6 +85,7 @@ class ScheduleEntry:
     enabled: bool = True
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     stale_after_minutes: float = 24 * 60.0
+    scope: Literal["shared", "per_agent"] = "shared"
     retries: int = DEFAULT_RETRY.retries
     retry_backoff: tuple[float, ...] = DEFAULT_RETRY.retry_backoff
 
@@ -99,6 +104,11 @@ class ScheduleEntry:
     def retry_policy(self) -> RetryPolicy:
         """The type's retries and backoff, as :func:`archibald_actors.retry.plan_retry` takes them."""
         return RetryPolicy(self.retries, self.retry_backoff)
+
+    @property
+    def per_agent(self) -> bool:
+        """True if each enabled agent gets a job of its own per slot."""
+        return self.scope == "per_agent"
 
     @property
     def interval(self) -> float:
@@ -170,6 +180,7 @@ class _EntryRules(BaseModel):
     enabled: Enabled
     timeout_seconds: TimeoutSeconds = Field(alias="timeoutSeconds")
     stale_after_minutes: StaleAfterMinutes = Field(alias="staleAfterMinutes")
+    scope: Scope
 
 
 _JSON_NAMES = {name: field.alias or name for name, field in _EntryRules.model_fields.items()}

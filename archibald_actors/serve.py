@@ -49,6 +49,7 @@ def serve_command(args: argparse.Namespace) -> int:
     schedule = DEFAULT_SCHEDULE
     breakers = DEFAULT_BREAKERS
     handlers = demo_handlers(seed=args.seed, clock=clock)
+    max_concurrent = 1
     if args.config:
         # Like other app servers, resolve "package.module:function" from the working directory too.
         if os.getcwd() not in sys.path:
@@ -60,8 +61,17 @@ def serve_command(args: argparse.Namespace) -> int:
         schedule, breakers = config.schedule, config.breakers
         # A type the config adds gets a demo handler too, unless the config names one.
         handlers = {**demo_handlers(seed=args.seed, clock=clock, sync_types=schedule), **config.handlers}
+        max_concurrent = config.max_concurrent or max_concurrent
+    if args.max_concurrent is not None:  # the command line wins over the file
+        max_concurrent = int(args.max_concurrent)
+    store = open_store(args.db, args.schema)
     service = SyncService(
-        handlers, clock=clock, schedule=schedule, store=open_store(args.db, args.schema), breakers=breakers
+        handlers,
+        clock=clock,
+        schedule=schedule,
+        store=store,
+        breakers=breakers,
+        max_concurrent=max_concurrent,
     )
     service.events.subscribe(_log_run)
     # SIGTERM lets the running sync finish (within the stop timeout); nothing queued is lost.

@@ -17,6 +17,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
 import pykka
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from archibald_actors.actors.base import Address
 from archibald_actors.actors.runner import SyncHandler, SyncRunner
@@ -46,6 +47,7 @@ from archibald_actors.schedule_view import ScheduleView
 from archibald_actors.service_calls import ASK_TIMEOUT, ServiceCalls
 from archibald_actors.store.base import Store
 from archibald_actors.store.memory import MemoryStore
+from archibald_actors.validation import MaxConcurrent, first_error
 
 __all__ = ["SyncService"]
 
@@ -61,6 +63,20 @@ START_WAIT = 30.0
 STOP_STEP_FLOOR = 0.1
 #: What to await instead of a blocking call, on an event loop's thread.
 _STOP_ON_LOOP = "`await asyncio.to_thread(service.stop)` (or let `archibald_actors.web.setup()` stop it)"
+
+
+def _check_max_concurrent(value: object) -> int:
+    try:
+        return _MaxConcurrent.model_validate({"maxConcurrent": value}).max_concurrent
+    except ValidationError as exc:
+        problem = first_error(exc.errors(), _MaxConcurrent).problem
+        raise InvalidValueError("max_concurrent", problem) from None
+
+
+class _MaxConcurrent(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True)
+
+    max_concurrent: MaxConcurrent = Field(alias="maxConcurrent")
 
 
 def _noop_handler(ctx: Any) -> None:
@@ -81,15 +97,19 @@ class SyncService(ServiceCalls):
         loop: the asyncio loop coroutine handlers run on; by default the loop running
             when ``start()`` is called, else a private one.
         retention_days: runs older than this are pruned from the store's ledger.
+        max_concurrent: jobs that may run at once, never two on one lane (an agent's ERP
+            session, or the service's own for shared types); 1 runs strictly one at a time.
         breakers: when the circuit breakers open and for how long, service-wide
-            (``DEFAULT_BREAKERS``: 3 failed tries in a row open a pair for 2 h).
+            (``DEFAULT_BREAKERS``: 3 failed tries in a row open a (type, lane) pair for 2 h;
+            failures on 5 lanes within 10 min hold every job for 15 min). A type's retries
+            are its ``ScheduleEntry``'s.
 
     Raises:
         UnknownSyncTypeError: a handler names a type that is neither in the schedule nor
             one of the default six.
         InvalidValueError: a schedule key is not a valid type name or not its entry's type,
             or a handler cannot be called as ``handler(ctx)`` (names it), or ``breakers``
-            is not a ``BreakerPolicy``.
+            is not a ``BreakerPolicy``, or ``max_concurrent`` is not a whole number from 1 to 64.
     """
 
     def __init__(
@@ -101,6 +121,7 @@ class SyncService(ServiceCalls):
         store: Store | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
         retention_days: float = 30.0,
+        max_concurrent: int = 1,
         breakers: BreakerPolicy = DEFAULT_BREAKERS,
     ) -> None:
         handlers = dict(handlers or {})
@@ -124,6 +145,7 @@ class SyncService(ServiceCalls):
         if not valid or not retention_days > 0:
             raise InvalidValueError("retention_days", f"must be a positive number, got {retention_days!r}")
         self._retention_days = float(retention_days)
+        self.max_concurrent = _check_max_concurrent(max_concurrent)
         if not isinstance(breakers, BreakerPolicy):
             raise InvalidValueError("breakers", f"must be a BreakerPolicy, got {breakers!r}")
         #: The service-wide circuit breaker settings.
@@ -182,6 +204,7 @@ class SyncService(ServiceCalls):
             publish_view=self._publish_view,
             on_booted=self._booted,
             retention_days=self._retention_days,
+            max_concurrent=self.max_concurrent,
             breaker_policy=self.breaker_policy,
         )
         self._addresses = system.addresses

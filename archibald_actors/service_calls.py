@@ -191,7 +191,7 @@ class ServiceCalls:
     def request_sync_future(
         self, sync_type: str, trigger: Trigger = "manual", *, agent_id: str | None = None
     ) -> Future[dict[str, Any]]:
-        """Future of :meth:`request_sync`."""
+        """Future of :meth:`request_sync`; fails with its errors."""
         check_sync_type(sync_type, self.sync_types)
         if trigger not in TRIGGERS:
             raise InvalidValueError("trigger", f"must be one of {', '.join(TRIGGERS)}, got {trigger!r}")
@@ -212,8 +212,17 @@ class ServiceCalls:
         *,
         timeout: float = ASK_TIMEOUT,
     ) -> dict[str, Any]:
-        """Queue a run of ``sync_type`` (of one agent's job, or every agent's if None);
-        returns ``{"syncType", "coalesced"}``."""
+        """Queue a run of ``sync_type``; returns ``{"syncType", "coalesced"}``.
+
+        For a per-agent type, ``agent_id`` runs that agent's job only; None runs every
+        enabled agent's (``coalesced`` is then true only if every job merged into a pending one).
+
+        Raises:
+            UnknownSyncTypeError: ``sync_type`` is unknown.
+            InvalidValueError: a bad ``trigger`` or ``agent_id``, an ``agent_id`` for a shared
+                type, or one of a disabled agent.
+            UnknownAgentError: ``agent_id`` is not a stored agent.
+        """
         future = self.request_sync_future(sync_type, trigger, agent_id=agent_id)
         return self._wait(future, timeout, "request_sync")
 
@@ -392,17 +401,24 @@ class ServiceCalls:
         except FutureTimeout:
             return False
 
-    def exclusive(self, timeout: float | None = None) -> ExclusiveHold:
-        """A hold that stops the running sync and keeps new ones from starting.
+    def exclusive(self, timeout: float | None = None, *, agent_id: str | None = None) -> ExclusiveHold:
+        """A hold that stops the running jobs and keeps new ones from starting.
 
         Use as ``with service.exclusive():`` on a thread, ``async with service.exclusive():``
         in a coroutine (``with`` on an event loop's thread raises ``BlockingCallError``:
         it would wait for a coroutine handler that needs that very loop to stop).
 
         Args:
-            timeout: real seconds entering waits for the running sync to end (None: no limit).
+            timeout: real seconds entering waits for the running jobs to end (None: no limit).
+            agent_id: hold only that agent's lane (a user's action in its ERP session);
+                the other agents' jobs and the shared types go on. None holds every lane.
+
+        Raises:
+            InvalidValueError: ``agent_id`` is not a valid agent id.
         """
-        return ExclusiveHold(self, timeout)
+        if agent_id is not None:
+            check_agent_id(agent_id)
+        return ExclusiveHold(self, timeout, agent_id)
 
     def inject_fault(self, name: str) -> None:
         """Crash the timer of type ``name`` (or ``"orchestrator"``) through the real failure path.

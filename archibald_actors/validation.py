@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Annotated, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 import annotated_types
 from pydantic import BaseModel, Field, StrictBool
@@ -34,8 +34,10 @@ __all__ = [
     "FieldError",
     "IntervalMinutes",
     "JsonNumber",
+    "MaxConcurrent",
     "Priority",
     "Retries",
+    "Scope",
     "StaleAfterMinutes",
     "StartDelayMinutes",
     "TimeoutSeconds",
@@ -91,6 +93,16 @@ StaleAfterMinutes = Annotated[
     Unit("minutes"),
 ]
 Enabled = Annotated[StrictBool, Field(description="false pauses the type's timer")]
+MaxConcurrent = Annotated[
+    int, Field(strict=True, ge=1, le=64, description="jobs that may run at once (never two on one lane)")
+]
+Scope = Annotated[
+    Literal["shared", "per_agent"],
+    Field(
+        description='"shared": one job per slot on the service account;'
+        ' "per_agent": one job per enabled agent',
+    ),
+]
 Retries = Annotated[
     int, Field(strict=True, ge=0, description="more tries of a failed or timed-out run, before its next slot")
 ]
@@ -200,6 +212,8 @@ def problem(error: ErrorDetails, info: FieldInfo | None) -> str:
         return f"must be a number of{_unit(info)}{got}" if _unit(info) else f"must be a number{got}"
     if kind == "bool_type":
         return f"must be true or false{got}"
+    if kind == "literal_error":
+        return f"must be {error.get('ctx', {}).get('expected', 'one of the allowed values')}{got}"
     if kind == "string_type":
         return f"must be a string{got}"
     if kind == "string_pattern_mismatch":

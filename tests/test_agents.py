@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from archibald_actors import (
     DEFAULT_SCHEDULE,
     InvalidValueError,
     ManualClock,
+    NeedsLogin,
     StoreError,
     SyncService,
     UnknownAgentError,
@@ -27,6 +29,7 @@ MIN = 60.0
 #: What the issue promises while the database hangs.
 ANSWER_WITHIN = 0.05
 PAUSED = {t: e.retuned(enabled=False) for t, e in DEFAULT_SCHEDULE.items()}
+PER_AGENT = ("orders", "customers", "ddt", "invoices")
 
 
 class Events:
@@ -134,7 +137,12 @@ def _run(
 
 def test_one_agents_state_per_type(clock: ManualClock, make_service: Callable[..., SyncService]) -> None:
     store = MemoryStore()
-    service = make_service(store=store)  # the default table: every timer runs
+    # The real split: orders, customers, ddt and invoices per agent; every timer runs.
+    split = {t: replace(e, scope="per_agent") if t in PER_AGENT else e for t, e in DEFAULT_SCHEDULE.items()}
+    def ddt(ctx: Any) -> None:
+        raise NeedsLogin("needs a login")  # so mario's ddt jobs never succeed
+
+    service = make_service({"ddt": ddt}, store=store, schedule=split)
     service.put_agent("mario", name="Mario")
     service.put_agent("anna", enabled=False)
     now = clock.wall()
@@ -153,7 +161,8 @@ def test_one_agents_state_per_type(clock: ManualClock, make_service: Callable[..
     assert orders["breaker"] is None
     assert mario["types"]["ddt"]["lastRun"]["reason"] == "needs a login"
     assert mario["types"]["ddt"]["fresh"] is True  # no success yet, but known for less than 3 h
-    assert mario["types"]["products"]["lastRun"] is None
+    assert "products" not in mario["types"]  # a shared type: no agent's runs
+    assert mario["types"]["invoices"]["lastRun"] is None
     anna = service.agent("anna")
     assert all(t["nextRunAt"] is None for t in anna["types"].values())  # disabled: nothing is due
     with pytest.raises(UnknownAgentError):

@@ -76,7 +76,8 @@ def test_stop_returns_within_its_timeout_with_nine_abandoned_and_one_stuck_threa
         release.wait()  # ignores ctx.stop_requested: only the teardown ends it
 
     schedule = {
-        t: replace(e, enabled=False, timeout_seconds=60.0 if t in STUCK else 86400.0)
+        # No retries: each timed-out run must leave exactly one thread behind.
+        t: replace(e, enabled=False, retries=0, timeout_seconds=60.0 if t in STUCK else 86400.0)
         for t, e in DEFAULT_SCHEDULE.items()
     }
     service = SyncService(dict.fromkeys(SYNC_TYPES, stuck), clock=ScaledClock(SPEED), schedule=schedule)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -81,7 +82,8 @@ def test_failures_are_recorded_and_the_orchestrator_lives_on(
 
     recorder = Recorder(clock)
     handlers = {**recorder.handlers(), "customers": broken}
-    service = make_service(handlers)
+    no_retries = {t: replace(e, retries=0) for t, e in DEFAULT_SCHEDULE.items()}  # see test_recovery
+    service = make_service(handlers, schedule=no_retries)
     clock.advance(6 * MIN)
     status = service.status()
     last = status["types"]["customers"]["lastRun"]
@@ -140,7 +142,7 @@ def test_a_hung_thread_handler_is_stopped_cooperatively(
     schedule = {t: e.retuned(enabled=False) for t, e in DEFAULT_SCHEDULE.items()}
     schedule["ddt"] = DEFAULT_SCHEDULE["ddt"].__class__("ddt", 45, 0, 4, timeout_seconds=120)
     service = make_service({"ddt": hangs}, schedule=schedule)
-    clock.advance(3 * MIN)
+    clock.advance(2.5 * MIN)  # before its retry, a minute after the timeout
     [run] = service.history()
     assert (run["syncType"], run["outcome"], run["durationMs"]) == ("ddt", "timeout", 120_000)
     assert service.status()["running"] is None

@@ -9,11 +9,14 @@ from dataclasses import replace
 from typing import Any
 
 from archibald_actors import DEFAULT_SCHEDULE, ManualClock, SyncService
+from archibald_actors.breaker import BreakerPolicy
 from archibald_actors.events import RUN_END_EVENTS
 from archibald_actors.store.memory import MemoryStore
 
 PAUSED = {t: e.retuned(enabled=False) for t, e in DEFAULT_SCHEDULE.items()}
-SCHEDULE = {**PAUSED, "ddt": replace(PAUSED["ddt"], timeout_seconds=60.0)}
+#: Retries and breakers aside (test_recovery has them): these tests count the runs themselves.
+NO_RECOVERY: dict[str, Any] = {"breakers": BreakerPolicy(breaker_failures=99)}
+SCHEDULE = {**PAUSED, "ddt": replace(PAUSED["ddt"], timeout_seconds=60.0, retries=0)}
 
 
 class Script:
@@ -77,7 +80,7 @@ def test_failures_in_a_row_degrade_health_at_three_and_a_success_clears_them(
 ) -> None:
     store = MemoryStore()
     script = Script("fail", "fail", "hang", "hang")
-    service = make_service({"ddt": script}, schedule=SCHEDULE, store=store)
+    service = make_service({"ddt": script}, schedule=SCHEDULE, store=store, **NO_RECOVERY)
     for expected in (1, 2):
         service.request_sync("ddt")
         clock.advance(1)
@@ -99,7 +102,7 @@ def test_failures_in_a_row_degrade_health_at_three_and_a_success_clears_them(
     service.stop(timeout=5.0)
 
     # A restart reads the streak back from the ledger; the next success ends it.
-    again = make_service({"ddt": Script("ok")}, schedule=SCHEDULE, store=store)
+    again = make_service({"ddt": Script("ok")}, schedule=SCHEDULE, store=store, **NO_RECOVERY)
     assert ddt_counts(again) == (3, 0)  # the total counts this process's runs only
     assert again.health()["failing"] == ["ddt"]
     again.request_sync("ddt")

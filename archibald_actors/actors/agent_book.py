@@ -20,6 +20,7 @@ from archibald_actors.actors.base import Address
 from archibald_actors.actors.schedule_owner import ScheduleOwner
 from archibald_actors.actors.store_worker import Chain, StoreNotAnsweringError, StoreWorker, announce
 from archibald_actors.agent import Agent
+from archibald_actors.breaker import Breakers
 from archibald_actors.clock import Clock
 from archibald_actors.domain import RunRecord, iso
 from archibald_actors.errors import InvalidValueError, StoreError, UnknownAgentError
@@ -54,9 +55,7 @@ ANNOUNCED = "agents"
 
 def agent_types(entries: Mapping[str, ScheduleEntry]) -> list[str]:
     """The types an agent has runs of: every type but the shared ones."""
-    # Entries grow a ``scope`` ("shared" | "per_agent"); until one says "shared", a type
-    # may have per-agent runs.
-    return [t for t, e in entries.items() if getattr(e, "scope", "per_agent") != "shared"]
+    return [t for t, e in entries.items() if e.per_agent]
 
 
 class AgentBook:
@@ -70,6 +69,8 @@ class AgentBook:
         events: the service's event bus.
         orchestrator: told every agent after the load and after every change.
         schedule: the supervisor's schedule (an agent's next runs and staleness thresholds).
+        breakers: the orchestrator's circuit breakers (read, never changed, here: one
+            pair's state is one dict lookup, whole under the GIL).
     """
 
     def __init__(
@@ -82,6 +83,7 @@ class AgentBook:
         events: EventBus,
         orchestrator: Address,
         schedule: ScheduleOwner,
+        breakers: Callable[[], Breakers] | None = None,
     ) -> None:
         self._clock = clock
         self._address = address
@@ -90,6 +92,7 @@ class AgentBook:
         self._events = events
         self._orchestrator = orchestrator
         self._schedule = schedule
+        self._breakers = breakers
         self._agents: dict[str, Agent] | None = None  # None until the store was read
         #: When this replica first knew each agent: staleness counts from there.
         self._seen: dict[str, datetime] = {}
@@ -199,7 +202,15 @@ class AgentBook:
             view, clock = self._schedule.view, self._clock
             next_runs = {t: view.next_run_at(t, clock) for t in self._schedule.entries}
             entries, runs = self._schedule.entries, message.result.unwrap()
-            answer(query.reply, agent_detail(agent, runs, entries, next_runs, since, clock.wall()))
+            detail = agent_detail(agent, runs, entries, next_runs, since, clock.wall())
+            if self._breakers is not None:
+                breakers, now = self._breakers(), clock.now()
+                for sync_type, state in detail["types"].items():
+                    if breakers.state(sync_type, agent.agent_id, now) != "closed":
+                        state["breaker"] = breakers.pair_json(
+                            sync_type, agent.agent_id, now, lambda t: iso(clock.wall(t))
+                        )
+            answer(query.reply, detail)
 
     # --- changes ------------------------------------------------------------------------
 
@@ -323,7 +334,7 @@ def agent_detail(  # noqa: PLR0917 - one pure function of everything it shows
     now: datetime,
 ) -> dict[str, Any]:
     """The agent with, per type it has runs of, its ``lastRun``, ``lastSuccessAt``, ``nextRunAt``,
-    ``fresh`` and ``breaker`` (null until breakers report one).
+    ``fresh`` and ``breaker`` (null here; the book fills in a pair that is not closed).
 
     Args:
         agent: the agent.

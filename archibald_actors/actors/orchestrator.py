@@ -1,8 +1,11 @@
-"""``OrchestratorActor``: runs syncs strictly one at a time, in priority order.
+"""``OrchestratorActor``: runs jobs in priority order, on lanes, within a budget.
 
-The actor only decides; handlers run in a ``SyncRunner`` and store calls in the
+A job is one run of a shared type, or of one agent's share of a per-agent type. It runs
+on a lane (the ERP session it uses: the service's own, or its agent's); never two jobs
+on one lane, and at most ``max_concurrent`` at once (1 by default: strictly one at a
+time). The actor only decides; handlers run in a ``SyncRunner`` and store calls in the
 ``StoreWorker``, and both report back as messages, so status queries, retunes and holds
-are answered while a sync runs or the store hangs. Everything worth keeping lives in
+are answered while jobs run or the store hangs. Everything worth keeping lives in
 ``OrchestratorState``, which the supervisor hands to the next incarnation after a crash:
 no accepted request is lost.
 """
@@ -10,21 +13,25 @@ no accepted request is lost.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from archibald_actors.actors.base import Address, TrackedActor
+from archibald_actors.actors.job_control import STOP_GRACE_SECONDS, JobControl
+from archibald_actors.actors.job_intake import JobIntake
 from archibald_actors.actors.orchestrator_state import OrchestratorState, Running
+from archibald_actors.actors.recovery import Recovery
 from archibald_actors.actors.request_store import RequestStore
 from archibald_actors.actors.run_ledger import RunLedger
 from archibald_actors.actors.runner import SyncHandler, SyncRunner
 from archibald_actors.actors.store_worker import StoreWorker
 from archibald_actors.clock import Activity, Clock
-from archibald_actors.domain import Outcome
 from archibald_actors.events import EventBus
 from archibald_actors.messages import (
     AgentsChanged,
     Booted,
+    BreakersDue,
     ChildFailed,
     Drain,
     GetHistory,
@@ -36,37 +43,33 @@ from archibald_actors.messages import (
     Pick,
     RecordRuns,
     Release,
-    Reply,
     ReportStatus,
     RequestStored,
     RequestSync,
     ResetBreakers,
+    RetryDue,
     RunRecorded,
     RunTimedOut,
     SetLeading,
     SlotClaimed,
-    StoredRequest,
     StoredRequestsRead,
-    StoreResult,
     SyncFinished,
     WaitIdle,
     answer,
 )
 from archibald_actors.request_queue import PendingRequest
 from archibald_actors.schedule import ScheduleEntry
+from archibald_actors.schedule_view import ScheduleView
 from archibald_actors.status import build_status, iso_at
 from archibald_actors.store.base import ClusterStore
 
-__all__ = ["OrchestratorActor", "OrchestratorState"]
+__all__ = ["STOP_GRACE_SECONDS", "OrchestratorActor", "OrchestratorState"]
 
 log = logging.getLogger("archibald_actors.orchestrator")
 
-#: Clock seconds a stopped run gets to end before it is abandoned.
-STOP_GRACE_SECONDS = 30.0
 
-
-class OrchestratorActor(TrackedActor):
-    """Decides what runs next; never runs a handler itself."""
+class OrchestratorActor(Recovery, JobIntake, JobControl, TrackedActor):
+    """Decides what runs next, and on which lane; never runs a handler itself."""
 
     def __init__(
         self,
@@ -82,6 +85,8 @@ class OrchestratorActor(TrackedActor):
         store: StoreWorker,
         cluster: ClusterStore | None,
         fires_in_flight: Activity,
+        max_concurrent: int = 1,
+        schedule_view: Callable[[], ScheduleView | None] = lambda: None,
     ) -> None:
         super().__init__(address, clock.activity)
         self._supervisor = supervisor
@@ -89,11 +94,13 @@ class OrchestratorActor(TrackedActor):
         self._entries = entries
         self._handlers = handlers
         self._state = state
+        state.max_concurrent = max_concurrent
         self._runner = runner
         self._events = events
         self._ledger = RunLedger(state, store, address, clock, events)
         self._requests = RequestStore(state, store, address, clock, events, cluster=cluster)
         self._fires = fires_in_flight
+        self._schedule_view = schedule_view
 
     def on_started(self) -> None:
         """A new incarnation picks up where the last one (or the last process) stopped."""
@@ -108,20 +115,18 @@ class OrchestratorActor(TrackedActor):
             case Pick():
                 self._state.pick_armed = False
                 self._schedule_pick()
-            case SyncFinished(run_id=run_id, outcome=outcome, error=error):
-                self._finished(run_id, outcome, error)
+            case SyncFinished():
+                self._finished(message)
             case RunTimedOut(run_id=run_id):
                 self._timed_out(run_id)
             case GraceExpired(run_id=run_id):
                 self._runner.abandon(run_id)
-                self._finished(run_id, "timeout", "did not stop within the grace period; abandoned")
-            case Hold(reply=reply):
-                self._hold(reply)
-            case Release():
-                self._state.holds = max(0, self._state.holds - 1)
-                if self._state.holds == 0:
-                    self._events.publish("hold.released")
-                    self._schedule_pick()
+                error = "did not stop within the grace period; abandoned"
+                self._finished(SyncFinished(run_id, "timeout", error, self._clock.now()))
+            case Hold(reply=reply, agent_id=agent_id):
+                self._hold(reply, agent_id)
+            case Release(agent_id=agent_id):
+                self._release(agent_id)
             case ReportStatus():
                 self._status(message)
             case SetLeading(leading=leading):
@@ -138,9 +143,13 @@ class OrchestratorActor(TrackedActor):
                 else:
                     self._state.idle_waiters.append(reply)
             case AgentsChanged(agents=agents):
-                self._state.agents = agents
-            case ResetBreakers(reply=reply):
-                answer(reply, 0)  # no breakers yet
+                self._agents_changed(agents)
+            case ResetBreakers():
+                self._reset_breakers(message)
+            case RetryDue():
+                self._retry_due(message)
+            case BreakersDue():
+                self._breakers_due()
             case _:
                 self._handle_store_result(message)
 
@@ -150,8 +159,9 @@ class OrchestratorActor(TrackedActor):
             case Booted(epoch=epoch, served=served, runs=runs):
                 self._state.boot(epoch, served, runs)
             case RequestStored(request=request):
-                if self._requests.written(message):
-                    self._enqueue(request)
+                row = self._requests.written(message)
+                if row is not None:
+                    self._enqueue(request, row)
             case StoredRequestsRead(result=result):
                 self._queue_stored(result)
             case SlotClaimed():
@@ -162,38 +172,6 @@ class OrchestratorActor(TrackedActor):
                 super().handle(message)
 
     # --- requests and picking -----------------------------------------------------
-
-    def _accept(self, request: RequestSync) -> None:
-        if request.from_wake:
-            self._fires.end()
-        if request.reply is None:
-            self._enqueue(request)
-            return
-        # A caller's request is durable (and, in a cluster, announced) before it is
-        # acknowledged: it is queued once the store has it.
-        self._requests.write(request)
-
-    def _enqueue(self, request: RequestSync) -> None:
-        state = self._state
-        if not state.leading:
-            answer(request.reply, {"syncType": request.sync_type, "coalesced": False})
-            return
-        coalesced = state.enqueue(
-            request.sync_type, request.trigger, request.scheduled_at, request.requested_at
-        )
-        lateness = None if request.scheduled_at is None else request.requested_at - request.scheduled_at
-        self._events.publish(
-            "queue.changed",
-            syncType=request.sync_type,
-            trigger=request.trigger,
-            coalesced=coalesced,
-            missed=request.missed,
-            fireLatenessSeconds=lateness,
-            queue=[r.sync_type for r in state.queue.ordered()],
-        )
-        # Answered after the event: a caller that got its answer finds it counted in /metrics.
-        answer(request.reply, {"syncType": request.sync_type, "coalesced": coalesced})
-        self._schedule_pick()
 
     def _schedule_pick(self) -> None:
         """Pick now, or as soon as every request of this instant has arrived.
@@ -220,116 +198,141 @@ class OrchestratorActor(TrackedActor):
         self._clock.call_at(self._clock.now(), lambda: address.tell(Pick()))
 
     def _pick(self) -> None:
+        """Start (or claim the slots of) the first jobs in run order whose lanes are free."""
         state = self._state
-        if state.blocked:
-            return
-        request = state.queue.pop_next()
-        if request is None:
-            self._notify_idle()
-        elif request.scheduled_at is None or request.scheduled_at == request.claimed:
-            self._start(request)
-        else:
-            self._requests.claim(request)
+        while not state.blocked and not self._erp_wait():
+            busy = state.busy_lanes()
+
+            def free(r: PendingRequest, busy: set[str | None] = busy) -> bool:
+                return r.lane not in busy and not state.lane_held(r.lane)
+
+            request = state.queue.pop_next(free)
+            if request is None:
+                break
+            admission = self._admit(request)
+            if admission.verdict == "skip":
+                self._skip(request, admission.reason or "breaker open")
+                continue
+            if admission.verdict == "wait":  # the ERP-wide breaker opened just now
+                state.queue.restore(request)
+                break
+            request = replace(request, ticket=admission.ticket)
+            if request.scheduled_at is None or request.scheduled_at == request.claimed:
+                self._start(request)
+            else:
+                self._requests.claim(request)
+        self._notify_idle()
 
     def _start(self, request: PendingRequest) -> None:
         state = self._state
         run_id = state.begin_run()
-        self._requests.forget(request.sync_type)
+        self._requests.forget(request.key)
         now = self._clock.now()
-        handler = self._handlers[request.sync_type]
-        stop = self._runner.start(
+        running = Running.of(run_id, request, now, lambda: None)
+        running.stop = self._runner.start(
             run_id,
-            handler,
+            self._handlers[request.sync_type],
             {
                 "sync_type": request.sync_type,
                 "trigger": request.trigger,
                 "scheduled_at": request.scheduled_at,
+                "agent_id": request.agent_id,
+                "attempt": request.attempt,
+                "on_progress": self._progress_of(running),
             },
         )
-        running = Running.of(run_id, request, now, stop)
         timeout = self._entries[request.sync_type].timeout_seconds
         address = self._sv_address
         running.deadline = self._clock.call_at(now + timeout, lambda: address.tell(RunTimedOut(run_id)))
-        state.running = running
+        state.jobs[run_id] = running
         self._events.publish(
             "sync.started",
             syncType=running.sync_type,
+            agentId=running.agent_id,
             trigger=running.trigger,
+            attempt=running.attempt,
             scheduledAt=iso_at(self._clock, running.scheduled_at),
             startedAt=iso_at(self._clock, now),
             queue=[r.sync_type for r in state.queue.ordered()],
         )
 
+    def _progress_of(self, running: Running) -> Callable[[dict[str, Any], bool], None]:
+        """What a job's ``ctx.progress`` calls (on the handler's thread): keep it, maybe publish it."""
+        events, clock = self._events, self._clock
+
+        def progress(report: dict[str, Any], publish: bool) -> None:
+            done, total = report["done"], report["total"]
+            percentage = None if not total else round(100.0 * done / total, 1)
+            running.progress = {**report, "percentage": percentage}  # one swap: the status reads it
+            if publish:
+                events.publish(
+                    "sync.progress",
+                    syncType=running.sync_type,
+                    agentId=running.agent_id,
+                    startedAt=iso_at(clock, running.started_at),
+                    **running.progress,
+                )
+
+        return progress
+
     def _claimed(self, message: SlotClaimed) -> None:
         state = self._state
         request, store_failed = self._requests.settle(message)
+        started = False
         if store_failed:
+            self._release_trial(message.request)
             return
         if request is not None and state.leading:
-            if state.holds:  # a hold came meanwhile: the run waits for it, claimed
+            if request.agent_id is not None and request.agent_id not in _enabled(state):
+                self._requests.forget(request.key)  # its agent went meanwhile
+            elif state.lane_held(request.lane):  # a hold came meanwhile: the run waits for it, claimed
                 state.queue.restore(request)
             else:
+                started = True
                 # Decided before any drain that came meanwhile: the slot is served now,
                 # so it runs (a drain that stops runs stops it at once).
                 self._start(request)
-                if state.draining and state.drain_stops and state.running is not None:
-                    state.running.stop()
-                return
-        if state.draining:
-            for reply in state.drain_waiters:
-                answer(reply, True)
-            state.drain_waiters.clear()
+                if state.draining and state.drain_stops:
+                    self._stop_all()
+        if not started:
+            self._release_trial(message.request)
+        self._answer_waiters()
         self._schedule_pick()
 
     # --- ends of runs -------------------------------------------------------------
 
-    def _timed_out(self, run_id: int) -> None:
-        running = self._state.running
-        if running is None or running.run_id != run_id or running.timed_out:
-            return
-        running.timed_out = True
-        log.warning("%s sync timed out; stopping it", running.sync_type)
-        running.stop()
-        address = self._sv_address
-        running.deadline = self._clock.call_at(
-            self._clock.now() + STOP_GRACE_SECONDS, lambda: address.tell(GraceExpired(run_id))
-        )
-
-    def _finished(self, run_id: int, outcome: Outcome, error: str | None) -> None:
+    def _finished(self, message: SyncFinished) -> None:
         state = self._state
-        running = state.running
-        if running is None or running.run_id != run_id:
+        running = state.jobs.get(message.run_id)
+        if running is None:
             return  # a late report from a run already written off
         if running.deadline is not None:
             running.deadline.cancel()
+        outcome, error = message.outcome, message.error
         if running.timed_out:
             timeout = self._entries[running.sync_type].timeout_seconds
             outcome, error = "timeout", error if outcome == "timeout" else f"timed out after {timeout:g} s"
         now = self._clock.now()
-        record = running.record(outcome, error, self._clock, now)
-        state.end_run(record)
+        result = message.result if outcome == "success" else None
+        reason = message.reason if outcome == "skipped" else None
+        record = running.record(outcome, error, self._clock, now, result=result, reason=reason)
+        state.end_run(running.run_id, record)
         self._ledger.record(record, publish_now=bool(state.hold_waiters))
+        self._after_run(running, outcome)
         if running.stopped_for_hold and outcome == "cancelled":
             # Stopped to make way for a user action: it resumes once the hold is released.
             slot = running.scheduled_at
-            state.queue.add(running.sync_type, "retry", slot, now, running=None, claimed=slot)
-        for reply in [*state.hold_waiters, *state.drain_waiters]:
-            answer(reply, True)
-        state.hold_waiters.clear()
-        state.drain_waiters.clear()
+            state.queue.add(
+                running.sync_type,
+                "retry",
+                slot,
+                now,
+                claimed=slot,
+                agent_id=running.agent_id,
+                attempt=running.attempt,
+            )
+        self._answer_waiters()
         self._schedule_pick()
-
-    def _hold(self, reply: Reply) -> None:
-        state = self._state
-        state.holds += 1
-        if state.holds == 1:
-            self._events.publish("hold.taken")
-        if state.running is None:
-            answer(reply, True)
-            return
-        state.running.stopped_for_hold = True
-        state.running.stop()
-        state.hold_waiters.append(reply)
 
     def _set_leading(self, leading: bool) -> None:
         state = self._state
@@ -338,37 +341,16 @@ class OrchestratorActor(TrackedActor):
             self._load_requests()
             return
         # Deposed: whatever waits here is the next leader's now (timers catch up on its
-        # side, manual requests stay rows in the store); a run in progress is stopped.
+        # side, manual requests stay rows in the store); the jobs in progress are stopped.
         state.queue.clear()
         state.rows.forget()
-        if state.running is not None:
-            state.running.stop()
+        self._stop_all()
         self._notify_idle()
 
     def _load_requests(self) -> None:
         """Read the stored manual requests (written by any replica, or before a restart)."""
         if self._state.leading:
             self._requests.read_stored()
-
-    def _queue_stored(self, result: StoreResult[list[StoredRequest]]) -> None:
-        """Queue the stored requests not queued yet, if still leading."""
-        state = self._state
-        unseen = self._requests.unseen(result) if state.leading else []
-        for sync_type, trigger, requested_at in unseen:
-            state.enqueue(sync_type, trigger, None, requested_at)
-        if unseen:
-            self._schedule_pick()
-
-    def _drain(self, reply: Reply, stop_running: bool) -> None:
-        state = self._state
-        state.draining = True
-        state.drain_stops = state.drain_stops or stop_running
-        if state.running is None and state.claiming is None:
-            answer(reply, True)
-            return
-        if stop_running and state.running is not None:
-            state.running.stop()
-        state.drain_waiters.append(reply)
 
     def _notify_idle(self) -> None:
         state = self._state
@@ -394,12 +376,15 @@ class OrchestratorActor(TrackedActor):
             self._ledger.refresh_then(report)
 
     def on_stop(self) -> None:
-        """On shutdown, ask the running sync to stop and disarm its deadline."""
-        running = self._state.running
-        if running is not None:
+        """On shutdown, ask the running jobs to stop and disarm their deadlines and retries."""
+        state = self._state
+        for running in state.jobs.values():
             if running.deadline is not None:
                 running.deadline.cancel()
             running.stop()
+        for wakeup in [*state.retries.values(), state.breaker_wakeup]:
+            if wakeup is not None:
+                wakeup.cancel()
         super().on_stop()
 
     def on_death(self, error: str) -> None:
@@ -407,3 +392,6 @@ class OrchestratorActor(TrackedActor):
         self._state.pick_armed = False
         self._supervisor.tell(ChildFailed("orchestrator", error))
 
+
+def _enabled(state: OrchestratorState) -> set[str]:
+    return {a.agent_id for a in state.agents if a.enabled}

@@ -10,15 +10,17 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from archibald_actors.actors.request_rows import RequestRows
 from archibald_actors.actors.store_worker import Chain
 from archibald_actors.agent import Agent
+from archibald_actors.breaker import Breakers
 from archibald_actors.clock import Clock, Wakeup
 from archibald_actors.domain import Outcome, RunRecord, Trigger
 from archibald_actors.ledger import History
 from archibald_actors.messages import Reply
-from archibald_actors.request_queue import PendingRequest, RequestQueue
+from archibald_actors.request_queue import JobKey, PendingRequest, RequestQueue
 from archibald_actors.schedule import ScheduleEntry
 
 __all__ = ["FAILING_OUTCOMES", "OrchestratorState", "Running", "TypeCounters"]
@@ -29,7 +31,7 @@ FAILING_OUTCOMES: tuple[Outcome, ...] = ("failed", "timeout")
 
 @dataclass
 class Running:
-    """The run in progress."""
+    """One job in progress."""
 
     run_id: int
     sync_type: str
@@ -41,6 +43,11 @@ class Running:
     deadline: Wakeup | None = None
     timed_out: bool = False
     stopped_for_hold: bool = False
+    agent_id: str | None = None
+    attempt: int = 1
+    ticket: int | None = None  # its breaker's trial ticket, if it is the trial
+    #: The handler's latest ``ctx.progress`` (set from its thread: one reference swap).
+    progress: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, run_id: int, request: PendingRequest, started_at: float, stop: Callable[[], None]) -> Running:
@@ -53,9 +60,31 @@ class Running:
             request.requested_at,
             started_at,
             stop,
+            agent_id=request.agent_id,
+            attempt=request.attempt,
+            ticket=request.ticket,
         )
 
-    def record(self, outcome: Outcome, error: str | None, clock: Clock, finished_at: float) -> RunRecord:
+    @property
+    def key(self) -> JobKey:
+        """``(sync_type, agent_id)``."""
+        return (self.sync_type, self.agent_id)
+
+    @property
+    def lane(self) -> str | None:
+        """The ERP session the job uses: its agent's, or None for the service's own."""
+        return self.agent_id
+
+    def record(
+        self,
+        outcome: Outcome,
+        error: str | None,
+        clock: Clock,
+        finished_at: float,
+        *,
+        result: dict[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> RunRecord:
         """The run's ledger record: its clock times become wall times, which outlive the clock."""
         return RunRecord(
             sync_type=self.sync_type,
@@ -66,6 +95,10 @@ class Running:
             finished_at=clock.wall(finished_at),
             outcome=outcome,
             error=error,
+            agent_id=self.agent_id,
+            attempt=self.attempt,
+            result=result,
+            reason=reason,
         )
 
 
@@ -92,9 +125,14 @@ class OrchestratorState:
     queue: RequestQueue
     history: History
     counters: dict[str, TypeCounters]
-    running: Running | None = None
+    #: The jobs in progress by run id (at most ``max_concurrent``, never two on one lane).
+    jobs: dict[int, Running] = field(default_factory=dict)
+    max_concurrent: int = 1
+    #: Holds of every lane (``exclusive()``), and of single agents' lanes.
     holds: int = 0
-    hold_waiters: list[Reply] = field(default_factory=list)
+    lane_holds: dict[str, int] = field(default_factory=dict)
+    #: Callers of a hold waiting for the jobs on the held lane(s) to end: (reply, agent or None).
+    hold_waiters: list[tuple[Reply, str | None]] = field(default_factory=list)
     idle_waiters: list[Reply] = field(default_factory=list)
     pick_armed: bool = False
     next_run_id: int = 1
@@ -108,8 +146,8 @@ class OrchestratorState:
     epoch: float | None = None
     #: Per type, the latest slot claimed (recorded in the store as served).
     served: dict[str, float] = field(default_factory=dict)
-    #: The request whose slot is being claimed: nothing else starts until the store answers.
-    claiming: PendingRequest | None = None
+    #: Jobs whose slot is being claimed, by lane: each counts as running until the store answers.
+    claiming: dict[str | None, PendingRequest] = field(default_factory=dict)
     #: Finished runs not in the ledger yet, oldest first; ``recording`` appends are out,
     #: in ``record_chain`` (once one fails, the ones after it wait for the next round).
     unrecorded: deque[RunRecord] = field(default_factory=deque)
@@ -119,6 +157,15 @@ class OrchestratorState:
     status_waiters: list[Callable[[], None]] = field(default_factory=list)
     #: The stored agents, as the supervisor last announced them (``AgentsChanged``).
     agents: tuple[Agent, ...] = ()
+    #: Per per-agent type, how far its fan-outs' round-robin start has turned.
+    rotation: dict[str, int] = field(default_factory=dict)
+    #: The latest run of each (per-agent type, agent), for the status's agent counts.
+    latest: dict[tuple[str, str], RunRecord] = field(default_factory=dict)
+    #: Circuit breakers per (type, lane) and ERP-wide; the wake-up armed for their next change.
+    breakers: Breakers = field(default_factory=Breakers)
+    breaker_wakeup: Wakeup | None = None
+    #: Retries armed on the clock, per job.
+    retries: dict[JobKey, Wakeup] = field(default_factory=dict)
 
     @classmethod
     def fresh(
@@ -146,6 +193,9 @@ class OrchestratorState:
             for record in reversed(runs):
                 history.add(record)
             self.history = history
+        self.latest = {}
+        for record in reversed(self.history.newest_first()):
+            self._note_latest(record)
         for sync_type, counter in self.counters.items():
             counter.consecutive_failures = 0
             for record in self.history.newest_first(sync_type):
@@ -162,15 +212,47 @@ class OrchestratorState:
             self.served[sync_type] = max(slot, self.served.get(sync_type, slot))
         self.adopt_runs(list(runs))
 
+    def _note_latest(self, record: RunRecord) -> None:
+        if record.agent_id is not None and record.outcome != "cancelled":
+            self.latest[(record.sync_type, record.agent_id)] = record
+
     def enqueue(
-        self, sync_type: str, trigger: Trigger, scheduled_at: float | None, requested_at: float
+        self,
+        sync_type: str,
+        trigger: Trigger,
+        scheduled_at: float | None,
+        requested_at: float,
+        *,
+        agent_id: str | None = None,
+        attempt: int = 1,
     ) -> bool:
-        """Queue a request, counting it if it merged into one already waiting; True if it did."""
-        running = self.running.sync_type if self.running else None
-        coalesced = self.queue.add(sync_type, trigger, scheduled_at, requested_at, running=running)
+        """Queue a job, counting it if it merged into one already waiting; True if it did."""
+        running = {job.key for job in self.jobs.values()}
+        coalesced = self.queue.add(
+            sync_type, trigger, scheduled_at, requested_at, running=running, agent_id=agent_id,
+            attempt=attempt,
+        )
         if coalesced:
             self.counters[sync_type].coalesced += 1
         return coalesced
+
+    @property
+    def running(self) -> Running | None:
+        """The longest-running job, or None."""
+        return min(self.jobs.values(), key=lambda job: (job.started_at, job.run_id), default=None)
+
+    def busy_lanes(self) -> set[str | None]:
+        """Lanes a job runs or is being claimed on."""
+        return {job.lane for job in self.jobs.values()} | set(self.claiming)
+
+    def lane_held(self, lane: str | None) -> bool:
+        """A hold keeps jobs of ``lane`` from starting."""
+        return self.holds > 0 or (lane is not None and self.lane_holds.get(lane, 0) > 0)
+
+    @property
+    def budget_left(self) -> int:
+        """How many more jobs may start now."""
+        return self.max_concurrent - len(self.jobs) - len(self.claiming)
 
     def begin_run(self) -> int:
         """A run starts; returns its run id."""
@@ -178,9 +260,10 @@ class OrchestratorState:
         self.next_run_id += 1
         return run_id
 
-    def end_run(self, record: RunRecord) -> None:
-        """The run in progress ended with ``record``: count it and keep it in the history."""
-        self.running = None
+    def end_run(self, run_id: int, record: RunRecord) -> None:
+        """Job ``run_id`` ended with ``record``: count it and keep it in the history."""
+        self.jobs.pop(run_id, None)
+        self._note_latest(record)
         counters = self.counters[record.sync_type]
         counters.runs += 1
         if record.outcome in FAILING_OUTCOMES:
@@ -194,15 +277,13 @@ class OrchestratorState:
     @property
     def idle(self) -> bool:
         """Nothing runs and nothing waits."""
-        return self.running is None and self.claiming is None and len(self.queue) == 0
+        return not self.jobs and not self.claiming and len(self.queue) == 0
 
     @property
     def blocked(self) -> bool:
-        """Nothing may start now: a run or a claim is under way, a hold, a drain, or not leading."""
-        busy = self.running is not None or self.claiming is not None
-        return busy or self.holds > 0 or self.draining or not self.leading
+        """Nothing may start now: the budget is spent, a hold of every lane, a drain, or not leading."""
+        return self.budget_left <= 0 or self.holds > 0 or self.draining or not self.leading
 
     def waiting(self) -> list[PendingRequest]:
-        """Requests in the order they would run (the one being claimed first)."""
-        claiming = [] if self.claiming is None else [self.claiming]
-        return [*claiming, *self.queue.ordered()]
+        """Jobs in the order they would run (those being claimed first)."""
+        return [*self.claiming.values(), *self.queue.ordered()]

@@ -14,9 +14,9 @@ from dataclasses import replace
 
 from archibald_actors.actors.base import Address
 from archibald_actors.actors.orchestrator_state import OrchestratorState
+from archibald_actors.actors.request_rows import UnseenRequest
 from archibald_actors.actors.store_worker import StoreWorker, announce
 from archibald_actors.clock import Clock
-from archibald_actors.domain import Trigger
 from archibald_actors.events import EventBus
 from archibald_actors.messages import (
     Pick,
@@ -28,7 +28,7 @@ from archibald_actors.messages import (
     StoreResult,
     fail,
 )
-from archibald_actors.request_queue import PendingRequest
+from archibald_actors.request_queue import JobKey, PendingRequest
 from archibald_actors.status import iso_at
 from archibald_actors.store.base import ClusterStore, Store
 
@@ -64,12 +64,16 @@ class RequestStore:
 
     def write(self, request: RequestSync) -> None:
         """Write a caller's request; it comes back as ``RequestStored``."""
-        sync_type, trigger = request.sync_type, request.trigger
+        sync_type, trigger, agent_id = request.sync_type, request.trigger, request.agent_id
         requested_at, cluster = self._clock.wall(request.requested_at), self._cluster
 
         def write(store: Store) -> int:
-            row = store.add_request(sync_type, trigger, requested_at)
-            announce(cluster, "request", {"syncType": sync_type, "id": row})
+            # Without an agent, called as before agents existed (stores written for that keep working).
+            if agent_id is None:
+                row = store.add_request(sync_type, trigger, requested_at)
+            else:
+                row = store.add_request(sync_type, trigger, requested_at, agent_id)
+            announce(cluster, "request", {"syncType": sync_type, "agentId": agent_id, "id": row})
             return row
 
         address = self._address
@@ -77,31 +81,38 @@ class RequestStore:
             write, lambda result: address.tell(RequestStored(request, result)), for_caller=True
         )
 
-    def written(self, message: RequestStored) -> bool:
-        """True if the request is stored (queue it now); else its caller was told why not."""
+    @staticmethod
+    def written(message: RequestStored) -> int | None:
+        """The request's row if it is stored (queue it now); else None, its caller told why not."""
         if message.result.error is not None:
             fail(message.request.reply, message.result.error)
-            return False
-        self._state.rows.note(message.request.sync_type, message.result.unwrap())
-        return True
+            return None
+        return message.result.unwrap()
 
     def read_stored(self) -> None:
         """Read the stored requests; they come back as ``StoredRequestsRead``."""
         address = self._address
-        self._worker.submit(
-            lambda store: store.pending_requests(), lambda result: address.tell(StoredRequestsRead(result))
-        )
 
-    def unseen(self, result: StoreResult[list[StoredRequest]]) -> list[tuple[str, Trigger, float]]:
+        def read(store: Store) -> list[StoredRequest]:
+            return [
+                (r.request_id, r.sync_type, r.trigger, r.requested_at, r.agent_id) for r in store.requests()
+            ]
+
+        self._worker.submit(read, lambda result: address.tell(StoredRequestsRead(result)))
+
+    def unseen(self, result: StoreResult[list[StoredRequest]]) -> list[UnseenRequest]:
         """The stored requests not queued yet (none if the store failed: the next change retries)."""
         if result.error is not None:
             log.error("cannot read the stored requests: %s", result.error)
             return []
         return self._state.rows.unseen(result.unwrap(), self._clock)
 
-    def forget(self, sync_type: str) -> None:
-        """The type's run started: its stored requests are done."""
-        rows = self._state.rows.started(sync_type)
+    def forget(self, key: JobKey) -> None:
+        """The job ``key`` started (or was dropped): the stored requests it finished are done."""
+        self.delete(self._state.rows.started(key))
+
+    def delete(self, rows: list[int]) -> None:
+        """Delete stored requests that are done (or can no longer run)."""
         if rows:
             self._worker.submit(lambda store: store.delete_requests(rows), _log_failure)
 
@@ -111,12 +122,23 @@ class RequestStore:
         """Claim the request's slot; nothing else starts until ``SlotClaimed`` comes back."""
         state = self._state
         assert state.epoch is not None and request.scheduled_at is not None  # leading: booted
-        state.claiming = request
-        sync_type, offset = request.sync_type, request.scheduled_at - state.epoch
-        newest = request.scheduled_at > state.served.get(sync_type, float("-inf"))
+        sync_type, agent_id = request.sync_type, request.agent_id
+        offset, slot = request.scheduled_at - state.epoch, request.scheduled_at
+        # A slot of a per-agent type is served once its last agent's job is claimed: a
+        # restart before then catches the slot up, and the claims made skip those agents.
+        others = [*state.queue.pending(), *state.claiming.values()]
+        newest = slot > state.served.get(sync_type, float("-inf")) and not (
+            agent_id is not None and any(r.sync_type == sync_type and r.scheduled_at == slot for r in others)
+        )
+        state.claiming[request.lane] = request
 
         def claim(store: Store) -> bool:
-            if not store.claim_slot(sync_type, offset):
+            claimed = (
+                store.claim_slot(sync_type, offset)
+                if agent_id is None
+                else store.claim_slot(sync_type, offset, agent_id)
+            )
+            if not claimed:
                 return False
             if newest:  # served means claimed (about to run), not merely fired
                 store.save_served(sync_type, offset)
@@ -135,7 +157,7 @@ class RequestStore:
         the claim could run a slot twice.
         """
         state, request = self._state, message.request
-        state.claiming = None
+        state.claiming.pop(request.lane, None)
         slot = request.scheduled_at
         assert slot is not None
         if message.result.error is not None:

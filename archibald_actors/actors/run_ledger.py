@@ -2,7 +2,7 @@
 
 Finished runs are appended in the order they ended, off the orchestrator's thread; a run
 the store could not take stays in the state and is appended again (in order) later. Its
-``sync.completed``, ``sync.failed`` or ``sync.cancelled`` event is published once its
+``sync.completed``, ``sync.failed``, ``sync.cancelled`` or ``sync.skipped`` event is published once its
 first write ended, so whoever sees the event finds the run in the ledger. History pages and a follower's
 status read the ledger the same way: asked from the orchestrator, answered by message.
 """
@@ -38,7 +38,7 @@ log = logging.getLogger("archibald_actors.orchestrator")
 #: Clock seconds before runs the store could not take are appended again.
 RECORD_RETRY = 5.0
 #: The event of a run's end, by outcome ("failed" and "timeout" are failures).
-_END_EVENTS = {"success": "sync.completed", "cancelled": "sync.cancelled"}
+_END_EVENTS = {"success": "sync.completed", "cancelled": "sync.cancelled", "skipped": "sync.skipped"}
 
 
 class RunLedger:

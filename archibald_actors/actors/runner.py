@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
 import threading
 from collections.abc import Awaitable, Callable
@@ -19,14 +20,19 @@ from typing import Any, Protocol
 from archibald_actors.actors.base import Address
 from archibald_actors.clock import Clock, Deadline
 from archibald_actors.domain import Outcome, Trigger
-from archibald_actors.errors import SyncCancelledError
+from archibald_actors.errors import NeedsLogin, SyncCancelledError
 from archibald_actors.messages import SyncFinished
 
-__all__ = ["LoopProvider", "SyncContext", "SyncHandler", "SyncRunner"]
+__all__ = ["PROGRESS_EVERY", "LoopProvider", "Progress", "SyncContext", "SyncHandler", "SyncRunner"]
 
 log = logging.getLogger("archibald_actors.runner")
 
 SyncHandler = Callable[["SyncContext"], Any]
+#: ``{"done", "total", "message"}``: how far a running job says it is.
+Progress = dict[str, Any]
+#: Clock seconds between two progress reports of one job that are passed on: a handler
+#: may report every row, and a listener needs no more than a refresh a second.
+PROGRESS_EVERY = 1.0
 
 
 class LoopProvider(Protocol):
@@ -38,12 +44,14 @@ class LoopProvider(Protocol):
 
 
 class SyncContext:
-    """What a handler gets: which sync this is, and a clock-aware ``sleep``.
+    """What a handler gets: which job this is, a clock-aware ``sleep`` and ``progress``.
 
     Attributes:
         sync_type: the type being synced.
         trigger: "auto", "manual" or "retry".
         scheduled_at: clock time of the slot served (None for manual runs).
+        agent_id: the agent whose ERP session a per-agent job uses (None for a shared type).
+        attempt: which try of the job this is (1 first, more for retries).
     """
 
     def __init__(
@@ -54,15 +62,36 @@ class SyncContext:
         scheduled_at: float | None,
         clock: Clock,
         is_async: bool,
+        agent_id: str | None = None,
+        attempt: int = 1,
+        on_progress: Callable[[Progress, bool], None] | None = None,
     ) -> None:
         self.sync_type = sync_type
         self.trigger = trigger
         self.scheduled_at = scheduled_at
+        self.agent_id = agent_id
+        self.attempt = attempt
         self._clock = clock
         self._is_async = is_async
         self._lock = threading.Lock()
         self._stop = False
         self._interrupt: Callable[[], None] | None = None
+        self._on_progress = on_progress
+        self._progress_at = float("-inf")
+
+    def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
+        """Say how far the job is (``done`` of ``total`` units, if known); cheap to call per row.
+
+        The latest report is what the status shows; at most one per ``PROGRESS_EVERY``
+        clock seconds (and the last one, ``done == total``) is published as ``sync.progress``.
+        """
+        report: Progress = {"done": done, "total": total, "message": message}
+        now = self._clock.now()
+        publish = now - self._progress_at >= PROGRESS_EVERY or (total is not None and done >= total)
+        if publish:
+            self._progress_at = now
+        if self._on_progress is not None:
+            self._on_progress(report, publish)
 
     @property
     def stop_requested(self) -> bool:
@@ -172,20 +201,39 @@ class SyncRunner:
         thread.start()
         return ctx.request_stop
 
-    def _finish(self, run_id: int, ctx: SyncContext, outcome: Outcome, error: str | None) -> None:
-        self._orchestrator.tell(SyncFinished(run_id, outcome, error, self._clock.now()))
+    def _finish(
+        self,
+        run_id: int,
+        ctx: SyncContext,
+        outcome: Outcome,
+        error: str | None,
+        *,
+        result: dict[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> None:
+        finished = SyncFinished(run_id, outcome, error, self._clock.now(), result=result, reason=reason)
+        self._orchestrator.tell(finished)
         self._clock.activity.end()
+
+    def _succeeded(self, run_id: int, ctx: SyncContext, returned: object) -> None:
+        self._finish(run_id, ctx, "success", None, result=_result(ctx, returned))
+
+    def _needs_login(self, run_id: int, ctx: SyncContext, exc: NeedsLogin) -> None:
+        log.info("%s sync of %s skipped: needs login: %s", ctx.sync_type, ctx.agent_id, exc)
+        self._finish(run_id, ctx, "skipped", None, reason=str(exc) or "needs login")
 
     def _run_blocking(self, run_id: int, handler: SyncHandler, ctx: SyncContext) -> None:
         try:
-            handler(ctx)
+            returned = handler(ctx)
         except SyncCancelledError as exc:
             self._finish(run_id, ctx, "cancelled", str(exc))
+        except NeedsLogin as exc:
+            self._needs_login(run_id, ctx, exc)
         except Exception as exc:  # a failing handler is recorded, never fatal
             log.warning("%s sync failed: %s", ctx.sync_type, exc, exc_info=True)
             self._finish(run_id, ctx, "failed", f"{type(exc).__name__}: {exc}")
         else:
-            self._finish(run_id, ctx, "success", None)
+            self._succeeded(run_id, ctx, returned)
         finally:
             with self._lock:
                 self._threads.pop(run_id, None)
@@ -209,14 +257,16 @@ class SyncRunner:
 
         async def run() -> None:
             try:
-                await handler(ctx)
+                returned = await handler(ctx)
             except (asyncio.CancelledError, SyncCancelledError) as exc:
                 self._finish(run_id, ctx, "cancelled", str(exc) or "cancelled")
+            except NeedsLogin as exc:
+                self._needs_login(run_id, ctx, exc)
             except Exception as exc:  # a failing handler is recorded, never fatal
                 log.warning("%s sync failed: %s", ctx.sync_type, exc, exc_info=True)
                 self._finish(run_id, ctx, "failed", f"{type(exc).__name__}: {exc}")
             else:
-                self._finish(run_id, ctx, "success", None)
+                self._succeeded(run_id, ctx, returned)
 
         def create() -> None:
             coro: Awaitable[None] = run()
@@ -246,3 +296,23 @@ class SyncRunner:
             left = len(self._abandoned)
         if left:
             log.warning("%d sync handler thread(s) did not end; abandoned (daemon threads)", left)
+
+
+def _result(ctx: SyncContext, returned: object) -> dict[str, Any] | None:
+    """What a handler returned, if it is a JSON-able dict (the run's ``result``), else None.
+
+    Anything else is logged and dropped: the sync itself succeeded, and failing it for
+    its return value would make a working handler read as broken.
+    """
+    if returned is None:
+        return None
+    if isinstance(returned, dict):
+        try:
+            text = json.dumps(returned, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            log.warning("%s sync returned a dict that is not JSON (%s); no result kept", ctx.sync_type, exc)
+            return None
+        parsed: dict[str, Any] = json.loads(text)  # a copy the handler can no longer change
+        return parsed
+    log.warning("%s sync returned %s, not a dict; no result kept", ctx.sync_type, type(returned).__name__)
+    return None

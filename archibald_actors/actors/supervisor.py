@@ -151,6 +151,7 @@ class SupervisorActor(TrackedActor):
             events=events,
             orchestrator=addresses[ORCHESTRATOR],
             schedule=self._schedule,
+            breakers=lambda: orchestrator_state.breakers,
         )
         self._role = Role(
             shared=cluster is not None,
@@ -254,9 +255,8 @@ class SupervisorActor(TrackedActor):
             if child.ref is not None:
                 self._stop_child(name, child)
         self._pruner.stop(CHILD_STOP_TIMEOUT)
-        running = self._orchestrator_state.running
-        if running is not None:
-            # The orchestrator may have been down at shutdown: the run must still be told.
+        for running in list(self._orchestrator_state.jobs.values()):
+            # The orchestrator may have been down at shutdown: the jobs must still be told.
             running.stop()
         if self._first_load is not None:
             answer(self._first_load, False)

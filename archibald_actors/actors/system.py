@@ -22,7 +22,7 @@ from archibald_actors.actors.orchestrator_state import OrchestratorState
 from archibald_actors.actors.runner import LoopProvider, SyncHandler, SyncRunner
 from archibald_actors.actors.store_worker import StoreWorker
 from archibald_actors.actors.supervisor import ORCHESTRATOR, SupervisorActor
-from archibald_actors.breaker import DEFAULT_BREAKERS, BreakerPolicy
+from archibald_actors.breaker import DEFAULT_BREAKERS, BreakerPolicy, Breakers
 from archibald_actors.clock import Activity, Clock
 from archibald_actors.cluster.link import ClusterLink
 from archibald_actors.events import EventBus
@@ -71,6 +71,7 @@ def start_actors(
     publish_view: Callable[[ScheduleView], None],
     on_booted: Callable[[float], None],
     retention_days: float,
+    max_concurrent: int = 1,
     breaker_policy: BreakerPolicy = DEFAULT_BREAKERS,
 ) -> ActorSystem:
     """Start the supervisor, the orchestrator, the store worker and, on a shared store, the link.
@@ -86,6 +87,7 @@ def start_actors(
         publish_view: receives every schedule view the supervisor publishes.
         on_booted: told the epoch (clock time) once the store was first read.
         retention_days: runs older than this are pruned from the store's ledger.
+        max_concurrent: jobs that may run at once (never two on one lane).
         breaker_policy: when circuit breakers open, and for how long.
 
     Returns:
@@ -101,6 +103,13 @@ def start_actors(
     cluster_store = store.cluster()
     # Until the store was read (and, in a cluster, an election won) nothing runs.
     state = OrchestratorState.fresh(entries, History(entries), since=clock.wall(), leading=False)
+    state.breakers = Breakers(breaker_policy)
+    # The orchestrator reads the type's next slot (a retry never reaches it) from the view.
+    views: list[ScheduleView] = []
+
+    def publish(view: ScheduleView) -> None:
+        views[:] = [view]
+        publish_view(view)
 
     def start_orchestrator() -> pykka.ActorRef[Any]:
         return OrchestratorActor.start(
@@ -115,6 +124,8 @@ def start_actors(
             store=worker,
             cluster=cluster_store,
             fires_in_flight=fires_in_flight,
+            max_concurrent=max_concurrent,
+            schedule_view=lambda: views[0] if views else None,
         )
 
     first_load: Future[bool] = Future()
@@ -131,7 +142,7 @@ def start_actors(
         cluster=cluster_store,
         fires_in_flight=fires_in_flight,
         retention_days=retention_days,
-        publish_view=publish_view,
+        publish_view=publish,
         on_booted=on_booted,
         first_load=first_load,
     )

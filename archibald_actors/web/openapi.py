@@ -244,7 +244,7 @@ def build_openapi(
                     "Queue a manual run",
                     "runs",
                     {"202": _json("accepted (coalesced if one was pending)", _ok(ref("RunAccepted")))},
-                    errors=("400", "403", "413", *reads),
+                    errors=("400", "403", "404", "413", *reads),
                 ),
                 "parameters": [
                     {"name": "syncType", "in": "path", "required": True, "schema": ref("SyncType")}

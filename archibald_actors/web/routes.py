@@ -100,8 +100,7 @@ async def run_sync(request: web.Request) -> web.Response:
     service, bridge = api.service, api.bridge
     agent_id = parse_run_request(await read_body(request))
     entry = bridge.snapshot(service.schedule_view, "run").entries.get(sync_type)
-    # Entries grow a ``scope``; until then every type is shared, as it always was.
-    per_agent = getattr(entry, "scope", "shared") == "per_agent"
+    per_agent = entry is not None and entry.per_agent
     check_run_allowed(request[PRINCIPAL_KEY], agent_id, per_agent)
     try:
         accepted = await bridge.call(

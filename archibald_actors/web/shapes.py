@@ -36,16 +36,22 @@ __all__ = [
     "ANSWER_MODELS",
     "UPDATE_FIELDS",
     "Agent",
+    "AgentCounts",
     "AgentDetail",
     "AgentRemoved",
     "AgentTypeState",
     "AgentUpdate",
+    "BreakerPair",
+    "BreakerStates",
+    "ErpBreaker",
     "BreakerReset",
     "BreakerResetRequest",
     "ErrorBody",
     "Event",
     "HealthDegraded",
     "HealthOk",
+    "Job",
+    "JobProgress",
     "QueuedRequest",
     "Run",
     "RunAccepted",
@@ -94,6 +100,11 @@ EventType = Literal[
     "sync.completed",
     "sync.failed",
     "sync.cancelled",
+    "sync.skipped",
+    "sync.progress",
+    "breaker.opened",
+    "breaker.half_open",
+    "breaker.closed",
     "queue.changed",
     "schedule.changed",
     "child.restarted",
@@ -240,12 +251,44 @@ class RunningSync(_Answer):
     started_at: Time = Field(alias="startedAt")
 
 
-class QueuedRequest(_Answer):
-    """A request waiting to run, in run order."""
+class JobProgress(_Answer):
+    """How far a running job says it is (its handler's latest ``ctx.progress``)."""
+
+    done: float
+    total: float | None
+    message: str | None
+    percentage: float | None = Field(description="done / total in percent; null without a total")
+
+
+class Job(_Answer):
+    """A job running now: a shared type's run, or one agent's share of a per-agent type."""
 
     sync_type: SyncTypeName = Field(alias="syncType")
+    agent_id: str | None = Field(alias="agentId", description="null for a shared type")
+    trigger: Trigger
+    attempt: int = Field(ge=1)
+    scheduled_at: Time | None = Field(alias="scheduledAt")
+    started_at: Time = Field(alias="startedAt")
+    progress: JobProgress | None
+
+
+class QueuedRequest(_Answer):
+    """A job waiting to run, in run order."""
+
+    sync_type: SyncTypeName = Field(alias="syncType")
+    agent_id: str | None = _absent("the agent of a per-agent job; null for a shared type", alias="agentId")
     trigger: Trigger
     requested_at: Time = Field(alias="requestedAt")
+
+
+class AgentCounts(_Closed):
+    """A per-agent type's agents, by the outcome of each one's latest run."""
+
+    total: Count = Field(description="enabled agents")
+    ok: Count
+    failed: Count = Field(description="latest run failed or timed out")
+    skipped: Count = Field(description="latest run skipped (needs login, breaker open)")
+    running: Count
 
 
 class TypeStatus(_Answer):
@@ -266,14 +309,45 @@ class TypeStatus(_Answer):
     consecutive_failures: Count = _absent(
         alias="consecutiveFailures", description="failed or timed-out runs in a row"
     )
+    agents: AgentCounts | None = _absent("per-agent types only (null for a shared type)")
+
+
+class BreakerPair(_Answer):
+    """One (type, lane) circuit breaker that is failing, open or half-open."""
+
+    sync_type: SyncTypeName = Field(alias="syncType")
+    agent_id: str | None = Field(alias="agentId", description="null: the service's own lane")
+    state: Literal["closed", "open", "half_open"]
+    failures: Count = Field(description="failed tries in a row")
+    opened_at: Time = _absent(alias="openedAt")
+    until: Time = _absent("when its cooldown ends (then one trial job decides)")
+
+
+class ErpBreaker(_Answer):
+    """The ERP-wide breaker: open while failures on many lanes hold every job."""
+
+    state: Literal["closed", "open"]
+    until: Time | None
+    lanes: Count = Field(description="distinct lanes failing within the window")
+
+
+class BreakerStates(_Answer):
+    """Every breaker not closed and healthy, and the ERP-wide one."""
+
+    pairs: list[BreakerPair]
+    erp: ErpBreaker
 
 
 class Status(_Answer):
     """GET /status: running sync, queue, hold, orchestrator, per-type state."""
 
-    running: RunningSync | None
+    running: RunningSync | None = Field(description="the longest-running job")
+    jobs: list[Job] = _absent("every running job, longest-running first")
     queue: list[QueuedRequest]
-    held: bool
+    held: bool = Field(description="a hold of every lane is taken")
+    held_agents: list[str] = _absent("agents whose lane alone is held", alias="heldAgents")
+    max_concurrent: int = _absent("jobs that may run at once", alias="maxConcurrent")
+    breakers: BreakerStates = _absent()
     orchestrator: ChildState
     types: Annotated[dict[str, TypeStatus], WithJsonSchema({SERVICE_REF: "TypeStatuses"})]
     role: Literal["standalone", "leader", "follower"] = _absent("this replica's part in a cluster")
@@ -346,6 +420,9 @@ class HealthDegraded(_Closed):
     stale: list[str] = _absent("types without a success for too long")
     failing: list[str] = _absent("types whose last 3 or more runs failed or timed out")
     store: Literal["unavailable"] = _absent()
+    breakers: list[str] = _absent(
+        'breakers not closed ("erp", a type, or "type/agent"), when the ERP-wide or a shared one is'
+    )
     abandoned_threads: Count = _absent(
         alias="abandonedThreads",
         description="present past the cap of abandoned handler threads",
@@ -358,7 +435,8 @@ class HealthDegraded(_Closed):
 class Event(_Answer):
     """One event of GET /events (the SSE ``data``); the keys besides ``type`` depend on it.
 
-    sync.completed, sync.failed and sync.cancelled carry a ``Run``.
+    sync.completed, sync.failed, sync.cancelled and sync.skipped carry a ``Run``;
+    sync.progress carries syncType, agentId, startedAt and a ``JobProgress``'s keys.
     """
 
     type: EventType
@@ -374,8 +452,14 @@ ANSWER_MODELS: tuple[type[BaseModel], ...] = (
     ScheduleRow,
     Run,
     RunningSync,
+    JobProgress,
+    Job,
     QueuedRequest,
+    AgentCounts,
     TypeStatus,
+    BreakerPair,
+    ErpBreaker,
+    BreakerStates,
     Status,
     RunAccepted,
     BreakerReset,

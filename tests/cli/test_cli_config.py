@@ -101,6 +101,11 @@ ERRORS = [
     ),
     pytest.param("[serve]\nport = 1\n", 1, "serve", "not a known section", id="unknown-section"),
     pytest.param(
+        '[sync.orders]\nscope = "agents"\n', 2, "sync.orders.scope", "'shared' or 'per_agent'", id="scope"
+    ),
+    pytest.param("max_concurrent = 0\n", 1, "max_concurrent", "between 1 and 64", id="budget-range"),
+    pytest.param('max_concurrent = "2"\n', 1, "max_concurrent", "whole number", id="budget-type"),
+    pytest.param(
         '[sync.orders]\npriority = "6"\n', 2, "sync.orders.priority", "whole number", id="wrong-type"
     ),
     pytest.param(

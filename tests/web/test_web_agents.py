@@ -9,12 +9,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from agent_support import per_agent_schedule
 
 from archibald_actors.domain import RunRecord
 from archibald_actors.web import ApiError, Principal
 from archibald_actors.web.access import check_run_allowed
 
-from .conftest import Api, bearer
+from .conftest import Api, MakeApi, bearer
 
 
 def as_user(role: str, user: str, *, claim: str = "sub") -> dict[str, Any]:
@@ -162,7 +163,10 @@ class Requests:
         monkeypatch.setattr(api.service, "request_sync_future", request)
 
 
-async def test_who_may_run_which_agents_job(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_who_may_run_which_agents_job(make_api: MakeApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    api = await make_api(schedule=per_agent_schedule("orders", enabled=()))
+    for agent_id in ("mario", "luigi"):
+        await asyncio.to_thread(api.service.put_agent, agent_id)
     requests = Requests(api, monkeypatch)
     mario = as_user("agent", "mario")
     assert (await api.post("/orders/run", json={"agentId": "luigi"}))[0] == 202  # an admin: anyone's
