@@ -209,6 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="demo agents in the store: a per-agent type runs one job per agent (default %(default)s)",
     )
+    sim.add_argument(
+        "--max-concurrent",
+        type=_number(0, 64, whole=True),
+        default=None,
+        metavar="N",
+        help="jobs that may run at once, never two on one lane; 1 to 64 (default: the config's "
+        "max_concurrent, else 1)",
+    )
     sim.add_argument("--json", action="store_true", help="print one JSON document (runs, collisions, waits)")
     sim.add_argument(
         "--suggest",

@@ -32,7 +32,6 @@ Every problem raises :class:`ConfigError` naming the file, the line and the fiel
 from __future__ import annotations
 
 import importlib
-import json
 import re
 import tomllib
 from collections.abc import Mapping
@@ -41,12 +40,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, ValidationError
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from archibald_actors.actors.runner import SyncHandler
 from archibald_actors.breaker import DEFAULT_BREAKERS, BreakerPolicy
 from archibald_actors.clock import Clock
+from archibald_actors.config_durations import DurationSeconds, duration_problem
 from archibald_actors.config_lines import find_line, key_at_line
 from archibald_actors.errors import InvalidValueError
 from archibald_actors.handler_signature import handler_problem
@@ -87,35 +86,6 @@ __all__ = [
 SECTION = "sync"
 #: The top-level table of the service-wide breaker settings.
 BREAKERS = "breakers"
-#: Longest run a ``duration_seconds`` range may name (the longest timeout).
-MAX_DURATION_SECONDS = 86400.0
-#: The error kind of a bad ``duration_seconds`` (its message is written here, not by pydantic).
-_BAD_DURATION = "duration_range"
-
-
-def _duration_range(value: list[float]) -> list[float]:
-    low, high = value
-    if not (0 < low <= high <= MAX_DURATION_SECONDS):
-        raise PydanticCustomError(_BAD_DURATION, "bad range")
-    return value
-
-
-#: ``[min, max]`` seconds a run of the type takes: what ``simulate`` draws from.
-DurationSeconds = Annotated[
-    list[float], Field(strict=True, min_length=2, max_length=2), AfterValidator(_duration_range)
-]
-
-
-def duration_problem(value: object) -> str:
-    """What is wrong with a ``duration_seconds`` value (the caller names the key)."""
-    try:
-        got = json.dumps(value)
-    except (TypeError, ValueError):
-        got = repr(value)
-    return (
-        f"must be [min, max]: two numbers of seconds, more than 0 and at most {MAX_DURATION_SECONDS:g}, "
-        f"with min <= max, got {got[:60]}"
-    )
 
 
 def _optional() -> Any:

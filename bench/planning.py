@@ -55,7 +55,7 @@ def _table(agents: int) -> tuple[dict[str, ScheduleEntry], bool]:
     table = dict(DEFAULT_SCHEDULE)
     if scoped:
         for t in PER_AGENT:
-            table[t] = dataclasses.replace(table[t], scope="per_agent")  # type: ignore[call-arg]
+            table[t] = dataclasses.replace(table[t], scope="per_agent")
     return table, scoped
 
 

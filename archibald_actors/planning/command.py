@@ -38,15 +38,16 @@ SUGGEST_BUDGET = 30.0
 
 def scenario_from_args(args: argparse.Namespace) -> Scenario:
     """The scenario the command line describes: table, durations and concurrency of ``--config``."""
-    schedule, durations, max_concurrent, breakers = dict(DEFAULT_SCHEDULE), {}, None, DEFAULT_BREAKERS
+    schedule, durations, max_concurrent, breakers = dict(DEFAULT_SCHEDULE), {}, 1, DEFAULT_BREAKERS
     if args.config:
         try:
             config = load_config(args.config, clock=ManualClock())
         except ConfigError as exc:
             raise CliError(str(exc)) from None
         schedule, durations, breakers = dict(config.schedule), dict(config.durations), config.breakers
-        # Set by configs that run several jobs at once (the agents' lanes), None otherwise.
-        max_concurrent = getattr(config, "max_concurrent", None)
+        max_concurrent = config.max_concurrent or max_concurrent
+    if args.max_concurrent is not None:  # the command line wins over the file, as for serve
+        max_concurrent = int(args.max_concurrent)
     return Scenario(
         schedule,
         args.hours,

@@ -136,7 +136,7 @@ def live_scenario(
         hours,
         workload,
         agents=tuple(store.agents()),
-        max_concurrent=getattr(service, "max_concurrent", None),
+        max_concurrent=service.max_concurrent,
         breakers=service.breaker_policy,
         origin=now,
         epoch=epoch,

@@ -17,14 +17,12 @@ than by which timer thread happened to be first.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from archibald_actors.agent import Agent
 from archibald_actors.breaker import DEFAULT_BREAKERS, BreakerPolicy
@@ -65,7 +63,7 @@ class Scenario:
         hours: simulated time after ``origin``, more than 0 and at most ``MAX_HOURS``.
         workload: how long runs take.
         agents: the agents in the store (a per-agent type runs one job per enabled agent).
-        max_concurrent: jobs that may run at once (None: the service's default).
+        max_concurrent: jobs that may run at once, never two on one lane.
         breakers: when the circuit breakers open, as the service is given them.
         origin: the wall time the simulation starts at (``from`` in its report).
         epoch: the stored epoch slots count from; None: ``origin`` (a first start).
@@ -80,7 +78,7 @@ class Scenario:
     hours: float
     workload: Workload = field(default_factory=Workload)
     agents: tuple[Agent, ...] = ()
-    max_concurrent: int | None = None
+    max_concurrent: int = 1
     breakers: BreakerPolicy = DEFAULT_BREAKERS
     origin: datetime = ManualClock.DEFAULT_WALL_ORIGIN
     epoch: datetime | None = None
@@ -111,13 +109,6 @@ class SandboxResult:
     coalesced: Mapping[str, int]
     #: Seconds after the origin the simulation reached (less than asked if its budget ran out).
     reached: float = 0.0
-
-
-def _service_options(max_concurrent: int | None) -> dict[str, Any]:
-    """``max_concurrent`` for ``SyncService``, if this version takes it (agents run jobs at once)."""
-    if max_concurrent is not None and "max_concurrent" in inspect.signature(SyncService).parameters:
-        return {"max_concurrent": max_concurrent}
-    return {}
 
 
 def _store(scenario: Scenario) -> MemoryStore:
@@ -161,7 +152,7 @@ def run_scenario(
         schedule=table,
         store=store,
         breakers=scenario.breakers,
-        **_service_options(scenario.max_concurrent),
+        max_concurrent=scenario.max_concurrent,
     )
     collector = RunCollector(scenario.origin)
     unsubscribe = service.events.subscribe(collector)

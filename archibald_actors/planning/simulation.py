@@ -153,7 +153,7 @@ def simulate(
     schedule: Mapping[str, ScheduleEntry] | None = None,
     durations: Mapping[str, tuple[float, float]] | None = None,
     agents: int | Sequence[Agent] = 0,
-    max_concurrent: int | None = None,
+    max_concurrent: int = 1,
     cancel: threading.Event | None = None,
 ) -> Simulation:
     """Run the real service on a ``ManualClock`` for ``hours`` simulated hours from a first start.
@@ -164,7 +164,7 @@ def simulate(
         schedule: the table to simulate, any types; ``DEFAULT_SCHEDULE`` by default.
         durations: per type ``(shortest, longest)`` seconds; the demo's for a type not given.
         agents: how many demo agents (or which agents) the store holds.
-        max_concurrent: jobs that may run at once (None: the service's default).
+        max_concurrent: jobs that may run at once, never two on one lane.
         cancel: set it to stop the simulation early.
 
     Raises:

@@ -142,3 +142,24 @@ def test_a_collision_no_stagger_avoids_is_said_so(tmp_path: Path, capsys: pytest
     assert "no stagger found avoids every collision" in out
     assert "orders and refunds meet whatever their delays" in out
     assert re.search(r"^  refunds +2 +7 ", out, re.M)
+
+
+def test_per_agent_types_run_a_job_per_agent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "sync.toml"
+    config.write_text(
+        'max_concurrent = 2\n\n[sync.orders]\nscope = "per_agent"\nduration_seconds = [20, 20]\n'
+    )
+    document = run_json(capsys, "--hours", "1", "--config", str(config), "--agents", "3")
+    assert (document["agents"], document["maxConcurrent"]) == (3, 2)
+    orders = [r for r in document["runs"] if r["syncType"] == "orders"]
+    first = [r for r in orders if r["scheduledAt"] == document["from"]]
+    assert sorted(r["agentId"] for r in first) == ["agent-01", "agent-02", "agent-03"]
+    # Two lanes at once: two agents start on the slot, the third when one of them ends.
+    assert sorted(r["waitSeconds"] for r in first)[:2] == [0, 0] and max(r["waitSeconds"] for r in first) > 0
+    # Jobs of one type waiting for each other are no collision; the waits say it.
+    assert all(len(c["types"]) > 1 or c["waited"] for c in document["collisions"])
+    assert document["waits"]["orders"]["collided"] > 0
+    assert run_json(capsys, "--hours", "1", "--config", str(config), "--agents", "3") == document
+    assert main(["simulate", "--json", "--hours", "1", "--config", str(config), "--agents", "3",
+                 "--max-concurrent", "1"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["maxConcurrent"] == 1

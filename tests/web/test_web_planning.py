@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -217,3 +218,20 @@ async def test_a_preview_past_its_budget_answers_with_what_it_got_through(
 async def test_a_suggestion_is_scored_over_12_hours_at_most(live: Api) -> None:
     status, body = await live.post("/schedule/suggest?hours=13")
     assert status == 400 and body["error"] == 'hours must be a number from 1 to 12, got "13"'
+
+
+async def test_a_preview_fans_out_to_the_live_agents(make_api: MakeApi) -> None:
+    schedule = {**DEFAULT_SCHEDULE, "orders": replace(DEFAULT_SCHEDULE["orders"], scope="per_agent")}
+    api = await make_api(schedule=schedule, max_concurrent=2)
+    for agent in ("anna", "bruno", "carla"):
+        await asyncio.to_thread(api.service.put_agent, agent)
+    assert (await api.post("/orders/run"))[0] == 202  # every agent's job: two run, one waits
+    await api.advance(1)
+    status, body = await api.post(f"{PREVIEW}?hours=1", json={"syncType": "prices", "enabled": False})
+    assert status == 200, body
+    preview = body["data"]
+    assert {r["agentId"] for r in preview["running"]} == {"anna", "bruno"}
+    assert preview["maxConcurrent"] == 2 and preview["agents"] == 3
+    orders = [r for r in preview["runs"] if r["syncType"] == "orders"]
+    assert {r["agentId"] for r in orders} == {"anna", "bruno", "carla"}
+    assert not [r for r in preview["runs"] if r["syncType"] == "prices"]
