@@ -79,7 +79,7 @@ async def _previews(agents: int, requests: dict[float, int]) -> dict[float, dict
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session:
             for hours, count in requests.items():
                 url = server.make_url(f"/api/sync/schedule/preview?hours={hours:g}")
-                took, runs = [], 0
+                took, runs, cut = [], 0, 0
                 for i in range(count + 1):  # the first one warms up
                     began = time.perf_counter()
                     async with session.post(url, json=RETUNE) as answer:
@@ -88,12 +88,14 @@ async def _previews(agents: int, requests: dict[float, int]) -> dict[float, dict
                     if i:
                         took.append((time.perf_counter() - began) * 1000)
                     runs = len(body["data"]["runs"])
+                    cut += 0 if body["data"]["complete"] else 1
                 results[hours] = {
                     "requests": count,
                     "runs": runs,
                     "p50_ms": statistics.median(took),
                     "p99_ms": _percentile(took, 0.99),
                     "max_ms": max(took),
+                    "cut": cut,
                 }
         return results
     finally:
@@ -124,7 +126,8 @@ def main() -> None:
     for hours, r in previews.items():
         print(
             f"preview {hours:>4g} h: p50 {r['p50_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms  "
-            f"max {r['max_ms']:7.1f} ms  ({r['requests']} requests, {r['runs']} runs simulated each)"
+            f"max {r['max_ms']:7.1f} ms  ({r['requests']} requests, {r['runs']} runs simulated each, "
+            f"{r['cut']} cut short by the 5 s budget)"
         )
     week = _simulate_week(args.agents)
     print(
