@@ -31,6 +31,7 @@ from archibald_actors.cli import (
 )
 from archibald_actors.clock import ManualClock
 from archibald_actors.config import ConfigError, load_config
+from archibald_actors.handlers.demo_agents import MAX_DEMO_AGENTS
 from archibald_actors.serve import serve_command
 from archibald_actors.simulate import MAX_HOURS, format_report, simulate
 
@@ -65,6 +66,19 @@ def _number(low: float, high: float, *, whole: bool = False) -> Callable[[str], 
             raise argparse.ArgumentTypeError(f"must be {kind}, got {text!r}") from None
         if not math.isfinite(value) or not low < value <= high:
             raise argparse.ArgumentTypeError(f"must be more than {low:g} and at most {high:g}, got {text}")
+        return value
+
+    return parse
+
+
+def _count(high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if not 0 <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from 0 to {high}, got {value}")
         return value
 
     return parse
@@ -118,6 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="schedule time runs N times faster than real time (default 1)",
     )
     serve.add_argument("--seed", type=int, default=0, help="seed of the demo handlers' durations")
+    serve.add_argument(
+        "--demo-agents",
+        type=_count(MAX_DEMO_AGENTS),
+        default=0,
+        metavar="N",
+        help="create N demo agents (agent-001 ...) at start if absent, and run orders, customers, "
+        "ddt and invoices per agent unless --config says otherwise; a few need a login, a few "
+        f"fail now and then (chosen by --seed); 0 to {MAX_DEMO_AGENTS} (default %(default)s)",
+    )
     serve.add_argument(
         "--max-concurrent",
         type=_number(0, 64, whole=True),
