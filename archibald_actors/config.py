@@ -12,6 +12,13 @@ not in the default table adds that type, and needs its ``interval_minutes``)::
     scope = "per_agent"          # "shared" (default) or one job per enabled agent
     handler = "mypkg.erp:sync_orders"       # a callable taking ctx, imported at start
     # url = "http://127.0.0.1:9000/sync"    # or a webhook (not both)
+    retries = 2                  # more tries of a failed or timed-out run (0: none)
+    retry_backoff = [60, 300]    # seconds before each retry; the last one repeats
+
+    [breakers]                   # service-wide circuit breakers (every key optional)
+    failures = 3                 # failed tries in a row that open a (type, lane) pair
+    cooldown_seconds = 7200      # how long an open pair skips its jobs
+    erp_lanes = 5                # distinct lanes failing within 10 min that hold every job
 
 A top-level ``max_concurrent = N`` (1 to 64) lets up to N jobs run at once, never two on
 one lane (an agent's ERP session, or the service's own for shared types).
@@ -30,22 +37,30 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from archibald_actors.actors.runner import SyncHandler
+from archibald_actors.breaker import DEFAULT_BREAKERS, BreakerPolicy
 from archibald_actors.clock import Clock
+from archibald_actors.config_lines import find_line, key_at_line
 from archibald_actors.errors import InvalidValueError
 from archibald_actors.handler_signature import handler_problem
 from archibald_actors.handlers.webhook import webhook_handler
+from archibald_actors.retry import RetryPolicy
 from archibald_actors.schedule import DEFAULT_SCHEDULE, ScheduleEntry
 from archibald_actors.validation import (
     TYPE_NAME_PATTERN,
+    BackoffSeconds,
+    BreakerCooldownSeconds,
+    BreakerFailures,
     Enabled,
+    ErpBreakerLanes,
     IntervalMinutes,
     MaxConcurrent,
     Priority,
+    Retries,
     Scope,
     StartDelayMinutes,
     TimeoutSeconds,
@@ -54,7 +69,9 @@ from archibald_actors.validation import (
 )
 
 __all__ = [
+    "BREAKER_KEYS",
     "KNOWN_KEYS",
+    "BreakersTable",
     "ConfigError",
     "ServiceConfig",
     "TypeTable",
@@ -65,6 +82,8 @@ __all__ = [
 ]
 
 SECTION = "sync"
+#: The top-level table of the service-wide breaker settings.
+BREAKERS = "breakers"
 
 
 def _optional() -> Any:
@@ -85,6 +104,8 @@ class TypeTable(BaseModel):
     scope: Scope = _optional()
     handler: StrictStr = _optional()
     url: StrictStr = _optional()
+    retries: Retries = _optional()
+    retry_backoff: Annotated[list[BackoffSeconds], Field(min_length=1)] = _optional()
 
 
 class _TopLevel(BaseModel):
@@ -97,9 +118,37 @@ class _TopLevel(BaseModel):
 
 KNOWN_KEYS: tuple[str, ...] = tuple(TypeTable.model_fields)
 #: What a key set in a table changes in the type's ``ScheduleEntry``.
-_TIMING_KEYS = ("interval_minutes", "start_delay_minutes", "priority", "timeout_seconds", "enabled", "scope")
-#: The top-level key besides the ``[sync]`` section.
+_TIMING_KEYS = (
+    "interval_minutes",
+    "start_delay_minutes",
+    "priority",
+    "timeout_seconds",
+    "enabled",
+    "scope",
+    "retries",
+    "retry_backoff",
+)
+#: The top-level key besides the tables.
 MAX_CONCURRENT = "max_concurrent"
+
+
+class BreakersTable(BaseModel):
+    """The ``[breakers]`` table: service-wide circuit breaker settings; every key optional."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    failures: BreakerFailures = _optional()
+    cooldown_seconds: BreakerCooldownSeconds = _optional()
+    erp_lanes: ErpBreakerLanes = _optional()
+
+
+BREAKER_KEYS: tuple[str, ...] = tuple(BreakersTable.model_fields)
+#: The ``BreakerPolicy`` field each key of ``[breakers]`` sets.
+_POLICY_FIELDS = {
+    "failures": "breaker_failures",
+    "cooldown_seconds": "breaker_cooldown",
+    "erp_lanes": "erp_breaker_lanes",
+}
 
 
 class ConfigError(ValueError):
@@ -128,12 +177,14 @@ class ServiceConfig:
         schedule: the full table, the file's values over ``DEFAULT_SCHEDULE``.
         handlers: handlers the file names (types without ``handler``/``url`` are absent).
         max_concurrent: jobs that may run at once, if the file says (None: the default).
+        breakers: the ``[breakers]`` settings over ``DEFAULT_BREAKERS``.
     """
 
     path: str
     schedule: Mapping[str, ScheduleEntry]
     handlers: Mapping[str, SyncHandler] = field(default_factory=dict)
     max_concurrent: int | None = None
+    breakers: BreakerPolicy = DEFAULT_BREAKERS
 
 
 def load_config(path: str | Path, *, clock: Clock) -> ServiceConfig:
@@ -187,12 +238,9 @@ class _Validator:
 
     def config(self, data: dict[str, Any]) -> ServiceConfig:
         for key in data:
-            if key not in (SECTION, MAX_CONCURRENT):
-                raise self.fail(
-                    (key,),
-                    f"is not a known section or key; the file holds {MAX_CONCURRENT}"
-                    f" and [{SECTION}.<type>] tables",
-                )
+            if key not in {SECTION, BREAKERS, MAX_CONCURRENT}:
+                expected = f"{MAX_CONCURRENT}, [{SECTION}.<type>] and [{BREAKERS}] tables"
+                raise self.fail((key,), f"is not a known section or key; the file holds {expected}")
         max_concurrent = self._max_concurrent(data)
         section = data.get(SECTION, {})
         if not isinstance(section, dict):
@@ -208,8 +256,13 @@ class _Validator:
             schedule[sync_type], handler = self._type(sync_type, table, schedule.get(sync_type))
             if handler is not None:
                 handlers[sync_type] = handler
+        breakers = self._breakers(data.get(BREAKERS, {}))
         return ServiceConfig(
-            self._path, MappingProxyType(schedule), MappingProxyType(handlers), max_concurrent
+            self._path,
+            MappingProxyType(schedule),
+            MappingProxyType(handlers),
+            max_concurrent=max_concurrent,
+            breakers=breakers,
         )
 
     def _max_concurrent(self, data: dict[str, Any]) -> int | None:
@@ -221,6 +274,18 @@ class _Validator:
             _, problem, _ = first_error(exc.errors(), _TopLevel)
             raise self.fail((MAX_CONCURRENT,), problem) from None
 
+    def _breakers(self, raw: object) -> BreakerPolicy:
+        if not isinstance(raw, dict):
+            raise self.fail((BREAKERS,), f"must be a table, got {_kind(raw)}")
+        try:
+            table = BreakersTable.model_validate(raw).model_dump(exclude_unset=True)
+        except ValidationError as exc:
+            key, problem, kind = first_error(exc.errors(), BreakersTable)
+            if kind == "extra_forbidden":
+                problem = f"is not a known key; expected one of {', '.join(BREAKER_KEYS)}"
+            raise self.fail((BREAKERS, key), problem) from None
+        return replace(DEFAULT_BREAKERS, **{_POLICY_FIELDS[k]: v for k, v in table.items()})
+
     def _type(
         self, sync_type: str, raw: dict[str, Any], entry: ScheduleEntry | None
     ) -> tuple[ScheduleEntry, SyncHandler | None]:
@@ -231,6 +296,8 @@ class _Validator:
             key, problem, kind = first_error(exc.errors(), TypeTable)
             if kind == "extra_forbidden":
                 problem = f"is not a known key; expected one of {', '.join(KNOWN_KEYS)}"
+            if key == "retry_backoff":
+                problem = _backoff_problem(raw[key])
             raise self.fail((*prefix, key), problem) from None
         changes = {k: v for k, v in table.items() if k in _TIMING_KEYS}
         if entry is None:  # a type of its own: the interval cannot be guessed
@@ -301,72 +368,14 @@ def import_handler(spec: str) -> SyncHandler:
     return handler
 
 
+def _backoff_problem(backoff: object) -> str:
+    """The retry policy's own message for a bad ``retry_backoff`` (it names the item at fault)."""
+    try:
+        RetryPolicy(retry_backoff=backoff)  # type: ignore[arg-type]  # checked by the policy
+    except InvalidValueError as exc:
+        return str(exc).removeprefix(f"{exc.field} ")
+    return "is invalid"  # pragma: no cover - the table's rule and the policy's are the same
+
+
 def _kind(value: object) -> str:
     return type(value).__name__
-
-
-# --- finding the line of a key in TOML text (tomllib keeps no positions) ------------
-
-_BARE_OR_QUOTED = r"(?:[A-Za-z0-9_-]+|\"(?:[^\"\\]|\\.)*\"|'[^']*')"
-_DOTTED = rf"{_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*"
-_HEADER = re.compile(rf"^\s*\[\[?\s*(?P<key>{_DOTTED})\s*\]\]?")
-_ASSIGN = re.compile(rf"^\s*(?P<key>{_DOTTED})\s*=")
-_PART = re.compile(_BARE_OR_QUOTED)
-
-
-def _split_key(dotted: str) -> tuple[str, ...]:
-    parts = []
-    for match in _PART.finditer(dotted):
-        part = match[0]
-        parts.append(part[1:-1] if part[:1] in "\"'" else part)
-    return tuple(parts)
-
-
-def key_at_line(text: str, line: int) -> tuple[str, ...]:
-    """The dotted key defined on 1-based ``line`` of TOML ``text`` (or its table), () if none.
-
-    Read line by line, so it works on text ``tomllib`` refuses.
-    """
-    table: tuple[str, ...] = ()
-    for number, content in enumerate(text.splitlines(), 1):
-        if header := _HEADER.match(content):
-            table = _split_key(header["key"])
-            if number == line:
-                return table
-        elif number == line:
-            assign = _ASSIGN.match(content)
-            return (*table, *_split_key(assign["key"])) if assign else ()
-        if number >= line:
-            break
-    return ()
-
-
-def find_line(text: str, keys: tuple[str, ...]) -> int | None:
-    """The 1-based line where ``keys`` (a dotted path) is defined in TOML ``text``.
-
-    The line of the key itself, or of its table header; failing both (an inline table),
-    the line of the nearest enclosing key. None if nothing matches.
-    """
-    table: tuple[str, ...] = ()
-    best: tuple[int, int] | None = None  # (length of the matched prefix, line)
-    open_string: str | None = None
-    for number, line in enumerate(text.splitlines(), 1):
-        if open_string is not None:  # inside a multi-line string: no keys here
-            if open_string in line:
-                open_string = None
-            continue
-        if header := _HEADER.match(line):
-            table = path = _split_key(header["key"])
-        elif assign := _ASSIGN.match(line):
-            path = (*table, *_split_key(assign["key"]))
-            rest = line[assign.end() :]
-            for quote in ('"""', "'''"):
-                if rest.count(quote) % 2 == 1:
-                    open_string = quote
-        else:
-            continue
-        if path[: len(keys)] == keys:
-            return number
-        if keys[: len(path)] == path and (best is None or len(path) > best[0]):
-            best = (len(path), number)
-    return None if best is None else best[1]

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from archibald_actors.errors import InvalidValueError, UnknownSyncTypeError
+from archibald_actors.retry import DEFAULT_RETRY, RetryPolicy
 from archibald_actors.validation import (
     TYPE_NAME_PATTERN,
     Enabled,
@@ -68,6 +69,9 @@ class ScheduleEntry:
             health turns degraded (DOMAIN.md thresholds by default).
         scope: "shared" (one job per slot, on the service's own ERP session) or
             "per_agent" (one job per enabled agent, each on that agent's session).
+        retries: more tries of a ``failed`` or ``timeout`` run, never past the next slot.
+        retry_backoff: seconds before the 1st, 2nd... retry (the last figure repeats); a
+            list is accepted and kept as a tuple.
 
     Raises:
         InvalidValueError: a field of the wrong type or out of range; ``field`` names it
@@ -82,6 +86,8 @@ class ScheduleEntry:
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     stale_after_minutes: float = 24 * 60.0
     scope: Literal["shared", "per_agent"] = "shared"
+    retries: int = DEFAULT_RETRY.retries
+    retry_backoff: tuple[float, ...] = DEFAULT_RETRY.retry_backoff
 
     def __post_init__(self) -> None:
         try:
@@ -89,6 +95,15 @@ class ScheduleEntry:
         except ValidationError as exc:
             field, problem, _ = first_error(exc.errors(), _EntryRules)
             raise InvalidValueError(field, problem) from None
+        # The retry fields have their rules (and messages naming retries/retryBackoff) in one place.
+        policy = RetryPolicy(self.retries, self.retry_backoff)
+        # Frozen: a caller's list becomes the policy's tuple, so the entry stays hashable and fixed.
+        object.__setattr__(self, "retry_backoff", policy.retry_backoff)
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The type's retries and backoff, as :func:`archibald_actors.retry.plan_retry` takes them."""
+        return RetryPolicy(self.retries, self.retry_backoff)
 
     @property
     def per_agent(self) -> bool:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from aiohttp import web
 
+from archibald_actors.breaker import DEFAULT_BREAKERS
 from archibald_actors.cli import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -47,6 +48,7 @@ def serve_command(args: argparse.Namespace) -> int:
     secret = jwt_secret()
     clock = make_clock(args.speed)
     schedule = DEFAULT_SCHEDULE
+    breakers = DEFAULT_BREAKERS
     handlers = demo_handlers(seed=args.seed, clock=clock)
     demo = DemoAgents(args.demo_agents, seed=args.seed, clock=clock)
     if demo.ids:
@@ -61,7 +63,7 @@ def serve_command(args: argparse.Namespace) -> int:
             config = load_config(args.config, clock=clock)
         except ConfigError as exc:
             raise CliError(str(exc)) from None
-        schedule = config.schedule
+        schedule, breakers = config.schedule, config.breakers
         # A type the config adds gets a demo handler too, unless the config names one.
         handlers = {**demo_handlers(seed=args.seed, clock=clock, sync_types=schedule), **config.handlers}
         max_concurrent = config.max_concurrent or max_concurrent
@@ -74,7 +76,12 @@ def serve_command(args: argparse.Namespace) -> int:
         max_concurrent = int(args.max_concurrent)
     store = open_store(args.db, args.schema)
     service = SyncService(
-        handlers, clock=clock, schedule=schedule, store=store, max_concurrent=max_concurrent
+        handlers,
+        clock=clock,
+        schedule=schedule,
+        store=store,
+        breakers=breakers,
+        max_concurrent=max_concurrent,
     )
     service.events.subscribe(_log_run)
     # SIGTERM lets the running sync finish (within the stop timeout); nothing queued is lost.

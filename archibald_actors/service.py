@@ -36,7 +36,6 @@ from archibald_actors.messages import (
     Drain,
     RestartChild,
 )
-from archibald_actors.retry import DEFAULT_RETRY, RetryPolicy
 from archibald_actors.schedule import (
     DEFAULT_SCHEDULE,
     SYNC_TYPES,
@@ -100,18 +99,17 @@ class SyncService(ServiceCalls):
         retention_days: runs older than this are pruned from the store's ledger.
         max_concurrent: jobs that may run at once, never two on one lane (an agent's ERP
             session, or the service's own for shared types); 1 runs strictly one at a time.
-        retry: how often and how late ``failed``/``timeout`` jobs are tried again
-            (``RetryPolicy(retries=2, retry_backoff=(60, 300))``; ``retries=0`` never).
-        breakers: when the circuit breakers open and for how long (``BreakerPolicy()``:
-            3 failures in a row open a (type, lane) pair for 2 h; failures on 5 lanes
-            within 10 min hold every job for 15 min).
+        breakers: when the circuit breakers open and for how long, service-wide
+            (``DEFAULT_BREAKERS``: 3 failed tries in a row open a (type, lane) pair for 2 h;
+            failures on 5 lanes within 10 min hold every job for 15 min). A type's retries
+            are its ``ScheduleEntry``'s.
 
     Raises:
         UnknownSyncTypeError: a handler names a type that is neither in the schedule nor
             one of the default six.
         InvalidValueError: a schedule key is not a valid type name or not its entry's type,
-            or a handler cannot be called as ``handler(ctx)`` (names it), or
-            ``max_concurrent`` is not a whole number from 1 to 64.
+            or a handler cannot be called as ``handler(ctx)`` (names it), or ``breakers``
+            is not a ``BreakerPolicy``, or ``max_concurrent`` is not a whole number from 1 to 64.
     """
 
     def __init__(
@@ -124,7 +122,6 @@ class SyncService(ServiceCalls):
         loop: asyncio.AbstractEventLoop | None = None,
         retention_days: float = 30.0,
         max_concurrent: int = 1,
-        retry: RetryPolicy = DEFAULT_RETRY,
         breakers: BreakerPolicy = DEFAULT_BREAKERS,
     ) -> None:
         handlers = dict(handlers or {})
@@ -149,11 +146,10 @@ class SyncService(ServiceCalls):
             raise InvalidValueError("retention_days", f"must be a positive number, got {retention_days!r}")
         self._retention_days = float(retention_days)
         self.max_concurrent = _check_max_concurrent(max_concurrent)
-        if not isinstance(retry, RetryPolicy):
-            raise InvalidValueError("retry", f"must be a RetryPolicy, got {retry!r}")
         if not isinstance(breakers, BreakerPolicy):
             raise InvalidValueError("breakers", f"must be a BreakerPolicy, got {breakers!r}")
-        self._retry, self._breakers = retry, breakers
+        #: The service-wide circuit breaker settings.
+        self.breaker_policy: BreakerPolicy = breakers
         self._loop = loop
         self._loop_thread: LoopThread | None = None
         self._lock = threading.Lock()
@@ -209,8 +205,7 @@ class SyncService(ServiceCalls):
             on_booted=self._booted,
             retention_days=self._retention_days,
             max_concurrent=self.max_concurrent,
-            retry_policy=self._retry,
-            breaker_policy=self._breakers,
+            breaker_policy=self.breaker_policy,
         )
         self._addresses = system.addresses
         self._runner = system.runner
@@ -291,7 +286,7 @@ class SyncService(ServiceCalls):
             return  # nobody left to record the run
         if orchestrator == "restarting":
             self._supervisor.tell(RestartChild(ORCHESTRATOR))  # now, not after the backoff
-        for stop_running in ([False, True] if let_finish else [True]):
+        for stop_running in [False, True] if let_finish else [True]:
             # Letting it finish takes half of what is left; asking it to stop, the rest.
             wait = deadline.left() if stop_running else deadline.left() / 2
             reply: Future[Any] = Future()

@@ -35,6 +35,7 @@ from archibald_actors.messages import (
     PutAgent,
     RemoveAgent,
     RequestSync,
+    ResetBreakers,
     Retune,
     WaitIdle,
 )
@@ -345,6 +346,32 @@ class ServiceCalls:
             StoreError: the store failed or did not answer; nothing changed.
         """
         return self._wait(self.remove_agent_future(agent_id), timeout, "remove_agent")
+
+    def reset_breakers_future(self, sync_type: str | None = None, agent_id: str | None = None) -> Future[int]:
+        """Future of :meth:`reset_breakers`; fails with the validation error if a value is bad."""
+        if sync_type is not None:
+            check_sync_type(sync_type, self.sync_types)
+        if agent_id is not None:
+            check_agent_id(agent_id)
+        return self._send(ORCHESTRATOR, lambda reply: ResetBreakers(reply, sync_type, agent_id))
+
+    @blocking("service.reset_breakers()", _awaitable("reset_breakers_future(...)"))
+    def reset_breakers(
+        self, sync_type: str | None = None, agent_id: str | None = None, *, timeout: float = ASK_TIMEOUT
+    ) -> int:
+        """Close circuit breakers early (an admin's call); returns how many it closed (open or half-open).
+
+        Args:
+            sync_type: one type's breakers, or None for every type's.
+            agent_id: one agent's breakers, or None for every lane's. With neither, every
+                breaker closes, the ERP-wide one too.
+            timeout: real seconds to wait for the orchestrator.
+
+        Raises:
+            UnknownSyncTypeError: ``sync_type`` is not one of the service's types.
+            InvalidValueError: ``agent_id`` is not an agent id.
+        """
+        return int(self._wait(self.reset_breakers_future(sync_type, agent_id), timeout, "reset_breakers"))
 
     def health_future(self) -> Future[dict[str, Any]]:
         """Future of :meth:`health`."""

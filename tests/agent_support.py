@@ -13,15 +13,17 @@ MIN = 60.0
 
 
 def per_agent_schedule(
-    *per_agent: str, enabled: tuple[str, ...] | None = None, **changes: Any
+    *per_agent: str, enabled: tuple[str, ...] | None = None, retries: int = 2, **changes: Any
 ) -> dict[str, ScheduleEntry]:
     """The default table with ``per_agent`` types per agent; only ``enabled`` types (default:
-    the per-agent ones) keep their timers."""
+    the per-agent ones) keep their timers; every type has ``retries``."""
     on = set(per_agent if enabled is None else enabled)
     table = {}
     for sync_type, entry in DEFAULT_SCHEDULE.items():
         scope = "per_agent" if sync_type in per_agent else "shared"
-        table[sync_type] = replace(entry, scope=scope, enabled=sync_type in on, **changes.get(sync_type, {}))
+        table[sync_type] = replace(
+            entry, scope=scope, enabled=sync_type in on, retries=retries, **changes.get(sync_type, {})
+        )
     return table
 
 

@@ -333,3 +333,32 @@ def test_a_hung_agent_costs_the_others_only_its_lane_or_its_timeout(
         assert max(f or 0 for f in finished.values()) <= 10 * MIN + 120 + 4 * 10
     else:  # bob's lane hangs, the others share the second place of the budget
         assert max(f or 0 for f in finished.values()) <= 10 * MIN + 4 * 10
+
+
+def test_a_restart_mid_fan_out_runs_the_agents_not_claimed_yet_and_no_one_twice(
+    tmp_path: Any, clock: ManualClock
+) -> None:
+    from archibald_actors.store import SqliteStore  # noqa: PLC0415
+
+    db = tmp_path / "sync.db"
+    recorder = LaneRecorder(clock, duration=lambda t, a: 60.0)
+    schedule = per_agent_schedule("orders")
+    service = SyncService(recorder.handlers(), clock=clock, schedule=schedule, store=SqliteStore(db))
+    service.start()
+    try:
+        set_agents(service, clock, *AGENTS)
+        clock.advance(10 * MIN + 90)  # the slot at 10: one agent ran, the second runs
+    finally:
+        service.stop(timeout=5)
+    before = {j.agent_id for j in recorder.jobs}
+    assert len(before) == 2
+    again = SyncService(recorder.handlers(), clock=clock, schedule=schedule, store=SqliteStore(db))
+    again.start()
+    try:
+        clock.advance(5 * MIN)  # the agents survived the restart; the slot at 10 is caught up
+        at_ten = Counter(j.agent_id for j in recorder.jobs if j.scheduled_at == 10 * MIN)
+        assert set(at_ten) == set(AGENTS)  # the three not claimed before ran after it
+        assert set(at_ten.values()) == {1}  # and none ran twice
+        assert again.status()["types"]["orders"]["duplicates"] == 2
+    finally:
+        again.stop(timeout=5)

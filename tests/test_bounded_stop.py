@@ -17,7 +17,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from archibald_actors import DEFAULT_SCHEDULE, SYNC_TYPES, ScaledClock, SyncService
-from archibald_actors.retry import RetryPolicy
 from archibald_actors.status import ABANDONED_THREADS_CAP, health_from_status
 from archibald_actors.web import SyncMetrics
 
@@ -77,16 +76,11 @@ def test_stop_returns_within_its_timeout_with_nine_abandoned_and_one_stuck_threa
         release.wait()  # ignores ctx.stop_requested: only the teardown ends it
 
     schedule = {
-        t: replace(e, enabled=False, timeout_seconds=60.0 if t in STUCK else 86400.0)
+        # No retries: each timed-out run must leave exactly one thread behind.
+        t: replace(e, enabled=False, retries=0, timeout_seconds=60.0 if t in STUCK else 86400.0)
         for t, e in DEFAULT_SCHEDULE.items()
     }
-    # No retries: each timed-out run must leave exactly one thread behind.
-    service = SyncService(
-        dict.fromkeys(SYNC_TYPES, stuck),
-        clock=ScaledClock(SPEED),
-        schedule=schedule,
-        retry=RetryPolicy(retries=0),
-    )
+    service = SyncService(dict.fromkeys(SYNC_TYPES, stuck), clock=ScaledClock(SPEED), schedule=schedule)
     abandoned = Abandoned()
     service.events.subscribe(abandoned.observe)
     metrics = SyncMetrics(SYNC_TYPES)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from conftest import Recorder
 
 from archibald_actors import DEFAULT_SCHEDULE, ManualClock, SyncService
-from archibald_actors.retry import RetryPolicy
 
 MIN = 60.0
 PAUSED = {t: e.retuned(enabled=False) for t, e in DEFAULT_SCHEDULE.items()}
@@ -82,7 +82,8 @@ def test_failures_are_recorded_and_the_orchestrator_lives_on(
 
     recorder = Recorder(clock)
     handlers = {**recorder.handlers(), "customers": broken}
-    service = make_service(handlers, retry=RetryPolicy(retries=0))  # retries: see test_recovery
+    no_retries = {t: replace(e, retries=0) for t, e in DEFAULT_SCHEDULE.items()}  # see test_recovery
+    service = make_service(handlers, schedule=no_retries)
     clock.advance(6 * MIN)
     status = service.status()
     last = status["types"]["customers"]["lastRun"]

@@ -13,10 +13,8 @@ from archibald_actors import ManualClock, SyncService
 from archibald_actors.actors.supervisor import ORCHESTRATOR
 from archibald_actors.breaker import BreakerPolicy
 from archibald_actors.messages import ResetBreakers
-from archibald_actors.retry import RetryPolicy
 
 AGENTS = ("ada", "bob", "cy", "dee", "eve")
-NO_RETRY = RetryPolicy(retries=0)
 
 
 def reset(service: SyncService, sync_type: str | None = None, agent_id: str | None = None) -> int:
@@ -94,8 +92,8 @@ def test_a_breaker_opens_skips_half_opens_closes_and_resets(
     events: list[dict[str, Any]] = []
     recorder = LaneRecorder(clock, fail=bob_fails)
     policy = BreakerPolicy(breaker_failures=3, breaker_cooldown=30 * MIN)
-    schedule = per_agent_schedule("orders")
-    service = make_service(recorder.handlers(), schedule=schedule, retry=NO_RETRY, breakers=policy)
+    schedule = per_agent_schedule("orders", retries=0)
+    service = make_service(recorder.handlers(), schedule=schedule, breakers=policy)
     service.events.subscribe(events.append)
     set_agents(service, clock, "ada", "bob")
     clock.advance(35 * MIN)  # slots 10, 20, 30 fail: open until 60
@@ -142,8 +140,8 @@ def test_failures_on_many_lanes_hold_every_job_for_the_erp_wait(
     recorder = LaneRecorder(clock)
     handlers = {**recorder.handlers(), "orders": orders}
     later = {"start_delay_minutes": 12.0}
-    schedule = per_agent_schedule("orders", enabled=("orders", "prices"), prices=later)
-    service = make_service(handlers, schedule=schedule, retry=NO_RETRY, max_concurrent=2)
+    schedule = per_agent_schedule("orders", enabled=("orders", "prices"), retries=0, prices=later)
+    service = make_service(handlers, schedule=schedule, max_concurrent=2)
     service.events.subscribe(events.append)
     set_agents(service, clock, *AGENTS)
     clock.advance(10 * MIN + 1)  # five lanes fail at 10: the ERP-wide breaker opens until 25

@@ -11,16 +11,12 @@ from typing import Any
 from archibald_actors import DEFAULT_SCHEDULE, ManualClock, SyncService
 from archibald_actors.breaker import BreakerPolicy
 from archibald_actors.events import RUN_END_EVENTS
-from archibald_actors.retry import RetryPolicy
 from archibald_actors.store.memory import MemoryStore
 
 PAUSED = {t: e.retuned(enabled=False) for t, e in DEFAULT_SCHEDULE.items()}
 #: Retries and breakers aside (test_recovery has them): these tests count the runs themselves.
-NO_RECOVERY: dict[str, Any] = {
-    "retry": RetryPolicy(retries=0),
-    "breakers": BreakerPolicy(breaker_failures=99),
-}
-SCHEDULE = {**PAUSED, "ddt": replace(PAUSED["ddt"], timeout_seconds=60.0)}
+NO_RECOVERY: dict[str, Any] = {"breakers": BreakerPolicy(breaker_failures=99)}
+SCHEDULE = {**PAUSED, "ddt": replace(PAUSED["ddt"], timeout_seconds=60.0, retries=0)}
 
 
 class Script:

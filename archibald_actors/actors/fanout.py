@@ -30,13 +30,14 @@ def check_request(state: OrchestratorState, entry: ScheduleEntry, agent_id: str 
     """
     if agent_id is None:
         return
+    # An agent no one has is a 404 whatever the type: the agent is what is missing.
+    agent = next((a for a in state.agents if a.agent_id == agent_id), None)
+    if agent is None:
+        raise UnknownAgentError(agent_id)
     if not entry.per_agent:
         raise InvalidValueError(
             "agentId", f"cannot be given for {entry.sync_type!r}: it is a shared type (one job, no agents)"
         )
-    agent = next((a for a in state.agents if a.agent_id == agent_id), None)
-    if agent is None:
-        raise UnknownAgentError(agent_id)
     if not agent.enabled:
         raise InvalidValueError("agentId", f"{agent_id!r} is disabled: its jobs do not run")
 

@@ -59,7 +59,6 @@ from archibald_actors.messages import (
     answer,
 )
 from archibald_actors.request_queue import PendingRequest
-from archibald_actors.retry import DEFAULT_RETRY, RetryPolicy
 from archibald_actors.schedule import ScheduleEntry
 from archibald_actors.schedule_view import ScheduleView
 from archibald_actors.status import build_status, iso_at
@@ -88,7 +87,6 @@ class OrchestratorActor(Recovery, JobIntake, JobControl, TrackedActor):
         cluster: ClusterStore | None,
         fires_in_flight: Activity,
         max_concurrent: int = 1,
-        retry_policy: RetryPolicy = DEFAULT_RETRY,
         schedule_view: Callable[[], ScheduleView | None] = lambda: None,
     ) -> None:
         super().__init__(address, clock.activity)
@@ -103,7 +101,6 @@ class OrchestratorActor(Recovery, JobIntake, JobControl, TrackedActor):
         self._ledger = RunLedger(state, store, address, clock, events)
         self._requests = RequestStore(state, store, address, clock, events, cluster=cluster)
         self._fires = fires_in_flight
-        self._retry_policy = retry_policy
         self._schedule_view = schedule_view
         self._enabled_of: tuple[tuple[Agent, ...], frozenset[str]] = ((), frozenset())
 

@@ -24,7 +24,7 @@ from archibald_actors.domain import Outcome
 from archibald_actors.events import EventBus
 from archibald_actors.messages import BreakersDue, ResetBreakers, RetryDue, answer
 from archibald_actors.request_queue import PendingRequest
-from archibald_actors.retry import RetryPolicy, plan_retry
+from archibald_actors.retry import plan_retry
 from archibald_actors.schedule import ScheduleEntry
 from archibald_actors.schedule_view import ScheduleView
 from archibald_actors.status import iso_at
@@ -44,7 +44,6 @@ class Recovery:
     _requests: RequestStore
     _ledger: RunLedger
     _sv_address: Address
-    _retry_policy: RetryPolicy
     _schedule_view: Callable[[], ScheduleView | None]
 
     def _schedule_pick(self) -> None:
@@ -133,7 +132,8 @@ class Recovery:
             return  # a job stopped for a hold resumes after it; that is no failure
         view = self._schedule_view()
         next_slot = None if view is None else view.next_slot(running.sync_type, now)
-        plan = plan_retry(outcome, running.attempt, now, next_slot, self._retry_policy)
+        policy = self._entries[running.sync_type].retry_policy  # the type's retries and backoff
+        plan = plan_retry(outcome, running.attempt, now, next_slot, policy)
         if plan is None:
             return
         retry = RetryDue(running.sync_type, running.agent_id, plan.attempt, running.scheduled_at)

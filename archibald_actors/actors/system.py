@@ -27,7 +27,6 @@ from archibald_actors.clock import Activity, Clock
 from archibald_actors.cluster.link import ClusterLink
 from archibald_actors.events import EventBus
 from archibald_actors.ledger import History
-from archibald_actors.retry import DEFAULT_RETRY, RetryPolicy
 from archibald_actors.schedule import ScheduleEntry
 from archibald_actors.schedule_view import ScheduleView
 from archibald_actors.store.base import Store
@@ -73,7 +72,6 @@ def start_actors(
     on_booted: Callable[[float], None],
     retention_days: float,
     max_concurrent: int = 1,
-    retry_policy: RetryPolicy = DEFAULT_RETRY,
     breaker_policy: BreakerPolicy = DEFAULT_BREAKERS,
 ) -> ActorSystem:
     """Start the supervisor, the orchestrator, the store worker and, on a shared store, the link.
@@ -90,7 +88,6 @@ def start_actors(
         on_booted: told the epoch (clock time) once the store was first read.
         retention_days: runs older than this are pruned from the store's ledger.
         max_concurrent: jobs that may run at once (never two on one lane).
-        retry_policy: how often and how late failed jobs are tried again.
         breaker_policy: when circuit breakers open, and for how long.
 
     Returns:
@@ -128,7 +125,6 @@ def start_actors(
             cluster=cluster_store,
             fires_in_flight=fires_in_flight,
             max_concurrent=max_concurrent,
-            retry_policy=retry_policy,
             schedule_view=lambda: views[0] if views else None,
         )
 

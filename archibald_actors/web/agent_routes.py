@@ -1,4 +1,5 @@
-"""The agents' routes: list, read, add or change, remove.
+"""The agents' routes: list, read, add or change, remove; and the admin's reset of the
+circuit breakers (per type and agent).
 
 Any valid token reads the agents, except that a token of role ``agent`` sees only its own
 agent (the one whose id is its ``userId``/``sub``); only an admin changes them.
@@ -13,7 +14,7 @@ from aiohttp import web
 from archibald_actors.web.access import only_own_agent, requires
 from archibald_actors.web.auth import AGENT, PRINCIPAL_KEY
 from archibald_actors.web.context import API_KEY
-from archibald_actors.web.payload import parse_agent_update, read_body
+from archibald_actors.web.payload import parse_agent_update, parse_breaker_reset, read_body
 from archibald_actors.web.routes import ok
 
 __all__ = ["agent_routes"]
@@ -75,3 +76,20 @@ async def delete_agent(request: web.Request) -> web.Response:
     finally:
         bridge.invalidate()
     return ok(removed)
+
+
+@agent_routes.post("/breakers/reset")
+@requires("admin")
+async def reset_breakers(request: web.Request) -> web.Response:
+    """Close circuit breakers early: of one type, one agent, one pair, or (empty body) all of
+    them, the ERP-wide one too; answers ``{"reset": n}``, the count closed."""
+    api = request[API_KEY]
+    service, bridge = api.service, api.bridge
+    scope = parse_breaker_reset(await read_body(request), service.sync_types)
+    try:
+        count = await bridge.call(
+            lambda: service.reset_breakers_future(scope.sync_type, scope.agent_id), "reset breakers"
+        )
+    finally:
+        bridge.invalidate()  # the status read next must show the breakers closed
+    return ok({"reset": count})

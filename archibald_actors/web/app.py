@@ -14,6 +14,7 @@ import logging
 import threading
 import weakref
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -24,7 +25,7 @@ from archibald_actors.web.auth import Authenticator, JWTAuthenticator
 from archibald_actors.web.bridge import DEFAULT_TIMEOUT, Bridge
 from archibald_actors.web.context import SyncApi
 from archibald_actors.web.events import EventHub
-from archibald_actors.web.health import health_handler
+from archibald_actors.web.health import HEALTH_TIMEOUT, health_handler
 from archibald_actors.web.metrics import SyncMetrics, metrics_handler
 from archibald_actors.web.mount import check_prefix, mount
 from archibald_actors.web.openapi import build_openapi
@@ -205,7 +206,13 @@ def setup(
     if healthz_path:
         app.router.add_get(healthz_path, health_handler(service, api.bridge))
     if metrics_path:
-        app.router.add_get(metrics_path, metrics_handler(metrics))
+        bridge = api.bridge
+
+        async def read_status() -> dict[str, Any]:
+            # Shares a status read in flight; bounded like the health probe.
+            return await bridge.read("status", service.status_future, "status", timeout=HEALTH_TIMEOUT)
+
+        app.router.add_get(metrics_path, metrics_handler(metrics, read_status))
     if manage_service:
         _MANAGED.add(service)  # last: a setup() that failed above leaves the service free
     return api

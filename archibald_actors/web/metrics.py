@@ -1,13 +1,16 @@
 """Prometheus metrics of one mounted service, in a registry of its own (never the global one).
 
 Counters are fed from the service's ``EventBus``; prometheus-client's counters are
-thread-safe, so the subscriber counts right on the publishing actor thread.
+thread-safe, so the subscriber counts right on the publishing actor thread. The breaker
+gauges are read from the service's status at each scrape (:meth:`SyncMetrics.observe_status`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import (
@@ -21,7 +24,7 @@ from prometheus_client import (
 
 from archibald_actors.domain import OUTCOMES
 from archibald_actors.events import RUN_END_EVENTS, Event, EventBus
-from archibald_actors.web.error import Handler
+from archibald_actors.web.error import ApiError, Handler
 
 __all__ = ["SyncMetrics", "metrics_handler"]
 
@@ -62,9 +65,7 @@ class SyncMetrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 1, 10, 60, 600),
             registry=self.registry,
         )
-        self.queue_depth = Gauge(
-            "archibald_queue_depth", "Requests waiting to run.", registry=self.registry
-        )
+        self.queue_depth = Gauge("archibald_queue_depth", "Requests waiting to run.", registry=self.registry)
         self.missed = Counter(
             "archibald_missed_slots", "Slots skipped by a catch-up.", ["sync_type"], registry=self.registry
         )
@@ -91,7 +92,20 @@ class SyncMetrics:
             "Sync handler threads written off after a timeout or a stop that are still alive.",
             registry=self.registry,
         )
-        for sync_type in sync_types:
+        self.breakers_open = Gauge(
+            "archibald_sync_breakers_open",
+            "Circuit breakers open (skipping their jobs) per sync type, one per (type, lane).",
+            ["sync_type"],
+            registry=self.registry,
+        )
+        self.erp_breaker_open = Gauge(
+            "archibald_sync_erp_breaker_open",
+            "1 while the ERP-wide circuit breaker holds every job, else 0.",
+            registry=self.registry,
+        )
+        self._types = tuple(sync_types)
+        for sync_type in self._types:
+            self.breakers_open.labels(sync_type)
             for outcome in OUTCOMES:
                 self.runs.labels(sync_type, outcome)
             self.missed.labels(sync_type)
@@ -123,6 +137,20 @@ class SyncMetrics:
         elif kind == "leadership.changed":
             self.leader.set(1 if event.get("role") == "leader" else 0)
 
+    def observe_status(self, status: Mapping[str, Any]) -> None:
+        """Set the breaker gauges from a status's ``breakers`` (left as they are without one)."""
+        breakers = status.get("breakers")
+        if not isinstance(breakers, Mapping):
+            return
+        open_pairs = dict.fromkeys(self._types, 0)
+        for pair in breakers.get("pairs", ()):
+            if pair.get("state") == "open":
+                sync_type = str(pair["syncType"])
+                open_pairs[sync_type] = open_pairs.get(sync_type, 0) + 1
+        for sync_type, count in open_pairs.items():
+            self.breakers_open.labels(sync_type).set(count)
+        self.erp_breaker_open.set(1 if (breakers.get("erp") or {}).get("state") == "open" else 0)
+
     def count_abandoned_threads(self, count: Callable[[], int]) -> None:
         """Read the abandoned-threads gauge from ``count`` at every scrape."""
         self.abandoned_threads.set_function(count)
@@ -143,11 +171,21 @@ class SyncMetrics:
         return generate_latest(self.registry)
 
 
-def metrics_handler(metrics: SyncMetrics) -> Handler:
-    """A handler serving ``metrics`` in the Prometheus text format."""
+def metrics_handler(
+    metrics: SyncMetrics, read_status: Callable[[], Awaitable[Mapping[str, Any]]] | None = None
+) -> Handler:
+    """A handler serving ``metrics`` in the Prometheus text format.
+
+    ``read_status`` (the service's status, through the bridge) refreshes the gauges read
+    from the status at each scrape; a service that does not answer leaves them as they were
+    (the scrape still answers: /healthz is where an outage shows).
+    """
 
     async def serve_metrics(request: web.Request) -> web.Response:
         """Prometheus text format of this service's metrics."""
+        if read_status is not None:
+            with contextlib.suppress(ApiError):
+                metrics.observe_status(await read_status())
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     return serve_metrics

@@ -18,6 +18,7 @@ from archibald_actors.web.shapes import (
     SERVICE_REF,
     UPDATE_FIELDS,
     AgentUpdate,
+    BreakerResetRequest,
     RunRequest,
     ScheduleUpdate,
     ref,
@@ -49,7 +50,13 @@ def _clean(schema: Any) -> Any:
 @cache
 def _model_schemas() -> dict[str, Schema]:
     """The schemas generated from the models of :mod:`.shapes` (the same for every service)."""
-    shapes: list[type[BaseModel]] = [ScheduleUpdate, AgentUpdate, RunRequest, *ANSWER_MODELS]
+    shapes: list[type[BaseModel]] = [
+        ScheduleUpdate,
+        AgentUpdate,
+        RunRequest,
+        BreakerResetRequest,
+        *ANSWER_MODELS,
+    ]
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(model, "validation") for model in shapes]
     _, document = models_json_schema(models, by_alias=True, ref_template="#/components/schemas/{model}")
     schemas: dict[str, Schema] = _clean(document["$defs"])
@@ -119,7 +126,7 @@ _AGENT_ID = {"type": "string", "pattern": f"^{AGENT_ID_PATTERN.pattern}$"}
 
 
 def _agent_paths(p: str, reads: tuple[str, ...]) -> dict[str, Schema]:
-    """The agents' paths under prefix ``p``."""
+    """The agents' paths (and the breakers' reset) under prefix ``p``."""
     agent_id = [{"name": "agentId", "in": "path", "required": True, "schema": _AGENT_ID}]
     return {
         f"{p}/agents": {
@@ -162,6 +169,21 @@ def _agent_paths(p: str, reads: tuple[str, ...]) -> dict[str, Schema]:
                 ),
                 "parameters": agent_id,
             },
+        },
+        f"{p}/breakers/reset": {
+            "post": {
+                **_operation(
+                    "Close circuit breakers early (admin): of a type, an agent, a pair, or all",
+                    "agents",
+                    {"200": _json("how many breakers were closed", _ok(ref("BreakerReset")))},
+                    errors=("400", "401", "403", "413", "503", "504"),
+                ),
+                "requestBody": {
+                    "required": False,
+                    "description": "left out or {}: every breaker, the ERP-wide one too",
+                    "content": {"application/json": {"schema": ref("BreakerResetRequest")}},
+                },
+            }
         },
     }
 
@@ -219,7 +241,7 @@ def build_openapi(
                     "Queue a manual run",
                     "runs",
                     {"202": _json("accepted (coalesced if one was pending)", _ok(ref("RunAccepted")))},
-                    errors=("400", "403", "413", *reads),
+                    errors=("400", "403", "404", "413", *reads),
                 ),
                 "parameters": [
                     {"name": "syncType", "in": "path", "required": True, "schema": ref("SyncType")}

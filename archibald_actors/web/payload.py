@@ -26,6 +26,7 @@ from archibald_actors.web.shapes import (
     SYNC_TYPES_CONTEXT,
     UPDATE_FIELDS,
     AgentUpdate,
+    BreakerResetRequest,
     RunRequest,
     ScheduleUpdate,
 )
@@ -33,10 +34,12 @@ from archibald_actors.web.shapes import (
 __all__ = [
     "MAX_BODY_BYTES",
     "AgentChange",
+    "BreakerScope",
     "HistoryQuery",
     "ScheduleChange",
     "history_limit_max",
     "parse_agent_update",
+    "parse_breaker_reset",
     "parse_history_query",
     "parse_json",
     "parse_run_request",
@@ -184,6 +187,28 @@ def parse_run_request(raw: bytes) -> str | None:
         return None
     request = _validate(RunRequest, parse_json(raw), "agentId")
     return request.agent_id if "agent_id" in request.model_fields_set else None
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerScope:
+    """A validated POST /breakers/reset body: which breakers to close (None: any)."""
+
+    sync_type: str | None = None
+    agent_id: str | None = None
+
+
+def parse_breaker_reset(raw: bytes, sync_types: Sequence[str] = SYNC_TYPES) -> BreakerScope:
+    """Validate an optional POST /breakers/reset body (``{"syncType"?, "agentId"?}``; empty means ``{}``).
+
+    Raises:
+        ApiError: 400 naming the first bad field.
+    """
+    body = parse_json(raw) if raw.strip() else {}
+    scope = _validate(BreakerResetRequest, body, "syncType, agentId", {SYNC_TYPES_CONTEXT: sync_types})
+    sent = scope.model_fields_set
+    return BreakerScope(
+        scope.sync_type if "sync_type" in sent else None, scope.agent_id if "agent_id" in sent else None
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,8 @@ __all__ = [
     "BreakerPair",
     "BreakerStates",
     "ErpBreaker",
+    "BreakerReset",
+    "BreakerResetRequest",
     "ErrorBody",
     "Event",
     "HealthDegraded",
@@ -132,6 +134,16 @@ class _Closed(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def _known_type(value: str, info: ValidationInfo) -> str:
+    """``value`` if it is one of the types in the validation context (any type without one)."""
+    types: Iterable[str] | None = (info.context or {}).get(SYNC_TYPES_CONTEXT)
+    if types is not None and value not in types:
+        raise PydanticCustomError(
+            "unknown_sync_type", f"{show(value)} is unknown; expected one of {', '.join(types)}"
+        )
+    return value
+
+
 class ScheduleUpdate(BaseModel):
     """POST /schedule: retune one type; at least one of intervalMinutes, startDelayMinutes, enabled."""
 
@@ -147,12 +159,7 @@ class ScheduleUpdate(BaseModel):
     @field_validator("sync_type", mode="after")
     @classmethod
     def _known(cls, value: str, info: ValidationInfo) -> str:
-        types: Iterable[str] | None = (info.context or {}).get(SYNC_TYPES_CONTEXT)
-        if types is not None and value not in types:
-            raise PydanticCustomError(
-                "unknown_sync_type", f"{show(value)} is unknown; expected one of {', '.join(types)}"
-            )
-        return value
+        return _known_type(value, info)
 
     @model_validator(mode="after")
     def _something_to_change(self) -> ScheduleUpdate:
@@ -181,6 +188,23 @@ class RunRequest(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=False)
 
     agent_id: AgentId = _absent(alias="agentId")
+
+
+class BreakerResetRequest(BaseModel):
+    """POST /breakers/reset (optional body): close the breakers of one type, one agent, one
+    pair, or (neither, an empty body or ``{}``) every breaker, the ERP-wide one too."""
+
+    # Validated with ``context={"sync_types": (...)}``, the type must be one of the service's.
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=False)
+
+    sync_type: SyncTypeName = _absent("one type's breakers; left out, every type's", alias="syncType")
+    agent_id: AgentId = _absent("one agent's breakers; left out, every lane's", alias="agentId")
+
+    @field_validator("sync_type", mode="after")
+    @classmethod
+    def _known(cls, value: str, info: ValidationInfo) -> str:
+        return _known_type(value, info)
 
 
 class ErrorBody(_Closed):
@@ -375,6 +399,12 @@ class RunAccepted(_Closed):
     coalesced: bool
 
 
+class BreakerReset(_Closed):
+    """POST /breakers/reset: how many breakers were open or half-open and are now closed."""
+
+    reset: Count
+
+
 class HealthOk(_Closed):
     """GET /healthz 200."""
 
@@ -432,6 +462,7 @@ ANSWER_MODELS: tuple[type[BaseModel], ...] = (
     BreakerStates,
     Status,
     RunAccepted,
+    BreakerReset,
     HealthOk,
     HealthDegraded,
     Event,

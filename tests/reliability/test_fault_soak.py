@@ -36,7 +36,6 @@ from archibald_actors import DEFAULT_SCHEDULE, SYNC_TYPES, ManualClock, SyncServ
 from archibald_actors.breaker import BreakerPolicy
 from archibald_actors.domain import RunRecord
 from archibald_actors.events import RUN_END_EVENTS
-from archibald_actors.retry import RetryPolicy
 from archibald_actors.schedule import ScheduleEntry, first_slot_after, slot_index, slot_time
 from archibald_actors.store.memory import MemoryStore
 
@@ -394,10 +393,12 @@ def test_fault_soak_30_days_of_the_default_table(
     rng = random.Random(seed)
     handlers = ChaosHandlers(clock, seed)
     store = LedgerStore()
-    schedule = {t: replace(e, timeout_seconds=TIMEOUT) for t, e in DEFAULT_SCHEDULE.items()}
+    schedule = {t: replace(e, timeout_seconds=TIMEOUT, retries=0) for t, e in DEFAULT_SCHEDULE.items()}
     # Retries and breakers change which runs follow a failure; this soak models the seed's rule.
-    recovery = {"retry": RetryPolicy(retries=0), "breakers": BreakerPolicy(breaker_failures=10**6)}
-    service = make_service(handlers.handlers(), schedule=schedule, store=store, start=False, **recovery)
+    breakers = BreakerPolicy(breaker_failures=10**6)
+    service = make_service(
+        handlers.handlers(), schedule=schedule, store=store, start=False, breakers=breakers
+    )
     events: list[tuple[float, dict[str, Any]]] = []
     service.events.subscribe(lambda event: events.append((clock.now(), event)))
     service.start()

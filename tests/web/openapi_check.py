@@ -161,6 +161,7 @@ async def exercise(
     assert (await call("GET", f"{history}?limit=0", history))[0] == 400
     assert (await call("GET", history, history, role=None))[0] == 401
     await _exercise_agents(conformance, prefix, sync_type)
+    await _exercise_breakers(conformance, prefix, sync_type)
     events = f"{prefix}/events"
     assert (await call("GET", events, events))[0] == 200
     assert (await call("GET", events, events, role=None))[0] == 401
@@ -206,3 +207,17 @@ async def _exercise_agents(conformance: Conformance, prefix: str, sync_type: str
     paged = f"{history}?agentId=alice&before=2026-03-01T08:00:00.000Z"
     assert (await call("GET", paged, history))[0] == 200
     assert (await call("GET", f"{history}?before=yesterday", history))[0] == 400
+
+
+async def _exercise_breakers(conformance: Conformance, prefix: str, sync_type: str) -> None:
+    """The admin's reset of the circuit breakers: every scope, bad bodies, and who may."""
+    call = conformance.call
+    reset = f"{prefix}/breakers/reset"
+    code, body = await call("POST", reset, reset)  # no body: every breaker
+    assert code == 200 and isinstance(body["data"]["reset"], int)
+    assert (await call("POST", reset, reset, json={"syncType": sync_type, "agentId": "alice"}))[0] == 200
+    assert (await call("POST", reset, reset, json={"syncType": "not-a-type"}))[0] == 400
+    assert (await call("POST", reset, reset, json={"lane": "alice"}))[0] == 400
+    assert (await call("POST", reset, reset, data=b" " * 70_000))[0] == 413
+    assert (await call("POST", reset, reset, json={}, role="agent"))[0] == 403
+    assert (await call("POST", reset, reset, json={}, role=None))[0] == 401

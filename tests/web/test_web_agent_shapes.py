@@ -9,7 +9,6 @@ from typing import Any
 from agent_support import per_agent_schedule, set_agents
 
 from archibald_actors.breaker import BreakerPolicy
-from archibald_actors.retry import RetryPolicy
 
 from .conftest import MakeApi
 from .test_web_run_ends import validate
@@ -30,9 +29,8 @@ async def test_agent_status_and_breaker_health_match_the_document(make_api: Make
     policy = BreakerPolicy(breaker_failures=1, erp_breaker_lanes=2)
     api = await make_api(
         handlers={"orders": orders},
-        schedule=per_agent_schedule("orders", enabled=()),
+        schedule=per_agent_schedule("orders", enabled=(), retries=0),
         max_concurrent=2,
-        retry=RetryPolicy(retries=0),
         breakers=policy,
     )
     await asyncio.to_thread(set_agents, api.service, api.clock, *AGENTS)

@@ -26,6 +26,7 @@ ROUTES = [
     ("GET", "/api/sync/agents/{agentId}"),
     ("PUT", "/api/sync/agents/{agentId}"),
     ("DELETE", "/api/sync/agents/{agentId}"),
+    ("POST", "/api/sync/breakers/reset"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
 ]

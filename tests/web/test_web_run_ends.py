@@ -4,6 +4,7 @@ runs keep failing degrades /healthz, with its count in /status."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -11,10 +12,9 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from archibald_actors.breaker import BreakerPolicy
-from archibald_actors.retry import RetryPolicy
 from archibald_actors.web import build_openapi
 
-from .conftest import Api, MakeApi, bearer
+from .conftest import PAUSED, Api, MakeApi, bearer
 from .test_web_events import messages_until
 
 
@@ -63,8 +63,9 @@ async def test_three_failed_runs_in_a_row_degrade_healthz_until_a_success(make_a
             raise RuntimeError("ERP login refused")
 
     # Retries and breakers aside (test_recovery has them): this is the failure streak alone.
-    recovery = {"retry": RetryPolicy(retries=0), "breakers": BreakerPolicy(breaker_failures=99)}
-    api = await make_api(handlers={"ddt": ddt}, **recovery)
+    schedule = {t: replace(e, retries=0) for t, e in PAUSED.items()}
+    breakers = BreakerPolicy(breaker_failures=99)
+    api = await make_api(handlers={"ddt": ddt}, schedule=schedule, breakers=breakers)
 
     async def run_ddt() -> None:
         assert (await api.post("/ddt/run"))[0] == 202
