@@ -2,8 +2,9 @@
 
 A job is one run of a type: of a shared type, or of one agent's share of a per-agent
 type; it is keyed by ``(sync_type, agent_id)`` (``agent_id`` None for a shared type).
-At most one pending job per key. A request for a pending key merges into it; a request
-for a running key becomes that key's single follow-up. Run order: every non-follow-up
+At most one pending job per key. A request for a pending key merges into it (a follow-up
+stays one only while its key still runs); a request for a running key becomes that key's
+single follow-up. Run order: every non-follow-up
 before any follow-up (so a long or hung job cannot starve the others), then manual
 before automatic, then higher priority, then oldest, then the order the jobs were
 queued in (a fan-out queues its agents in the round-robin order of its slot).
@@ -125,7 +126,19 @@ class RequestQueue:
         )
         # A merge is a fresh job: a retry merged into a new slot's job starts again at try 1.
         attempts = min(existing.attempt, attempt)
-        self._put(replace(existing, trigger=merged_trigger, scheduled_at=newest_slot, attempt=attempts))
+        # And it keeps the better rank of the two: a follow-up whose key no longer runs
+        # when the next request comes is an ordinary job again (else, under a budget too
+        # small for the load, the agents whose jobs overlapped once would wait for good).
+        follow_up = existing.follow_up and key in running
+        self._put(
+            replace(
+                existing,
+                trigger=merged_trigger,
+                scheduled_at=newest_slot,
+                attempt=attempts,
+                follow_up=follow_up,
+            )
+        )
         return True
 
     def _key(self, request: PendingRequest) -> _SortKey:
