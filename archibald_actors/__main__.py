@@ -29,6 +29,7 @@ from archibald_actors.cli import (
     package_version,
     without_password,
 )
+from archibald_actors.handlers.demo_agents import MAX_DEMO_AGENTS
 from archibald_actors.planning.command import simulate_command
 from archibald_actors.planning.sandbox import MAX_HOURS
 from archibald_actors.serve import serve_command
@@ -76,7 +77,7 @@ def _count(high: int) -> Callable[[str], int]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
         if not 0 <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between 0 and {high}, got {value}")
+            raise argparse.ArgumentTypeError(f"must be from 0 to {high}, got {value}")
         return value
 
     return parse
@@ -130,6 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="schedule time runs N times faster than real time (default 1)",
     )
     serve.add_argument("--seed", type=int, default=0, help="seed of the demo handlers' durations")
+    serve.add_argument(
+        "--demo-agents",
+        type=_count(MAX_DEMO_AGENTS),
+        default=0,
+        metavar="N",
+        help="create N demo agents (agent-001 ...) at start if absent, and run orders, customers, "
+        "ddt and invoices per agent unless --config says otherwise; a few need a login, a few "
+        f"fail now and then (chosen by --seed); 0 to {MAX_DEMO_AGENTS} (default %(default)s)",
+    )
     serve.add_argument(
         "--max-concurrent",
         type=_number(0, 64, whole=True),
@@ -204,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--config", metavar="FILE", help="TOML file whose table (and types) to simulate")
     sim.add_argument(
         "--agents",
-        type=_count(1000),
+        type=_count(MAX_DEMO_AGENTS),
         default=0,
         metavar="N",
         help="demo agents in the store: a per-agent type runs one job per agent (default %(default)s)",
