@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from archibald_actors.agent import Agent
+from archibald_actors.handlers.demo_agents import demo_agent_ids
 from archibald_actors.planning.runs import SimulatedRun
 from archibald_actors.planning.sandbox import Scenario, run_scenario
 from archibald_actors.planning.workload import Workload
@@ -141,9 +142,8 @@ def _served_slot(run: SimulatedRun) -> bool:
 
 
 def demo_agents(count: int) -> tuple[Agent, ...]:
-    """``count`` enabled agents ``agent-01``, ``agent-02``, ..."""
-    width = max(2, len(str(count)))
-    return tuple(Agent(f"agent-{n:0{width}d}") for n in range(1, count + 1))
+    """``count`` enabled agents ``agent-001``, ``agent-002``, ... (the ids of ``serve --demo-agents``)."""
+    return tuple(Agent(agent_id) for agent_id in demo_agent_ids(count))
 
 
 def simulate(

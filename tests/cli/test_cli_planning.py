@@ -153,7 +153,7 @@ def test_per_agent_types_run_a_job_per_agent(tmp_path: Path, capsys: pytest.Capt
     assert (document["agents"], document["maxConcurrent"]) == (3, 2)
     orders = [r for r in document["runs"] if r["syncType"] == "orders"]
     first = [r for r in orders if r["scheduledAt"] == document["from"]]
-    assert sorted(r["agentId"] for r in first) == ["agent-01", "agent-02", "agent-03"]
+    assert sorted(r["agentId"] for r in first) == ["agent-001", "agent-002", "agent-003"]
     # Two lanes at once: two agents start on the slot, the third when one of them ends.
     assert sorted(r["waitSeconds"] for r in first)[:2] == [0, 0] and max(r["waitSeconds"] for r in first) > 0
     # Jobs of one type waiting for each other are no collision; the waits say it.
