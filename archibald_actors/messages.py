@@ -12,15 +12,14 @@ import contextlib
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from archibald_actors.agent import Agent
-from archibald_actors.domain import Outcome, RunRecord, Trigger
+from archibald_actors.domain import Outcome, Trigger
 from archibald_actors.schedule import ScheduleEntry
 
 if TYPE_CHECKING:
-    from archibald_actors.request_queue import PendingRequest
-    from archibald_actors.store.base import StoredState
+    pass
 
 T = TypeVar("T")
 Reply = Future[Any]
@@ -43,20 +42,6 @@ def fail(reply: Reply | None, error: BaseException) -> None:
 
 
 # --- every actor -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StoreResult(Generic[T]):
-    """What a store call made for an actor returned, or the error it raised."""
-
-    value: T | None = None
-    error: Exception | None = None
-
-    def unwrap(self) -> T:
-        """The value; raises the call's error."""
-        if self.error is not None:
-            raise self.error
-        return self.value  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,65 +196,8 @@ class LoadRequests:
 
 
 @dataclass(frozen=True, slots=True)
-class Booted:
-    """The store was read: slots count from ``epoch``; ``served`` and ``runs`` as stored."""
-
-    epoch: float
-    served: dict[str, float]
-    runs: tuple[RunRecord, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class RequestStored:
-    """A caller's request was written (``result``: its row id) or could not be."""
-
-    request: RequestSync
-    result: StoreResult[int]
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRequestsRead:
-    """The store's pending manual requests (to queue those not seen yet)."""
-
-    result: StoreResult[list[StoredRequest]]
-
-
-@dataclass(frozen=True, slots=True)
-class SlotClaimed:
-    """The claim of ``request``'s slot: True if it is ours, False if claimed before."""
-
-    request: PendingRequest
-    result: StoreResult[bool]
-
-
-@dataclass(frozen=True, slots=True)
-class RunRecorded:
-    """The oldest unrecorded run was appended to the ledger, or ``result`` says why not."""
-
-    record: RunRecord
-    first_try: bool
-    publish: bool  # publish the run's end now (it was not published before the write)
-    result: StoreResult[None]
-
-
-@dataclass(frozen=True, slots=True)
 class RecordRuns:
     """Try again to append the runs the store could not take."""
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryRead:
-    """The ledger's runs for a history query."""
-
-    reply: Reply
-    result: StoreResult[list[RunRecord]]
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerRead:
-    """The ledger's latest runs, for a follower's status."""
-
-    result: StoreResult[list[RunRecord]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,34 +267,10 @@ class GetStatus:
 
 
 @dataclass(frozen=True, slots=True)
-class StateLoaded:
-    """The store's state as read for load ``attempt`` (at start, or on winning an election)."""
-
-    attempt: int
-    result: StoreResult[tuple[StoredState, datetime, list[RunRecord], list[Agent]]]
-
-
-@dataclass(frozen=True, slots=True)
 class LoadState:
     """Time to try reading the store's state again (load ``attempt``)."""
 
     attempt: int
-
-
-@dataclass(frozen=True, slots=True)
-class EntryStored:
-    """A retune's new ``entry`` was stored, or ``result`` says why not."""
-
-    retune: Retune
-    entry: ScheduleEntry
-    result: StoreResult[None]
-
-
-@dataclass(frozen=True, slots=True)
-class EntriesRead:
-    """The stored schedule entries, read after another replica announced a change."""
-
-    result: StoreResult[dict[str, ScheduleEntry]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,7 +306,6 @@ class ResetBreakers:
     agent_id: str | None = None
 
 
-
 @dataclass(frozen=True, slots=True)
 class GetAgents:
     """Answer every agent (``Agent.to_json()``), in id order."""
@@ -436,35 +339,3 @@ class RemoveAgent:
 
     agent_id: str
     reply: Reply
-
-
-@dataclass(frozen=True, slots=True)
-class AgentStored:
-    """A ``PutAgent``'s ``agent`` was stored, or ``result`` says why not."""
-
-    put: PutAgent
-    agent: Agent
-    result: StoreResult[Agent]
-
-
-@dataclass(frozen=True, slots=True)
-class AgentRemoved:
-    """A ``RemoveAgent`` was done in the store (``result``: whether the agent existed), or not."""
-
-    remove: RemoveAgent
-    result: StoreResult[bool]
-
-
-@dataclass(frozen=True, slots=True)
-class AgentsRead:
-    """The stored agents, read after another replica announced a change."""
-
-    result: StoreResult[list[Agent]]
-
-
-@dataclass(frozen=True, slots=True)
-class AgentRunsRead:
-    """The ledger's latest runs of the agent a ``GetAgent`` asked about."""
-
-    query: GetAgent
-    result: StoreResult[list[RunRecord]]

@@ -24,6 +24,7 @@ from archibald_actors.actors.runner import SyncHandler, SyncRunner
 from archibald_actors.actors.store_worker import StoreWorker
 from archibald_actors.actors.supervisor import ORCHESTRATOR
 from archibald_actors.actors.system import start_actors
+from archibald_actors.agent_calls import AgentCalls
 from archibald_actors.breaker import DEFAULT_BREAKERS, BreakerPolicy
 from archibald_actors.clock import Clock, Deadline, SystemClock
 from archibald_actors.cluster.link import ClusterLink
@@ -44,7 +45,7 @@ from archibald_actors.schedule import (
     check_sync_type,
 )
 from archibald_actors.schedule_view import ScheduleView
-from archibald_actors.service_calls import ASK_TIMEOUT, ServiceCalls
+from archibald_actors.service_calls import ASK_TIMEOUT
 from archibald_actors.store.base import Store
 from archibald_actors.store.memory import MemoryStore
 from archibald_actors.validation import MaxConcurrent, first_error
@@ -83,7 +84,7 @@ def _noop_handler(ctx: Any) -> None:
     """The handler of a type the service was given none for: succeeds at once."""
 
 
-class SyncService(ServiceCalls):
+class SyncService(AgentCalls):
     """Staggered, serialized, supervised syncs of the ERP data types.
 
     Args:

@@ -8,7 +8,7 @@ naming the form to await). ``SyncService`` adds construction and the lifecycle.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
@@ -19,7 +19,7 @@ import pykka
 from archibald_actors.actors.base import Address
 from archibald_actors.actors.runner import SyncRunner
 from archibald_actors.actors.supervisor import ORCHESTRATOR
-from archibald_actors.agent import Agent, check_agent_id
+from archibald_actors.agent import check_agent_id
 from archibald_actors.clock import Clock
 from archibald_actors.domain import TRIGGERS, Trigger
 from archibald_actors.errors import InvalidValueError, ServiceStateError, ServiceUnavailableError
@@ -27,15 +27,10 @@ from archibald_actors.exclusive import ExclusiveHold
 from archibald_actors.loop_guard import blocking
 from archibald_actors.messages import (
     Crash,
-    GetAgent,
-    GetAgents,
     GetHistory,
     GetSchedule,
     GetStatus,
-    PutAgent,
-    RemoveAgent,
     RequestSync,
-    ResetBreakers,
     Retune,
     WaitIdle,
 )
@@ -43,17 +38,16 @@ from archibald_actors.schedule import check_sync_type
 from archibald_actors.schedule_view import ScheduleView
 from archibald_actors.status import health_from_status
 
-__all__ = ["ASK_TIMEOUT", "ServiceCalls"]
+__all__ = ["ASK_TIMEOUT", "ServiceCalls", "awaitable"]
 
 T = TypeVar("T")
 U = TypeVar("U")
 #: Real seconds a blocking call waits for the actors by default.
 ASK_TIMEOUT = 5.0
-#: The fields of an agent a put may keep as stored.
-AGENT_FIELDS = frozenset({"name", "enabled"})
 
 
-def _awaitable(future_call: str) -> str:
+def awaitable(future_call: str) -> str:
+    """The awaitable form of a call, as a loop guard's message names it."""
     return f"`await asyncio.wrap_future(service.{future_call})`"
 
 
@@ -108,7 +102,7 @@ class ServiceCalls:
         """Future of :meth:`schedule`."""
         return self._send("supervisor", GetSchedule)
 
-    @blocking("service.schedule()", _awaitable("schedule_future()") + " or `service.schedule_view()`")
+    @blocking("service.schedule()", awaitable("schedule_future()") + " or `service.schedule_view()`")
     def schedule(self, timeout: float = ASK_TIMEOUT) -> dict[str, dict[str, Any]]:
         """The schedule as it stands: ``{type: {interval, startDelay, unit, enabled, nextRunAt}}``."""
         return self._wait(self.schedule_future(), timeout, "schedule")
@@ -146,7 +140,7 @@ class ServiceCalls:
         runner = self._runner
         return 0 if runner is None else runner.abandoned_threads
 
-    @blocking("service.status()", _awaitable("status_future()"))
+    @blocking("service.status()", awaitable("status_future()"))
     def status(self, timeout: float = ASK_TIMEOUT) -> dict[str, Any]:
         """Running sync, queue, hold, orchestrator state and per-type details."""
         return self._wait(self.status_future(), timeout, "status")
@@ -169,7 +163,7 @@ class ServiceCalls:
             lambda reply: Retune(sync_type, interval_minutes, start_delay_minutes, enabled, reply),
         )
 
-    @blocking("service.retune()", _awaitable("retune_future(...)"))
+    @blocking("service.retune()", awaitable("retune_future(...)"))
     def retune(
         self,
         sync_type: str,
@@ -203,7 +197,7 @@ class ServiceCalls:
             lambda reply: RequestSync(sync_type, trigger, None, now, reply=reply, agent_id=agent_id),
         )
 
-    @blocking("service.request_sync()", _awaitable("request_sync_future(...)"))
+    @blocking("service.request_sync()", awaitable("request_sync_future(...)"))
     def request_sync(
         self,
         sync_type: str,
@@ -245,7 +239,7 @@ class ServiceCalls:
             raise InvalidValueError("before", f"must be a datetime with a time zone, got {before!r}")
         return self._send(ORCHESTRATOR, lambda reply: GetHistory(reply, sync_type, limit, agent_id, before))
 
-    @blocking("service.history()", _awaitable("history_future(...)"))
+    @blocking("service.history()", awaitable("history_future(...)"))
     def history(
         self,
         sync_type: str | None = None,
@@ -268,116 +262,11 @@ class ServiceCalls:
         future = self.history_future(sync_type, limit, agent_id=agent_id, before=before)
         return self._wait(future, timeout, "history")
 
-    # --- agents ----------------------------------------------------------------------
-
-    def agents_future(self) -> Future[list[dict[str, Any]]]:
-        """Future of :meth:`agents`."""
-        return self._send("supervisor", GetAgents)
-
-    @blocking("service.agents()", _awaitable("agents_future()"))
-    def agents(self, timeout: float = ASK_TIMEOUT) -> list[dict[str, Any]]:
-        """Every agent as stored, in id order: ``[{"agentId", "name", "enabled"}]``."""
-        return self._wait(self.agents_future(), timeout, "agents")
-
-    def agent_future(self, agent_id: str) -> Future[dict[str, Any]]:
-        """Future of :meth:`agent`."""
-        check_agent_id(agent_id)
-        return self._send("supervisor", lambda reply: GetAgent(agent_id, reply))
-
-    @blocking("service.agent()", _awaitable("agent_future(...)"))
-    def agent(self, agent_id: str, *, timeout: float = ASK_TIMEOUT) -> dict[str, Any]:
-        """One agent with, per type it has runs of, ``lastRun``, ``lastSuccessAt``, ``nextRunAt``,
-        ``fresh`` and ``breaker``.
-
-        Raises:
-            InvalidValueError: ``agent_id`` is not an agent id.
-            UnknownAgentError: no agent has that id.
-        """
-        return self._wait(self.agent_future(agent_id), timeout, "agent")
-
-    def put_agent_future(
-        self, agent_id: str, name: str | None = None, enabled: bool = True, *, keep: Iterable[str] = ()
-    ) -> Future[dict[str, Any]]:
-        """Future of :meth:`put_agent`; fails with the validation error if a value is bad."""
-        Agent(agent_id, name, enabled)  # the values' rules, checked before anything is sent
-        kept = frozenset(keep)
-        if not kept <= AGENT_FIELDS:
-            raise InvalidValueError("keep", f"may name only name and enabled, got {sorted(kept)!r}")
-        return self._send("supervisor", lambda reply: PutAgent(agent_id, name, enabled, reply, kept))
-
-    @blocking("service.put_agent()", _awaitable("put_agent_future(...)"))
-    def put_agent(
-        self,
-        agent_id: str,
-        name: str | None = None,
-        enabled: bool = True,
-        *,
-        keep: Iterable[str] = (),
-        timeout: float = ASK_TIMEOUT,
-    ) -> dict[str, Any]:
-        """Add an agent or replace it; returns it as stored (``{"agentId", "name", "enabled"}``).
-
-        Args:
-            agent_id: 1 to 64 of ``A-Z a-z 0-9 . _ @ -``.
-            name: a display name, or None.
-            enabled: False keeps the agent's jobs from running.
-            keep: fields ("name", "enabled") to leave as stored instead (a new agent's: no
-                name, enabled), as HTTP PUT does for the fields its body leaves out.
-            timeout: real seconds to wait for the store and the actors.
-
-        Raises:
-            InvalidValueError: a value is of the wrong type (names the field).
-            StoreError: the store failed or did not answer; nothing changed.
-        """
-        future = self.put_agent_future(agent_id, name, enabled, keep=keep)
-        return self._wait(future, timeout, "put_agent")
-
-    def remove_agent_future(self, agent_id: str) -> Future[dict[str, Any]]:
-        """Future of :meth:`remove_agent`."""
-        check_agent_id(agent_id)
-        return self._send("supervisor", lambda reply: RemoveAgent(agent_id, reply))
-
-    @blocking("service.remove_agent()", _awaitable("remove_agent_future(...)"))
-    def remove_agent(self, agent_id: str, *, timeout: float = ASK_TIMEOUT) -> dict[str, Any]:
-        """Forget an agent and its pending jobs (never its runs); returns ``{"agentId", "removed"}``.
-
-        Raises:
-            UnknownAgentError: no agent has that id.
-            StoreError: the store failed or did not answer; nothing changed.
-        """
-        return self._wait(self.remove_agent_future(agent_id), timeout, "remove_agent")
-
-    def reset_breakers_future(self, sync_type: str | None = None, agent_id: str | None = None) -> Future[int]:
-        """Future of :meth:`reset_breakers`; fails with the validation error if a value is bad."""
-        if sync_type is not None:
-            check_sync_type(sync_type, self.sync_types)
-        if agent_id is not None:
-            check_agent_id(agent_id)
-        return self._send(ORCHESTRATOR, lambda reply: ResetBreakers(reply, sync_type, agent_id))
-
-    @blocking("service.reset_breakers()", _awaitable("reset_breakers_future(...)"))
-    def reset_breakers(
-        self, sync_type: str | None = None, agent_id: str | None = None, *, timeout: float = ASK_TIMEOUT
-    ) -> int:
-        """Close circuit breakers early (an admin's call); returns how many it closed (open or half-open).
-
-        Args:
-            sync_type: one type's breakers, or None for every type's.
-            agent_id: one agent's breakers, or None for every lane's. With neither, every
-                breaker closes, the ERP-wide one too.
-            timeout: real seconds to wait for the orchestrator.
-
-        Raises:
-            UnknownSyncTypeError: ``sync_type`` is not one of the service's types.
-            InvalidValueError: ``agent_id`` is not an agent id.
-        """
-        return int(self._wait(self.reset_breakers_future(sync_type, agent_id), timeout, "reset_breakers"))
-
     def health_future(self) -> Future[dict[str, Any]]:
         """Future of :meth:`health`."""
         return _then(self.status_future(), health_from_status)
 
-    @blocking("service.health()", _awaitable("health_future()"))
+    @blocking("service.health()", awaitable("health_future()"))
     def health(self, timeout: float = ASK_TIMEOUT) -> dict[str, Any]:
         """``{"status": "ok"}``, or ``{"status": "degraded", "failed", "stale", "failing"}`` (lists).
 

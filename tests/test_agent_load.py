@@ -11,8 +11,15 @@ import pytest
 from archibald_actors import ManualClock, SyncService
 from archibald_actors.actors.orchestrator import OrchestratorActor
 from archibald_actors.agent import Agent
-from archibald_actors.messages import AgentsChanged, Booted, RequestSync, SetLeading
+from archibald_actors.messages import (
+    AgentsChanged,
+    RequestSync,
+    SetLeading,
+)
 from archibald_actors.store import MemoryStore
+from archibald_actors.store_messages import (
+    Booted,
+)
 
 
 class Seen:

@@ -12,8 +12,10 @@ import pytest
 from archibald_actors.actors.store_worker import Chain, StoreWorker
 from archibald_actors.clock import Activity
 from archibald_actors.errors import StoreError
-from archibald_actors.messages import StoreResult
 from archibald_actors.store import MemoryStore
+from archibald_actors.store_messages import (
+    StoreResult,
+)
 
 
 @pytest.fixture

@@ -27,23 +27,25 @@ from archibald_actors.errors import InvalidValueError, StoreError, UnknownAgentE
 from archibald_actors.events import EventBus
 from archibald_actors.ledger import HISTORY_PER_TYPE
 from archibald_actors.messages import (
-    AgentRemoved,
-    AgentRunsRead,
     AgentsChanged,
-    AgentsRead,
-    AgentStored,
     GetAgent,
     GetAgents,
     PutAgent,
     RemoveAgent,
     Reply,
-    StoreResult,
     answer,
     fail,
 )
 from archibald_actors.schedule import ScheduleEntry
 from archibald_actors.status import is_stale
 from archibald_actors.store.base import ClusterStore, Store
+from archibald_actors.store_messages import (
+    AgentRemoved,
+    AgentRunsRead,
+    AgentsRead,
+    AgentStored,
+    StoreResult,
+)
 
 __all__ = ["AgentBook", "agent_detail", "agent_types"]
 

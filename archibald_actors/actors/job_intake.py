@@ -20,8 +20,16 @@ from archibald_actors.agent import Agent
 from archibald_actors.clock import Activity
 from archibald_actors.errors import InvalidValueError, UnknownAgentError
 from archibald_actors.events import EventBus
-from archibald_actors.messages import RequestSync, StoredRequest, StoreResult, answer, fail
+from archibald_actors.messages import (
+    RequestSync,
+    StoredRequest,
+    answer,
+    fail,
+)
 from archibald_actors.schedule import ScheduleEntry
+from archibald_actors.store_messages import (
+    StoreResult,
+)
 
 __all__ = ["JobIntake"]
 

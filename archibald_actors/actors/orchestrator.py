@@ -31,29 +31,22 @@ from archibald_actors.clock import Activity, Clock
 from archibald_actors.events import EventBus
 from archibald_actors.messages import (
     AgentsChanged,
-    Booted,
     BreakersDue,
     ChildFailed,
     Drain,
     GetHistory,
     GraceExpired,
-    HistoryRead,
     Hold,
-    LedgerRead,
     LoadRequests,
     Pick,
     RecordRuns,
     Release,
     ReportStatus,
-    RequestStored,
     RequestSync,
     ResetBreakers,
     RetryDue,
-    RunRecorded,
     RunTimedOut,
     SetLeading,
-    SlotClaimed,
-    StoredRequestsRead,
     SyncFinished,
     WaitIdle,
     answer,
@@ -63,6 +56,15 @@ from archibald_actors.schedule import ScheduleEntry
 from archibald_actors.schedule_view import ScheduleView
 from archibald_actors.status import build_status, iso_at
 from archibald_actors.store.base import ClusterStore
+from archibald_actors.store_messages import (
+    Booted,
+    HistoryRead,
+    LedgerRead,
+    RequestStored,
+    RunRecorded,
+    SlotClaimed,
+    StoredRequestsRead,
+)
 
 __all__ = ["STOP_GRACE_SECONDS", "OrchestratorActor", "OrchestratorState"]
 

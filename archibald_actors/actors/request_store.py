@@ -20,17 +20,19 @@ from archibald_actors.clock import Clock
 from archibald_actors.events import EventBus
 from archibald_actors.messages import (
     Pick,
-    RequestStored,
     RequestSync,
-    SlotClaimed,
     StoredRequest,
-    StoredRequestsRead,
-    StoreResult,
     fail,
 )
 from archibald_actors.request_queue import JobKey, PendingRequest
 from archibald_actors.status import iso_at
 from archibald_actors.store.base import ClusterStore, Store
+from archibald_actors.store_messages import (
+    RequestStored,
+    SlotClaimed,
+    StoredRequestsRead,
+    StoreResult,
+)
 
 __all__ = ["CLAIM_RETRY", "RequestStore"]
 

@@ -26,8 +26,15 @@ from archibald_actors.clock import Clock, Wakeup
 from archibald_actors.domain import RunRecord
 from archibald_actors.events import EventBus
 from archibald_actors.ledger import HISTORY_PER_TYPE
-from archibald_actors.messages import Booted, LoadState, SetLeading, StateLoaded
+from archibald_actors.messages import (
+    LoadState,
+    SetLeading,
+)
 from archibald_actors.store.base import Store, StoredState
+from archibald_actors.store_messages import (
+    Booted,
+    StateLoaded,
+)
 
 __all__ = ["Loaded", "Role", "StateLoader"]
 

@@ -21,15 +21,17 @@ from archibald_actors.events import EventBus
 from archibald_actors.ledger import HISTORY_PER_TYPE
 from archibald_actors.messages import (
     GetHistory,
-    HistoryRead,
-    LedgerRead,
     RecordRuns,
-    RunRecorded,
-    StoreResult,
     answer,
     fail,
 )
 from archibald_actors.store.base import Store
+from archibald_actors.store_messages import (
+    HistoryRead,
+    LedgerRead,
+    RunRecorded,
+    StoreResult,
+)
 
 __all__ = ["RECORD_RETRY", "RunLedger"]
 

@@ -20,12 +20,9 @@ from archibald_actors.clock import Clock
 from archibald_actors.errors import InvalidValueError
 from archibald_actors.events import EventBus
 from archibald_actors.messages import (
-    EntriesRead,
-    EntryStored,
     Rearm,
     Reply,
     Retune,
-    StoreResult,
     TimerArmed,
     answer,
     fail,
@@ -33,6 +30,11 @@ from archibald_actors.messages import (
 from archibald_actors.schedule import ScheduleEntry
 from archibald_actors.schedule_view import ScheduleView
 from archibald_actors.store.base import ClusterStore, Store
+from archibald_actors.store_messages import (
+    EntriesRead,
+    EntryStored,
+    StoreResult,
+)
 
 __all__ = ["ScheduleOwner", "TimerView"]
 

@@ -30,8 +30,10 @@ from typing import Any, TypeVar
 
 from archibald_actors.clock import Activity
 from archibald_actors.errors import StoreError
-from archibald_actors.messages import StoreResult
 from archibald_actors.store.base import ClusterStore, Store
+from archibald_actors.store_messages import (
+    StoreResult,
+)
 
 __all__ = ["STUCK_AFTER", "Chain", "StoreNotAnsweringError", "StoreWorker", "announce"]
 

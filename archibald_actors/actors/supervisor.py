@@ -34,8 +34,6 @@ from archibald_actors.events import EventBus
 from archibald_actors.messages import (
     ChildFailed,
     ClusterChanged,
-    EntriesRead,
-    EntryStored,
     GetSchedule,
     GetStatus,
     LeadershipChanged,
@@ -45,7 +43,6 @@ from archibald_actors.messages import (
     ReportStatus,
     RestartChild,
     Retune,
-    StateLoaded,
     TimerArmed,
     answer,
 )
@@ -53,6 +50,11 @@ from archibald_actors.schedule import ScheduleEntry
 from archibald_actors.schedule_view import ScheduleView
 from archibald_actors.status import build_status
 from archibald_actors.store.base import ClusterStore, Store
+from archibald_actors.store_messages import (
+    EntriesRead,
+    EntryStored,
+    StateLoaded,
+)
 
 __all__ = ["ORCHESTRATOR", "ChildInfo", "SupervisorActor"]
 

@@ -12,6 +12,12 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from archibald_actors.agent import AGENT_ID_PATTERN
 from archibald_actors.schedule import SYNC_TYPES
+from archibald_actors.web.agent_shapes import (
+    AGENT_ANSWER_MODELS,
+    AgentUpdate,
+    BreakerResetRequest,
+    RunRequest,
+)
 from archibald_actors.web.payload import MAX_BODY_BYTES, history_limit_max
 from archibald_actors.web.plan_openapi import planning_paths
 from archibald_actors.web.plan_shapes import PLANNING_MODELS
@@ -19,9 +25,6 @@ from archibald_actors.web.shapes import (
     ANSWER_MODELS,
     SERVICE_REF,
     UPDATE_FIELDS,
-    AgentUpdate,
-    BreakerResetRequest,
-    RunRequest,
     ScheduleUpdate,
     ref,
 )
@@ -58,6 +61,7 @@ def _model_schemas() -> dict[str, Schema]:
         RunRequest,
         BreakerResetRequest,
         *ANSWER_MODELS,
+        *AGENT_ANSWER_MODELS,
         *PLANNING_MODELS,
     ]
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(model, "validation") for model in shapes]

@@ -20,14 +20,16 @@ from pydantic import BaseModel, ValidationError
 from archibald_actors.agent import AGENT_ID_PATTERN
 from archibald_actors.schedule import SYNC_TYPES
 from archibald_actors.validation import JsonNumber, first_error, show
-from archibald_actors.web.error import ApiError
-from archibald_actors.web.shapes import (
+from archibald_actors.web.agent_shapes import (
     AGENT_FIELDS,
-    SYNC_TYPES_CONTEXT,
-    UPDATE_FIELDS,
     AgentUpdate,
     BreakerResetRequest,
     RunRequest,
+)
+from archibald_actors.web.error import ApiError
+from archibald_actors.web.shapes import (
+    SYNC_TYPES_CONTEXT,
+    UPDATE_FIELDS,
     ScheduleUpdate,
 )
 
