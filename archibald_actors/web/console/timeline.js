@@ -134,8 +134,10 @@ export class Timeline {
         }));
         g.append(bar);
       }
-      const running = model.status?.running;
-      if (running && running.syncType === type) {
+      const status = model.status;
+      const jobs = status?.jobs || (status?.running ? [status.running] : []);
+      for (const running of jobs) {
+        if (running.syncType !== type) continue;
         const s = parseTime(running.startedAt);
         if (s !== null) {
           const bar = svg("rect", {
@@ -148,7 +150,8 @@ export class Timeline {
             height: BAR_H,
             rx: 2,
           });
-          bar.append(svg("title", { text: `${type}: running since ${clockTime(s, true)} (${running.trigger})` }));
+          const who = running.agentId ? ` for ${running.agentId}` : "";
+          bar.append(svg("title", { text: `${type}${who}: running since ${clockTime(s, true)} (${running.trigger})` }));
           g.append(bar);
         }
       }
