@@ -79,7 +79,8 @@ export class AgentTables {
         try {
           this.details.set(id, await this.api().agent(id));
         } catch (error) {
-          if (error.status === 404) this.details.delete(id);
+          // Gone, or not this token's to read (an agent's token reads only itself).
+          if (error.status === 404 || error.status === 403) this.details.delete(id);
           else throw error;
         }
       }
@@ -95,7 +96,8 @@ export class AgentTables {
       return;
     }
     if (listChanged) this.listChanged = true;
-    if (agentId) this.dirty.add(agentId);
+    // Only agents in the list: an agent's token lists (and may read) only itself.
+    if (agentId && (listChanged || this.agents.some((a) => a.agentId === agentId))) this.dirty.add(agentId);
     if (!this.timer) this.timer = setTimeout(() => this.flush(), 300);
   }
 
@@ -107,7 +109,9 @@ export class AgentTables {
         this.listChanged = false;
         this.agents = await this.api().agents();
       }
-      await this.readAll(ids);
+      const listed = new Set(this.agents.map((a) => a.agentId));
+      for (const id of ids) if (!listed.has(id)) this.details.delete(id);
+      await this.readAll(ids.filter((id) => listed.has(id)));
     } catch {
       // The next event or reconnection reads them again.
     }

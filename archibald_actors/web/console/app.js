@@ -6,6 +6,7 @@ import { Api, AuthError } from "./api.js";
 import { bannersFor, showBanners } from "./banners.js";
 import { ServiceClock } from "./clock.js";
 import { Editor } from "./editor.js";
+import { HOUR } from "./format.js";
 import { TypeRows } from "./rows.js";
 import { adoptTokenFromUrl, claims, forget, load, store } from "./session.js";
 import { LiveStream } from "./stream.js";
@@ -226,6 +227,12 @@ function bannerAction(action, button) {
   });
 }
 
+/** The service's preview of a retune over the timeline's span ahead (1 to 48 hours). */
+function plan(change) {
+  const hours = Math.min(48, Math.max(1, Math.ceil(ZOOMS[page.timeline.zoom].ahead / HOUR)));
+  return page.api.preview(change, hours);
+}
+
 async function save(change) {
   setSchedule(await page.api.retune(change));
   want("status");
@@ -305,7 +312,7 @@ async function signIn(token) {
   page.editor = null;
   if (admin) {
     document.querySelector(".timeline-box").before(page.editorForm);
-    page.editor = new Editor(page.editorForm, { save, changed: render, saveFailed: failed });
+    page.editor = new Editor(page.editorForm, { save, changed: render, saveFailed: failed, plan });
   }
   try {
     await Promise.all(["clock", "schedule", "status", "history"].map(read));

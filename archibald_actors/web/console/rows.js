@@ -88,9 +88,11 @@ export class TypeRows {
         (action === "pause" ? act.pause : act.resume)(type, row.toggle);
       });
       row.edit.addEventListener("click", () => act.edit(type));
-      row.reset = el("button", { type: "button", class: "quiet", "data-action": "reset-breaker", hidden: true, "aria-label": `Reset the breakers of ${type}`, text: "Reset breaker" });
+      // Next to the breaker's badge, so the actions column keeps its width.
+      row.reset = el("button", { type: "button", class: "quiet small", "data-action": "reset-breaker", hidden: true, "aria-label": `Reset the breakers of ${type}`, text: "Reset" });
       row.reset.addEventListener("click", () => act.resetBreaker(type, row.reset));
-      row.tr.append(el("td", { class: "actions", "data-label": "Actions" }, row.run, row.toggle, row.edit, row.reset));
+      row.breaker.after(row.reset);
+      row.tr.append(el("td", { class: "actions", "data-label": "Actions" }, row.run, row.toggle, row.edit));
     }
     this.rows.set(type, row);
     return row;

@@ -164,6 +164,7 @@ export class Timeline {
           "data-at": isoTime(t),
         }, `${type}: slot at ${clockTime(t, true)}${previewing ? " (before the edit)" : ""}`));
       }
+      if (model.preview?.plan) this.plan(g, type, model.preview, x, clampX, mid, start, end);
       if (previewing) {
         for (const t of model.preview.slots) {
           if (t < start || t > end) continue;
@@ -185,6 +186,37 @@ export class Timeline {
     this.container.replaceChildren(root);
     if (this.spanLabel) {
       this.spanLabel.textContent = `${duration(back)} back, ${duration(ahead)} ahead`;
+    }
+  }
+
+  /** The service's preview: predicted runs as outlined bars, collisions as red rings. */
+  plan(g, type, preview, x, clampX, mid, start, end) {
+    const { plan } = preview;
+    for (const run of plan.runs || []) {
+      if (run.syncType !== type) continue;
+      const s = parseTime(run.startedAt);
+      const f = parseTime(run.finishedAt) ?? end;
+      if (s === null || f < start || s > end) continue;
+      const slot = parseTime(run.scheduledAt);
+      if (slot !== null && x(s) - x(slot) >= 2) {
+        g.append(svg("line", { class: "wait", x1: clampX(slot), x2: clampX(s), y1: mid, y2: mid }));
+      }
+      const who = run.agentId ? ` for ${run.agentId}` : "";
+      const waited = run.waitSeconds >= 1 ? `, after waiting ${duration(run.waitSeconds * 1000)} behind ${run.behind.join(", ")}` : "";
+      g.append(svg("rect", {
+        class: "predicted", "data-preview-run": "", "data-sync-type": type,
+        x: clampX(s), y: mid - BAR_H / 2 + 2, width: Math.max(2, clampX(f) - clampX(s)), height: BAR_H - 4, rx: 2,
+      }, svg("title", { text: `${type}${who}: predicted run at ${clockTime(s, true)}${waited}` })));
+    }
+    for (const collision of plan.collisions || []) {
+      const t = parseTime(collision.at);
+      if (t === null || t < start || t > end || !collision.types.includes(type)) continue;
+      const mine = collision.types.includes(preview.type);
+      const waits = collision.waited.map((w) => `${w.syncType}${w.agentId ? ` (${w.agentId})` : ""} waits ${duration(w.waitSeconds * 1000)}`);
+      g.append(svg("circle", {
+        class: mine ? "collision mine" : "collision", "data-collision": "", "data-sync-type": type, "data-at": isoTime(t),
+        cx: x(t), cy: mid, r: this.drawn.pxPerMs * HOUR < 120 ? 4 : 7, // smaller on a phone
+      }, svg("title", { text: `Predicted collision at ${clockTime(t, true)}: ${collision.types.join(", ")}${waits.length ? `\n${waits.join("\n")}` : ""}` })));
     }
   }
 
