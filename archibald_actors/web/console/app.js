@@ -19,7 +19,7 @@ const NOTICE_MS = 10000;
 const HISTORY_LIMIT = 600;
 const RUN_EVENTS = new Set(["sync.completed", "sync.failed", "sync.cancelled", "sync.skipped"]);
 /** Real ms between two drawings of the rows for progress events (each job may send many a second). */
-const PROGRESS_DRAW_MS = 250;
+const PROGRESS_DRAW_MS = 500;
 
 const page = {
   api: null,
@@ -307,7 +307,8 @@ async function signIn(token) {
   $("rows").replaceChildren();
   model.types = [];
   if (page.agents) page.agents.clear();
-  page.agents = new AgentTables(() => page.api, admin ? actions : null, () => page.api && render());
+  // Agents read again redraw their tables only, not the whole page.
+  page.agents = new AgentTables(() => page.api, admin ? actions : null, () => page.api && page.agents.update(model, page.clock.now()));
   page.rows = new TypeRows($("rows"), admin ? actions : null, page.agents);
   page.editor = null;
   if (admin) {

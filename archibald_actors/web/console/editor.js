@@ -144,11 +144,11 @@ export class Editor {
   preview(model, clock) {
     if (!this.type) return null;
     const values = this.check();
-    if (!values || clock.epochMs === null) return { type: this.type, slots: [], plan: null };
+    if (!values || clock.epochMs === null) return { type: this.type, slots: [], plan: null, key: "invalid" };
     const now = clock.now();
     const slots = gridSlots(clock.epochMs, values.interval, values.delay, now, now + PREVIEW_AHEAD);
     const plan = this.plan?.answer && this.plan.key === JSON.stringify(this.change()) ? this.plan.answer : null;
-    return { type: this.type, slots, plan };
+    return { type: this.type, slots, plan, key: `${this.plan?.key}|${plan ? plan.from : ""}` };
   }
 
   async submit() {

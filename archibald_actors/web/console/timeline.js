@@ -60,6 +60,18 @@ export class Timeline {
     this.spanLabel = spanLabel;
     this.zoom = DEFAULT_ZOOM;
     this.drawn = { now: -Infinity, pxPerMs: 0 };
+    this.key = "";
+  }
+
+  /** What the picture is drawn from besides the clock: an unchanged key and clock skip a redraw. */
+  inputs(model, width) {
+    const status = model.status || {};
+    const first = model.history[0];
+    const jobs = (status.jobs || (status.running ? [status.running] : [])).map((j) => `${j.syncType}/${j.agentId}/${j.startedAt}`);
+    const next = Object.values(status.types || {}).map((t) => t.nextRunAt);
+    const preview = model.preview ? `${model.preview.type}|${model.preview.key}|${model.preview.slots[0]}` : "";
+    return [this.zoom, width, model.types.join(), model.history.length, first?.startedAt, first?.agentId,
+      jobs.join(), next.join(), JSON.stringify(model.schedule), preview].join("§");
   }
 
   /** Whether the clock moved the picture by half a pixel or more since it was drawn. At
@@ -78,6 +90,11 @@ export class Timeline {
    */
   render(model, now) {
     const width = Math.max(300, this.container.clientWidth || 800);
+    // A status read after every event mostly changes nothing drawn here (progress, counts,
+    // breakers): rebuilding the SVG each time was the page's longest task.
+    const key = this.inputs(model, width);
+    if (key === this.key && !this.due(now)) return;
+    this.key = key;
     // Room for the longest type name (bold 11 px: about 7 px a character).
     const labelW = Math.min(150, 16 + 7 * Math.max(4, ...model.types.map((t) => t.length)));
     const { back, ahead } = ZOOMS[this.zoom];
