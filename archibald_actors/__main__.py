@@ -29,10 +29,10 @@ from archibald_actors.cli import (
     package_version,
     without_password,
 )
-from archibald_actors.clock import ManualClock
-from archibald_actors.config import ConfigError, load_config
+from archibald_actors.handlers.demo_agents import MAX_DEMO_AGENTS
+from archibald_actors.planning.command import simulate_command
+from archibald_actors.planning.sandbox import MAX_HOURS
 from archibald_actors.serve import serve_command
-from archibald_actors.simulate import MAX_HOURS, format_report, simulate
 
 __all__ = [
     "DEFAULT_DB",
@@ -65,6 +65,19 @@ def _number(low: float, high: float, *, whole: bool = False) -> Callable[[str], 
             raise argparse.ArgumentTypeError(f"must be {kind}, got {text!r}") from None
         if not math.isfinite(value) or not low < value <= high:
             raise argparse.ArgumentTypeError(f"must be more than {low:g} and at most {high:g}, got {text}")
+        return value
+
+    return parse
+
+
+def _count(high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if not 0 <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from 0 to {high}, got {value}")
         return value
 
     return parse
@@ -118,6 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="schedule time runs N times faster than real time (default 1)",
     )
     serve.add_argument("--seed", type=int, default=0, help="seed of the demo handlers' durations")
+    serve.add_argument(
+        "--demo-agents",
+        type=_count(MAX_DEMO_AGENTS),
+        default=0,
+        metavar="N",
+        help="create N demo agents (agent-001 ...) at start if absent, and run orders, customers, "
+        "ddt and invoices per agent unless --config says otherwise; a few need a login, a few "
+        f"fail now and then (chosen by --seed); 0 to {MAX_DEMO_AGENTS} (default %(default)s)",
+    )
     serve.add_argument(
         "--max-concurrent",
         type=_number(0, 64, whole=True),
@@ -177,8 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim = commands.add_parser(
         "simulate",
         help="run the real actors on a simulated clock and print the timeline",
-        description="Drive the real actors on a ManualClock with demo handlers of realistic "
-        "durations; print every run and, per type, how long requests waited behind others.",
+        description="Drive the real actors on a ManualClock with handlers of realistic durations "
+        "(the demo's, or duration_seconds of --config); print every run and, per type, how long "
+        "requests waited behind others. With --suggest, search start delays that wait less.",
     )
     sim.add_argument(
         "--hours",
@@ -189,7 +212,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--seed", type=int, default=0, help="seed of the durations (default %(default)s)")
     sim.add_argument("--config", metavar="FILE", help="TOML file whose table (and types) to simulate")
-    sim.set_defaults(run=_cmd_simulate)
+    sim.add_argument(
+        "--agents",
+        type=_count(MAX_DEMO_AGENTS),
+        default=0,
+        metavar="N",
+        help="demo agents in the store: a per-agent type runs one job per agent (default %(default)s)",
+    )
+    sim.add_argument(
+        "--max-concurrent",
+        type=_number(0, 64, whole=True),
+        default=None,
+        metavar="N",
+        help="jobs that may run at once, never two on one lane; 1 to 64 (default: the config's "
+        "max_concurrent, else 1)",
+    )
+    sim.add_argument("--json", action="store_true", help="print one JSON document (runs, collisions, waits)")
+    sim.add_argument(
+        "--suggest",
+        action="store_true",
+        help="search start delays (same intervals) that lower the waits, highest priority first, "
+        "and print them with the waits before and after",
+    )
+    sim.set_defaults(run=simulate_command)
     return parser
 
 
@@ -204,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code
 
 
-# --- token and simulate ---------------------------------------------------------------
+# --- token ---------------------------------------------------------------
 
 
 def _cmd_token(args: argparse.Namespace) -> int:
@@ -218,17 +263,6 @@ def _cmd_token(args: argparse.Namespace) -> int:
         )
     secret = jwt_secret()
     print(make_token(secret, role=args.role, sub=args.sub, username=args.username, ttl=args.ttl))
-    return EXIT_OK
-
-
-def _cmd_simulate(args: argparse.Namespace) -> int:
-    schedule = None
-    if args.config:
-        try:
-            schedule = load_config(args.config, clock=ManualClock()).schedule
-        except ConfigError as exc:
-            raise CliError(str(exc)) from None
-    sys.stdout.write(format_report(simulate(args.hours, seed=args.seed, schedule=schedule)))
     return EXIT_OK
 
 

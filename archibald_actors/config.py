@@ -14,6 +14,7 @@ not in the default table adds that type, and needs its ``interval_minutes``)::
     # url = "http://127.0.0.1:9000/sync"    # or a webhook (not both)
     retries = 2                  # more tries of a failed or timed-out run (0: none)
     retry_backoff = [60, 300]    # seconds before each retry; the last one repeats
+    duration_seconds = [30, 60]  # seconds a run takes, [min, max], for ``simulate``
 
     [breakers]                   # service-wide circuit breakers (every key optional)
     failures = 3                 # failed tries in a row that open a (type, lane) pair
@@ -44,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from archibald_actors.actors.runner import SyncHandler
 from archibald_actors.breaker import DEFAULT_BREAKERS, BreakerPolicy
 from archibald_actors.clock import Clock
+from archibald_actors.config_durations import DurationSeconds, duration_problem
 from archibald_actors.config_lines import find_line, key_at_line
 from archibald_actors.errors import InvalidValueError
 from archibald_actors.handler_signature import handler_problem
@@ -106,6 +108,7 @@ class TypeTable(BaseModel):
     url: StrictStr = _optional()
     retries: Retries = _optional()
     retry_backoff: Annotated[list[BackoffSeconds], Field(min_length=1)] = _optional()
+    duration_seconds: DurationSeconds = _optional()
 
 
 class _TopLevel(BaseModel):
@@ -178,6 +181,7 @@ class ServiceConfig:
         handlers: handlers the file names (types without ``handler``/``url`` are absent).
         max_concurrent: jobs that may run at once, if the file says (None: the default).
         breakers: the ``[breakers]`` settings over ``DEFAULT_BREAKERS``.
+        durations: per type, the ``duration_seconds`` range the file gives (for ``simulate``).
     """
 
     path: str
@@ -185,6 +189,7 @@ class ServiceConfig:
     handlers: Mapping[str, SyncHandler] = field(default_factory=dict)
     max_concurrent: int | None = None
     breakers: BreakerPolicy = DEFAULT_BREAKERS
+    durations: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def load_config(path: str | Path, *, clock: Clock) -> ServiceConfig:
@@ -247,6 +252,7 @@ class _Validator:
             raise self.fail((SECTION,), f"must be a table of sync types, got {_kind(section)}")
         schedule = dict(DEFAULT_SCHEDULE)
         handlers: dict[str, SyncHandler] = {}
+        durations: dict[str, tuple[float, float]] = {}
         for sync_type, table in section.items():
             keys = (SECTION, sync_type)
             if not is_type_name(sync_type):
@@ -256,6 +262,9 @@ class _Validator:
             schedule[sync_type], handler = self._type(sync_type, table, schedule.get(sync_type))
             if handler is not None:
                 handlers[sync_type] = handler
+            if "duration_seconds" in table:  # validated by _type
+                low, high = table["duration_seconds"]
+                durations[sync_type] = (float(low), float(high))
         breakers = self._breakers(data.get(BREAKERS, {}))
         return ServiceConfig(
             self._path,
@@ -263,6 +272,7 @@ class _Validator:
             MappingProxyType(handlers),
             max_concurrent=max_concurrent,
             breakers=breakers,
+            durations=MappingProxyType(durations),
         )
 
     def _max_concurrent(self, data: dict[str, Any]) -> int | None:
@@ -296,7 +306,9 @@ class _Validator:
             key, problem, kind = first_error(exc.errors(), TypeTable)
             if kind == "extra_forbidden":
                 problem = f"is not a known key; expected one of {', '.join(KNOWN_KEYS)}"
-            if key == "retry_backoff":
+            elif key == "duration_seconds":
+                problem = duration_problem(raw.get(key))
+            elif key == "retry_backoff":
                 problem = _backoff_problem(raw[key])
             raise self.fail((*prefix, key), problem) from None
         changes = {k: v for k, v in table.items() if k in _TIMING_KEYS}

@@ -29,6 +29,7 @@ from archibald_actors.config import ConfigError, load_config
 from archibald_actors.errors import StoreError
 from archibald_actors.events import RUN_END_EVENTS, Event
 from archibald_actors.handlers.demo import demo_handlers
+from archibald_actors.handlers.demo_agents import DemoAgents, agent_split
 from archibald_actors.schedule import DEFAULT_SCHEDULE
 from archibald_actors.service import SyncService
 
@@ -49,7 +50,11 @@ def serve_command(args: argparse.Namespace) -> int:
     schedule = DEFAULT_SCHEDULE
     breakers = DEFAULT_BREAKERS
     handlers = demo_handlers(seed=args.seed, clock=clock)
+    demo = DemoAgents(args.demo_agents, seed=args.seed, clock=clock)
+    if demo.ids:
+        schedule = agent_split(schedule)
     max_concurrent = 1
+    named: set[str] = set()  # types the config gives a handler
     if args.config:
         # Like other app servers, resolve "package.module:function" from the working directory too.
         if os.getcwd() not in sys.path:
@@ -62,6 +67,11 @@ def serve_command(args: argparse.Namespace) -> int:
         # A type the config adds gets a demo handler too, unless the config names one.
         handlers = {**demo_handlers(seed=args.seed, clock=clock, sync_types=schedule), **config.handlers}
         max_concurrent = config.max_concurrent or max_concurrent
+        named = set(config.handlers)
+    if demo.ids:
+        # Per-agent types the config does not give a handler get the demo agents' one.
+        per_agent = [t for t, e in schedule.items() if e.per_agent and t not in named]
+        handlers.update(demo.handlers(per_agent))
     if args.max_concurrent is not None:  # the command line wins over the file
         max_concurrent = int(args.max_concurrent)
     store = open_store(args.db, args.schema)
@@ -83,11 +93,13 @@ def serve_command(args: argparse.Namespace) -> int:
         if args.print_token or sys.stdout.isatty()
         else "make an admin token with: archibald-sync token --role admin --sub NAME",
     ]
+    if demo.ids:
+        announce.append(_describe_demo(demo))
     logging.basicConfig(
         level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        asyncio.run(_serve(app, args.host, args.port, announce))
+        asyncio.run(_serve(app, args.host, args.port, announce, lambda: _add_demo_agents(service, demo)))
     except StoreError as exc:
         raise CliError(f"the store cannot be opened: {exc}", EXIT_FAILURE) from None
     except OSError as exc:
@@ -109,6 +121,28 @@ def _log_run(event: Event) -> None:
         log.log(level, "%s sync %s after %.1f s%s", event["syncType"], event["outcome"], seconds, error)
 
 
+def _describe_demo(demo: DemoAgents) -> str:
+    return (
+        f"demo agents: {len(demo.ids)} ({demo.ids[0]} to {demo.ids[-1]}); needing a login: "
+        f"{', '.join(sorted(demo.needs_login)) or 'none'}; failing now and then: "
+        f"{', '.join(sorted(demo.flaky)) or 'none'}"
+    )
+
+
+def _add_demo_agents(service: SyncService, demo: DemoAgents) -> None:
+    """Create the demo agents the store does not have yet (an agent kept from an earlier run stays as is)."""
+    if not demo.ids:
+        return
+    known = {agent["agentId"] for agent in service.agents()}
+    names = demo.names()
+    # Sent all at once and awaited together: the supervisor stores them in order.
+    added = [service.put_agent_future(i, names[i]) for i in demo.ids if i not in known]
+    for future in added:
+        future.result(60.0)
+    if added:
+        log.info("created %d demo agents", len(added))
+
+
 def _describe_handlers(handlers: Mapping[str, Callable[..., object]]) -> str:
     return ", ".join(f"{t}={getattr(h, '__name__', type(h).__name__)}" for t, h in handlers.items())
 
@@ -117,8 +151,17 @@ def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-async def _serve(app: web.Application, host: str, port: int, announce: Sequence[str]) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM, then shut down (the app's cleanup stops the service)."""
+async def _serve(
+    app: web.Application,
+    host: str,
+    port: int,
+    announce: Sequence[str],
+    prepare: Callable[[], None] = lambda: None,
+) -> None:
+    """Serve ``app`` until SIGINT or SIGTERM, then shut down (the app's cleanup stops the service).
+
+    ``prepare`` runs off the loop once the service started, before the service listens.
+    """
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -129,6 +172,7 @@ async def _serve(app: web.Application, host: str, port: int, announce: Sequence[
     runner = web.AppRunner(app, handle_signals=False)
     try:
         await runner.setup()  # starts the service (the app's cleanup_ctx)
+        await asyncio.to_thread(prepare)
         site = web.TCPSite(runner, host, port)
         await site.start()
         from archibald_actors.web import freeze_heap  # noqa: PLC0415 (only serve needs the web layer)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stuck_store import until_stuck
 
 from archibald_actors import (
     DEFAULT_SCHEDULE,
@@ -220,6 +221,7 @@ def test_agent_changes_are_refused_at_once_while_the_store_hangs(
     store.hanging.set()
     request = service.request_sync_future("orders")  # its write hangs in the store
     assert store.entered.wait(5)
+    until_stuck(service)
     for change in (lambda: service.put_agent("anna"), lambda: service.remove_agent("mario")):
         began = time.monotonic()
         with pytest.raises(StoreError, match="not answering"):

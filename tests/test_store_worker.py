@@ -1,4 +1,4 @@
-"""The store worker: calls in order off the caller's thread, patience for callers, chains."""
+"""The store worker: calls in order off the caller's thread, refusals once the store is stuck, chains."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from archibald_actors.actors.store_worker import PATIENCE, Chain, StoreWorker
+from archibald_actors.actors.store_worker import Chain, StoreWorker
 from archibald_actors.clock import Activity
 from archibald_actors.errors import StoreError
 from archibald_actors.messages import StoreResult
@@ -21,9 +21,13 @@ def activity() -> Activity:
     return Activity()
 
 
+#: A short patience keeps these tests quick; the service's is ``STUCK_AFTER``.
+PATIENCE = 0.2
+
+
 @pytest.fixture
 def worker(activity: Activity) -> Iterator[StoreWorker]:
-    worker = StoreWorker(MemoryStore(), activity)
+    worker = StoreWorker(MemoryStore(), activity, patience=PATIENCE)
     yield worker
     worker.close(5.0)
 
@@ -74,7 +78,21 @@ def test_a_callers_call_behind_a_hung_one_is_refused_in_time_and_never_runs(work
     assert results.get(timeout=5)[0] == "hung"
     worker.close(5.0)
     assert not ran.is_set()  # withdrawn: it changed nothing
-    assert PATIENCE <= 0.05
+
+
+def test_once_the_store_is_stuck_a_caller_is_refused_at_submit(worker: StoreWorker) -> None:
+    results, to = collect()
+    entered, release = threading.Event(), threading.Event()
+    worker.submit(hang(entered, release), to("hung"))
+    assert entered.wait(5)
+    worker.submit(lambda store: None, to("first"), for_caller=True)
+    assert results.get(timeout=5)[0] == "first"  # refused once the patience ran out
+    assert not worker.available
+    worker.submit(lambda store: None, to("second"), for_caller=True)
+    # Refused on the submitting thread itself: nothing to wait for.
+    assert results.get_nowait()[0] == "second"
+    release.set()
+    assert results.get(timeout=5)[0] == "hung"
 
 
 def test_a_bounded_read_is_answered_while_it_runs_and_its_late_result_dropped(worker: StoreWorker) -> None:
@@ -116,14 +134,14 @@ def test_close_runs_what_was_submitted_then_refuses(worker: StoreWorker) -> None
 
 
 def test_a_busy_worker_refuses_nobody_only_a_stuck_call_does(activity: Activity) -> None:
-    worker = StoreWorker(MemoryStore(), activity, patience=0.05)
+    worker = StoreWorker(MemoryStore(), activity, patience=0.2)
     results, to = collect()
     pause = threading.Event()  # never set: each call takes 5 ms, far below the patience
     try:
-        for n in range(30):  # 150 ms of quick calls, three times the caller's patience
+        for n in range(120):  # 600 ms of quick calls, three times the caller's patience
             worker.submit(lambda store: pause.wait(0.005), to(f"call{n}"))
         worker.submit(lambda store: "answered", to("caller"), for_caller=True)
-        outcomes = dict(results.get(timeout=5) for _ in range(31))
+        outcomes = dict(results.get(timeout=5) for _ in range(121))
     finally:
         worker.close(5.0)
     assert outcomes["caller"].value == "answered"

@@ -26,6 +26,7 @@ from archibald_actors.actors.request_store import RequestStore
 from archibald_actors.actors.run_ledger import RunLedger
 from archibald_actors.actors.runner import SyncHandler, SyncRunner
 from archibald_actors.actors.store_worker import StoreWorker
+from archibald_actors.agent import Agent
 from archibald_actors.clock import Activity, Clock
 from archibald_actors.events import EventBus
 from archibald_actors.messages import (
@@ -101,6 +102,7 @@ class OrchestratorActor(Recovery, JobIntake, JobControl, TrackedActor):
         self._requests = RequestStore(state, store, address, clock, events, cluster=cluster)
         self._fires = fires_in_flight
         self._schedule_view = schedule_view
+        self._enabled_of: tuple[tuple[Agent, ...], frozenset[str]] = ((), frozenset())
 
     def on_started(self) -> None:
         """A new incarnation picks up where the last one (or the last process) stopped."""
@@ -283,7 +285,7 @@ class OrchestratorActor(Recovery, JobIntake, JobControl, TrackedActor):
             self._release_trial(message.request)
             return
         if request is not None and state.leading:
-            if request.agent_id is not None and request.agent_id not in _enabled(state):
+            if request.agent_id is not None and request.agent_id not in self._enabled():
                 self._requests.forget(request.key)  # its agent went meanwhile
             elif state.lane_held(request.lane):  # a hold came meanwhile: the run waits for it, claimed
                 state.queue.restore(request)
@@ -387,11 +389,14 @@ class OrchestratorActor(Recovery, JobIntake, JobControl, TrackedActor):
                 wakeup.cancel()
         super().on_stop()
 
+    def _enabled(self) -> frozenset[str]:
+        """The enabled agents' ids, built once per change of the agents (each claimed job asks)."""
+        agents = self._state.agents
+        if self._enabled_of[0] is not agents:
+            self._enabled_of = (agents, frozenset(a.agent_id for a in agents if a.enabled))
+        return self._enabled_of[1]
+
     def on_death(self, error: str) -> None:
         """Tell the supervisor; the state object waits for the next incarnation."""
         self._state.pick_armed = False
         self._supervisor.tell(ChildFailed("orchestrator", error))
-
-
-def _enabled(state: OrchestratorState) -> set[str]:
-    return {a.agent_id for a in state.agents if a.enabled}

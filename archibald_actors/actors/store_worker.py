@@ -6,10 +6,16 @@ worker runs the calls in the order they were handed over (run records stay in or
 claim is answered before the run it guards may start) and tells each outcome back.
 
 A store that hangs (a PostgreSQL reconnect takes up to 20 s) must not hang the callers
-behind it. A call made for a waiting caller (a retune, a manual request, a history
-page) is *patient* only for ``PATIENCE`` real seconds: if it has not started by then, it
-is withdrawn (never run, so nothing changed) and answered ``StoreError``; a read made
-for a status may also be given up while it runs, since reading changes nothing.
+behind it. The store counts as stuck once a call has gone unanswered for ``STUCK_AFTER``
+real seconds. From then on a call made for a waiting caller (a retune, a manual request,
+a history page) is refused at once, and one already waiting is withdrawn (never run, so
+nothing changed); both are answered ``StoreNotAnsweringError``. A read made for a status
+may also be given up while it runs, since reading changes nothing.
+
+Why a second and not the 50 ms a caller would like: a healthy store's call can take tens
+of milliseconds (an fsync on a busy disk, a loaded host that does not schedule this
+thread), and a shorter bound refused retunes of a store that was merely slow. A second
+tells a hung store from a slow one; after it, every caller is answered in microseconds.
 """
 
 from __future__ import annotations
@@ -27,19 +33,15 @@ from archibald_actors.errors import StoreError
 from archibald_actors.messages import StoreResult
 from archibald_actors.store.base import ClusterStore, Store
 
-__all__ = ["PATIENCE", "Chain", "StoreNotAnsweringError", "StoreWorker", "announce"]
+__all__ = ["STUCK_AFTER", "Chain", "StoreNotAnsweringError", "StoreWorker", "announce"]
 
 log = logging.getLogger("archibald_actors.store")
 
 T = TypeVar("T")
 
-#: Real seconds a caller's store call may wait behind a call that the store has not
-#: answered yet. Callers were promised an answer within 50 ms while the store hangs; a
-#: healthy store answers in a few milliseconds, an fsync on a busy disk in tens of them.
-PATIENCE = 0.03
-#: Real seconds after which a call still running makes the store read as unavailable
-#: (longer than the patience: a slow but healthy query must not make health flap).
-STALLED_AFTER = 1.0
+#: Real seconds a call may go unanswered before the store counts as stuck: callers are
+#: then refused at once, and health reads the store as unavailable.
+STUCK_AFTER = 1.0
 
 
 class StoreNotAnsweringError(StoreError):
@@ -75,10 +77,11 @@ class StoreWorker:
         store: the service's store.
         activity: the clock's activity: a call counts from submission until its outcome
             was handed on, so a ``ManualClock`` waits for store work in flight.
-        patience: real seconds a caller's call may wait to start (``PATIENCE``).
+        patience: real seconds a call may go unanswered before the store counts as stuck
+            (``STUCK_AFTER``).
     """
 
-    def __init__(self, store: Store, activity: Activity, *, patience: float = PATIENCE) -> None:
+    def __init__(self, store: Store, activity: Activity, *, patience: float = STUCK_AFTER) -> None:
         self._store = store
         self._activity = activity
         self._patience = patience
@@ -96,10 +99,9 @@ class StoreWorker:
     @property
     def available(self) -> bool:
         """Whether the store answers: False after a failed call or a refused caller, or
-        while a call has been running for longer than ``STALLED_AFTER``."""
+        while a call has been running for longer than the patience (the store is stuck)."""
         with self._cond:
-            running = self._current is not None and time.monotonic() - self._current_since > STALLED_AFTER
-            return not self._failing and not running
+            return not self._failing and not self._stalled(time.monotonic())
 
     def submit(
         self,
@@ -117,8 +119,8 @@ class StoreWorker:
         Args:
             call: the store call.
             deliver: receives the outcome (typically: tell it to an actor).
-            for_caller: someone waits for the outcome: give up within the patience.
-            bounded: the caller is answered within the patience even while the call runs
+            for_caller: someone waits for the outcome: refused once the store is stuck.
+            bounded: the caller is answered once the store is stuck, even while this call runs
                 (only for calls that change nothing: a status's read of the ledger).
             chain: the call builds on the earlier calls of ``chain``.
         """

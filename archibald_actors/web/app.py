@@ -29,6 +29,7 @@ from archibald_actors.web.health import HEALTH_TIMEOUT, health_handler
 from archibald_actors.web.metrics import SyncMetrics, metrics_handler
 from archibald_actors.web.mount import check_prefix, mount
 from archibald_actors.web.openapi import build_openapi
+from archibald_actors.web.planning_routes import planning_routes
 from archibald_actors.web.routes import routes
 from archibald_actors.web.static import mount_console
 
@@ -177,7 +178,7 @@ def setup(
     if console:  # before the API's routes: their catch-all answers any other path under the prefix
         mount_console(app, f"{prefix}/console/", prefix, service)
     # The agents' paths first: ``/agents/run`` names an agent, not a type to run.
-    mount(app, api, [*agent_routes, *routes])
+    mount(app, api, [*agent_routes, *routes, *planning_routes])
 
     async def end_streams(_: web.Application) -> None:
         # on_shutdown runs before the server waits for handlers: open streams end now.

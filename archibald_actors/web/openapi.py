@@ -13,6 +13,8 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from archibald_actors.agent import AGENT_ID_PATTERN
 from archibald_actors.schedule import SYNC_TYPES
 from archibald_actors.web.payload import MAX_BODY_BYTES, history_limit_max
+from archibald_actors.web.plan_openapi import planning_paths
+from archibald_actors.web.plan_shapes import PLANNING_MODELS
 from archibald_actors.web.shapes import (
     ANSWER_MODELS,
     SERVICE_REF,
@@ -56,6 +58,7 @@ def _model_schemas() -> dict[str, Schema]:
         RunRequest,
         BreakerResetRequest,
         *ANSWER_MODELS,
+        *PLANNING_MODELS,
     ]
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(model, "validation") for model in shapes]
     _, document = models_json_schema(models, by_alias=True, ref_template="#/components/schemas/{model}")
@@ -333,6 +336,7 @@ def build_openapi(
             )
         },
     }
+    paths.update(planning_paths(p, _operation, _json, _ok))
     if healthz:
         paths[healthz] = {
             "get": _operation(

@@ -156,6 +156,18 @@ async def exercise(
     assert (await call("POST", schedule, schedule, json=good, role="agent"))[0] == 403
     assert (await call("POST", schedule, schedule, json=good, role=None))[0] == 401
     assert (await call("POST", schedule, schedule, data=b" " * 70_000))[0] == 413
+    preview, suggest = f"{prefix}/schedule/preview", f"{prefix}/schedule/suggest"
+    change = {"syncType": sync_type, "enabled": True}
+    assert (await call("POST", f"{preview}?hours=1", preview, json=change, role="agent"))[0] == 200
+    assert (await call("POST", preview, preview, json=[change, {**good, "startDelayMinutes": 3}]))[0] == 200
+    assert (await call("POST", preview, preview, json={**good, "intervalMinutes": "15"}))[0] == 400
+    assert (await call("POST", f"{preview}?hours=49", preview, json=change))[0] == 400
+    assert (await call("POST", preview, preview, json=change, role=None))[0] == 401
+    assert (await call("POST", preview, preview, data=b" " * 70_000))[0] == 413
+    assert (await call("POST", f"{suggest}?hours=1", suggest))[0] == 200
+    assert (await call("POST", suggest, suggest, json={"x": 1}))[0] == 400
+    assert (await call("POST", suggest, suggest, role="agent"))[0] == 403
+    assert (await call("POST", suggest, suggest, role=None))[0] == 401
     assert (await call("GET", history, history))[0] == 200
     assert (await call("GET", f"{history}?syncType={sync_type}&limit=5", history))[0] == 200
     assert (await call("GET", f"{history}?limit=0", history))[0] == 400

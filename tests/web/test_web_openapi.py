@@ -17,6 +17,8 @@ from .openapi_check import rebase as _rebase
 ROUTES = [
     ("GET", "/api/sync/schedule"),
     ("POST", "/api/sync/schedule"),
+    ("POST", "/api/sync/schedule/preview"),
+    ("POST", "/api/sync/schedule/suggest"),
     ("GET", "/api/sync/status"),
     ("POST", "/api/sync/{syncType}/run"),
     ("GET", "/api/sync/history"),

@@ -1,0 +1,40 @@
+"""``RequestQueue.ordered()`` keeps its sorted order across takes, and is always the fresh sort."""
+
+from __future__ import annotations
+
+import random
+
+from archibald_actors.handlers.demo_agents import PER_AGENT_TYPES, agent_split
+from archibald_actors.request_queue import PendingRequest, RequestQueue
+
+
+def test_ordered_matches_a_fresh_sort_through_takes_merges_restores_and_drops() -> None:
+    table = agent_split()
+    queue = RequestQueue(table)
+    draw = random.Random(5)
+    for sync_type in PER_AGENT_TYPES:
+        for i in range(60):
+            trigger = "manual" if i % 3 else "auto"
+            queue.add(sync_type, trigger, None, float(i % 7), agent_id=f"a{i}")
+    steps = 0
+
+    def run_order(r: PendingRequest) -> tuple[bool, bool, int, float, int]:
+        return (r.follow_up, r.trigger != "manual", -table[r.sync_type].priority, r.requested_at, r.seq)
+
+    while len(queue):
+        steps += 1
+        expected = sorted(queue.pending(), key=run_order)
+        assert queue.ordered() == expected
+        roll = draw.random()
+        if roll < 0.15:  # a lane is busy: a later job is taken
+            queue.pop_next(lambda r: draw.random() < 0.3)
+        elif roll < 0.25:  # a new job, or a merge into a pending one
+            queue.add("orders", "manual", None, 0.5, agent_id=f"a{draw.randrange(80)}")
+        elif roll < 0.3 and (taken := queue.pop_next()) is not None:
+            queue.restore(taken)
+        elif roll < 0.32:
+            queue.drop(lambda r: r.agent_id != f"a{draw.randrange(60)}")
+        else:
+            first = queue.ordered()[0]
+            assert queue.pop_next() is first  # the usual case: the first in order runs
+    assert steps > 240 and queue.ordered() == []
