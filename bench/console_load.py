@@ -19,15 +19,22 @@ The goals (issue 13): no long task over 50 ms while 500 events a minute arrive, 
 150 KB before gzip, no other origin. There is no peer page to compare with; the numbers
 are printed with their goal.
 
+``--config FILE`` passes a config to ``serve`` (handlers that report ``ctx.progress``, a
+per-agent type); ``--agents N`` adds N agents through the API and keeps the per-agent table
+of the first per-agent type open during the window (every agent's row drawn and updated);
+``--run-all`` asks for a run of every type as the window opens (progress bars moving).
+
 Run (from the repo root)::
 
     .venv/bin/python bench/console_load.py                 # 60 s at --speed 900
     .venv/bin/python bench/console_load.py --seconds 30 --speed 600
+    .venv/bin/python bench/console_load.py --speed 30 --config bench/console_agents.toml --agents 20 --run-all
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import secrets
@@ -68,7 +75,7 @@ requestAnimationFrame(ready);
 """
 
 
-def serve(speed: float, db: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+def serve(speed: float, db: Path, config: str | None) -> tuple[subprocess.Popen[bytes], str, str]:
     env = {**os.environ, "ARCHIBALD_JWT_SECRET": secrets.token_hex(32)}
     proc = subprocess.Popen(
         [
@@ -85,6 +92,7 @@ def serve(speed: float, db: Path) -> tuple[subprocess.Popen[bytes], str, str]:
             "--print-token",
             "--log-level",
             "WARNING",
+            *(["--config", config] if config else []),
         ],
         stdout=subprocess.PIPE,
         env=env,
@@ -102,6 +110,31 @@ def serve(speed: float, db: Path) -> tuple[subprocess.Popen[bytes], str, str]:
     return proc, base, token
 
 
+def send(method: str, url: str, token: str, body: object = None) -> object:
+    request = urllib.request.Request(
+        url,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method=method,
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())["data"]
+
+
+def add_agents(base: str, token: str, count: int) -> None:
+    """PUT ``agent-001``... through the API."""
+    for n in range(1, count + 1):
+        send("PUT", f"{base}/api/sync/agents/agent-{n:03d}", token, {"name": f"Shop {n}"})
+
+
+def run_all(base: str, token: str) -> None:
+    """A manual run of every type (every agent's job of a per-agent type)."""
+    schedule = send("GET", f"{base}/api/sync/schedule", token)
+    assert isinstance(schedule, dict)
+    for sync_type in schedule:
+        send("POST", f"{base}/api/sync/{sync_type}/run", token)
+
+
 def count_events(url: str, stop: threading.Event, counted: list[int]) -> None:
     with urllib.request.urlopen(url, timeout=30) as stream:
         for raw in stream:
@@ -115,10 +148,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--speed", type=float, default=900.0)
+    parser.add_argument("--config", help="a config for serve (handlers with progress, per-agent types)")
+    parser.add_argument("--agents", type=int, default=0, help="agents to add; opens a per-agent table")
+    parser.add_argument("--run-all", action="store_true", help="run every type as the window opens")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        proc, base, token = serve(args.speed, Path(tmp) / "sync.db")
+        proc, base, token = serve(args.speed, Path(tmp) / "sync.db", args.config)
         try:
+            add_agents(base, token, args.agents)
             with sync_playwright() as driver:
                 browser = driver.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
                 context = browser.new_context(viewport={"width": 1280, "height": 800})
@@ -138,6 +175,9 @@ def main() -> None:
                         .filter((e) => !e.name.includes('/api/') && !e.name.endsWith('/clock'))
                         .map((e) => [e.name, e.decodedBodySize, e.transferSize])"""
                 )
+                if args.agents:
+                    page.locator("[data-agents-toggle]").first.click()
+                    page.locator("tr[data-agent-id]").nth(args.agents - 1).wait_for(timeout=30_000)
                 cdp = context.new_cdp_session(page)
                 cdp.send("Performance.enable")
                 page.evaluate("() => { window.__long = []; }")
@@ -147,6 +187,8 @@ def main() -> None:
                 counter = threading.Thread(target=count_events, args=(events_url, stop, counted), daemon=True)
                 counter.start()
                 started = time.monotonic()
+                if args.run_all:
+                    run_all(base, token)
                 page.wait_for_timeout(args.seconds * 1000)
                 window = time.monotonic() - started
                 stop.set()
@@ -154,6 +196,7 @@ def main() -> None:
                 long_tasks = page.evaluate("() => window.__long")
                 rows = page.locator("tr[data-sync-type]").count()
                 bars = page.locator("[data-timeline] [data-run]").count()
+                agent_rows = page.locator("tr[data-agent-id]").count()
                 browser.close()
         finally:
             proc.terminate()
@@ -174,7 +217,7 @@ def main() -> None:
         f"{len(long_tasks)} long tasks (> 50 ms), longest {max(long_tasks, default=0):.0f} ms; "
         f"main thread busy {busy / window:.1%} (script {script / window:.1%})"
     )
-    print(f"at the end: {rows} rows, {bars} run bars on the timeline")
+    print(f"at the end: {rows} rows, {bars} run bars on the timeline, {agent_rows} agent rows")
 
 
 if __name__ == "__main__":

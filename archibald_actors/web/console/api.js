@@ -55,8 +55,29 @@ export class Api {
     return this.request("GET", `/history?limit=${limit}`);
   }
 
-  run(syncType) {
-    return this.request("POST", `/${encodeURIComponent(syncType)}/run`);
+  /** A manual run of a type; with `agentId`, only that agent's job of a per-agent type. */
+  run(syncType, agentId) {
+    const body = agentId ? { agentId } : undefined;
+    return this.request("POST", `/${encodeURIComponent(syncType)}/run`, body);
+  }
+
+  agents() {
+    return this.request("GET", "/agents");
+  }
+
+  /** One agent with its state per per-agent type: lastRun, nextRunAt, fresh, breaker. */
+  agent(agentId) {
+    return this.request("GET", `/agents/${encodeURIComponent(agentId)}`);
+  }
+
+  /** Close breakers: of a type, an agent, a pair, or (empty scope) all of them and the ERP-wide one. */
+  resetBreakers(scope = {}) {
+    return this.request("POST", "/breakers/reset", scope);
+  }
+
+  /** The next `hours` simulated under a retune (applies nothing). */
+  preview(change, hours) {
+    return this.request("POST", `/schedule/preview?hours=${hours}`, change);
   }
 
   retune(change) {

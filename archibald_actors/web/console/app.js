@@ -1,10 +1,12 @@
 // The console's entry point: sign-in, the model, and what each event of the stream changes.
 // Every action goes through the public HTTP API; the stream only says when to read again.
 
+import { AgentTables } from "./agents.js";
 import { Api, AuthError } from "./api.js";
 import { bannersFor, showBanners } from "./banners.js";
 import { ServiceClock } from "./clock.js";
 import { Editor } from "./editor.js";
+import { HOUR } from "./format.js";
 import { TypeRows } from "./rows.js";
 import { adoptTokenFromUrl, claims, forget, load, store } from "./session.js";
 import { LiveStream } from "./stream.js";
@@ -15,12 +17,15 @@ const TICK_MS = 1000;
 const NOTICE_MS = 10000;
 /** Runs kept per type by the service; the history request asks for all of them. */
 const HISTORY_LIMIT = 600;
-const RUN_EVENTS = new Set(["sync.completed", "sync.failed", "sync.cancelled"]);
+const RUN_EVENTS = new Set(["sync.completed", "sync.failed", "sync.cancelled", "sync.skipped"]);
+/** Real ms between two drawings of the rows for progress events (each job may send many a second). */
+const PROGRESS_DRAW_MS = 500;
 
 const page = {
   api: null,
   stream: null,
   rows: null,
+  agents: null,
   editor: null,
   timeline: new Timeline($("timeline"), $("timeline-span")),
   clock: new ServiceClock(document.body.dataset.clock),
@@ -38,8 +43,11 @@ const model = {
   runsByType: new Map(),
   preview: null,
   live: true,
+  admin: false,
   notices: new Map(),
 };
+
+const banners = () => showBanners($("banners"), bannersFor(model), page.api && model.admin ? bannerAction : null);
 
 // --- refreshing -------------------------------------------------------------------------
 
@@ -100,7 +108,8 @@ function setHistory(runs) {
 /** A finished run from the stream goes into the history at once (no read needed). */
 function addRun(run) {
   if (!run.syncType || !run.startedAt) return;
-  const known = model.history.some((r) => r.syncType === run.syncType && r.startedAt === run.startedAt);
+  const same = (r) => r.syncType === run.syncType && r.startedAt === run.startedAt && (r.agentId || null) === (run.agentId || null);
+  const known = model.history.some(same);
   if (!known) setHistory([run, ...model.history].slice(0, HISTORY_LIMIT));
 }
 
@@ -117,24 +126,49 @@ function render() {
   model.preview = page.editor ? page.editor.preview(model, page.clock) : null;
   const now = page.clock.now();
   page.rows.update(model, now);
+  page.agents.update(model, now);
   page.timeline.render(model, now);
-  showBanners($("banners"), bannersFor(model));
+  banners();
+}
+
+let progressTimer = null;
+
+/** A sync.progress event moves its job's bar without reading the status again. */
+function progressed(data) {
+  const job = (model.status?.jobs || []).find(
+    (j) => j.syncType === data.syncType && (j.agentId || null) === (data.agentId || null) && j.startedAt === data.startedAt,
+  );
+  if (!job) {
+    want("status"); // a job the page has not read yet
+    return;
+  }
+  const { done, total, message, percentage } = data;
+  job.progress = { done, total, message, percentage };
+  if (progressTimer) return;
+  progressTimer = setTimeout(() => {
+    progressTimer = null;
+    if (!page.api) return;
+    const now = page.clock.now();
+    page.rows.update(model, now);
+    page.agents.update(model, now);
+  }, PROGRESS_DRAW_MS);
 }
 
 function tick() {
   if (document.hidden || !page.api) return;
   const now = page.clock.now();
   page.rows.tick(now);
+  page.agents.update(model, now);
   if (page.timeline.due(now)) page.timeline.render(model, now);
 }
 
 function notice(key, text) {
   model.notices.set(key, text);
-  showBanners($("banners"), bannersFor(model));
+  banners();
   setTimeout(() => {
     if (model.notices.get(key) === text) {
       model.notices.delete(key);
-      showBanners($("banners"), bannersFor(model));
+      banners();
     }
   }, NOTICE_MS);
 }
@@ -173,7 +207,31 @@ const actions = {
     want("status");
   }),
   edit: (type) => page.editor.open(type, model.schedule?.[type]),
+  runAgent: (type, agentId, button) => act(`Run ${type} for ${agentId}`, button, async () => {
+    await page.api.run(type, agentId);
+    want("status");
+  }),
+  resetBreaker: (type, button, agentId) => act("Reset breaker", button, async () => {
+    await page.api.resetBreakers(agentId ? { syncType: type, agentId } : { syncType: type });
+    want("status");
+    page.agents.touched(agentId);
+  }),
 };
+
+/** A banner's button: the ERP-wide breaker's reset (which closes every breaker). */
+function bannerAction(action, button) {
+  if (action !== "reset-breaker") return;
+  act("Reset breakers", button, async () => {
+    await page.api.resetBreakers({});
+    want("status");
+  });
+}
+
+/** The service's preview of a retune over the timeline's span ahead (1 to 48 hours). */
+function plan(change) {
+  const hours = Math.min(48, Math.max(1, Math.ceil(ZOOMS[page.timeline.zoom].ahead / HOUR)));
+  return page.api.preview(change, hours);
+}
 
 async function save(change) {
   setSchedule(await page.api.retune(change));
@@ -183,8 +241,17 @@ async function save(change) {
 // --- the event stream -------------------------------------------------------------------
 
 function onEvent(type, data) {
-  if (RUN_EVENTS.has(type)) {
+  if (type === "sync.progress") {
+    progressed(data);
+  } else if (RUN_EVENTS.has(type)) {
     addRun(data);
+    want("status");
+    page.agents.touched(data.agentId);
+  } else if (type === "agent.changed" || type === "agent.removed") {
+    page.agents.touched(data.agentId, true);
+    want("status");
+  } else if (type.startsWith("breaker.")) {
+    page.agents.touched(data.agentId);
     want("status");
   } else if (type === "schedule.changed") {
     want("schedule", "status");
@@ -200,10 +267,11 @@ function startStream() {
       model.live = true;
       // Whatever happened while the stream was down is read again.
       want("clock", "schedule", "status", "history");
+      page.agents.touched(null, true);
     },
     down: () => {
       model.live = false;
-      showBanners($("banners"), bannersFor(model));
+      banners();
     },
     closed: async () => {
       // The browser gave up: a refused token ends here, anything else is tried again.
@@ -229,6 +297,7 @@ async function signIn(token) {
   const who = claims(token);
   const admin = who.role === "admin";
   page.api = new Api(document.body.dataset.api, token);
+  model.admin = admin;
   document.body.classList.toggle("read-only", !admin);
   $("who").textContent = `${who.username || who.sub || who.userId || "signed in"} · ${admin ? "admin" : `${who.role || "reader"}, read-only`}`;
   $("who").hidden = false;
@@ -237,11 +306,14 @@ async function signIn(token) {
   $("console").hidden = false;
   $("rows").replaceChildren();
   model.types = [];
-  page.rows = new TypeRows($("rows"), admin ? actions : null);
+  if (page.agents) page.agents.clear();
+  // Agents read again redraw their tables only, not the whole page.
+  page.agents = new AgentTables(() => page.api, admin ? actions : null, () => page.api && page.agents.update(model, page.clock.now()));
+  page.rows = new TypeRows($("rows"), admin ? actions : null, page.agents);
   page.editor = null;
   if (admin) {
     document.querySelector(".timeline-box").before(page.editorForm);
-    page.editor = new Editor(page.editorForm, { save, changed: render, saveFailed: failed });
+    page.editor = new Editor(page.editorForm, { save, changed: render, saveFailed: failed, plan });
   }
   try {
     await Promise.all(["clock", "schedule", "status", "history"].map(read));
@@ -263,9 +335,11 @@ function signOut(reason) {
   if (page.stream) page.stream.stop();
   clearInterval(page.ticker);
   if (page.editor) page.editor.dispose();
+  if (page.agents) page.agents.clear();
   page.editorForm.remove();
   Object.assign(page, { api: null, stream: null, editor: null, ticker: null });
   model.live = true;
+  model.admin = false;
   model.notices.clear();
   showBanners($("banners"), []);
   $("console").hidden = true;

@@ -2,8 +2,10 @@
 // (for an admin) the controls. Rows are built once and updated in place, so an open error
 // stays open and focus stays on its button while events arrive.
 
+import { typeBreaker } from "./breakers.js";
 import { el, setAttr, setText, svg } from "./dom.js";
 import { ago, clockTime, countdown, duration, parseTime } from "./format.js";
+import { ProgressBar } from "./progress.js";
 
 const SPARK_RUNS = 60;
 const SPARK_W = 150;
@@ -22,11 +24,14 @@ export function rowState(type, model) {
 export class TypeRows {
   /**
    * @param {HTMLElement} body the table's tbody
-   * @param {object} actions run(type), pause(type), resume(type), edit(type); null for a reader
+   * @param {object} actions run(type), pause(type), resume(type), edit(type), resetBreaker(type);
+   *   null for a reader
+   * @param {object} agents the per-agent tables: toggle(type, row) -> whether it is open now
    */
-  constructor(body, actions) {
+  constructor(body, actions, agents) {
     this.body = body;
     this.actions = actions;
+    this.agents = agents;
     this.rows = new Map();
   }
 
@@ -42,6 +47,7 @@ export class TypeRows {
     for (const type of types) {
       const row = this.rows.get(type) || this.build(type);
       this.body.append(row.tr); // append moves it: rows follow the schedule's order
+      if (row.panel) this.body.append(row.panel); // an open per-agent table stays under its row
     }
   }
 
@@ -49,9 +55,12 @@ export class TypeRows {
     const row = { type, lastKey: null, sparkKey: null };
     row.name = el("th", { scope: "row" }, el("span", { class: "type-name", text: type }));
     row.timing = el("span", { class: "sub" });
-    row.name.append(row.timing);
+    row.counts = el("span", { class: "agent-counts", hidden: true });
+    row.name.append(row.timing, row.counts);
     row.badge = el("span", { class: "badge" });
     row.stateText = el("span", { class: "sub" });
+    row.progress = new ProgressBar();
+    row.breaker = el("span", { class: "badge breaker", "data-breaker": "", hidden: true });
     row.fresh = el("span", { class: "badge" });
     row.last = el("div", { class: "last" });
     row.lastAgo = el("span", { class: "sub" });
@@ -62,7 +71,7 @@ export class TypeRows {
       "tr",
       { "data-sync-type": type, "data-state": "idle" },
       row.name,
-      el("td", { "data-label": "State" }, row.badge, row.stateText),
+      el("td", { "data-label": "State" }, row.badge, row.stateText, row.progress.node, row.breaker),
       el("td", { "data-label": "Fresh" }, row.fresh),
       el("td", { "data-label": "Last run" }, row.last, row.lastAgo),
       el("td", { "data-label": "Next run" }, row.next, row.nextAt),
@@ -79,6 +88,10 @@ export class TypeRows {
         (action === "pause" ? act.pause : act.resume)(type, row.toggle);
       });
       row.edit.addEventListener("click", () => act.edit(type));
+      // Next to the breaker's badge, so the actions column keeps its width.
+      row.reset = el("button", { type: "button", class: "quiet small", "data-action": "reset-breaker", hidden: true, "aria-label": `Reset the breakers of ${type}`, text: "Reset" });
+      row.reset.addEventListener("click", () => act.resetBreaker(type, row.reset));
+      row.breaker.after(row.reset);
       row.tr.append(el("td", { class: "actions", "data-label": "Actions" }, row.run, row.toggle, row.edit));
     }
     this.rows.set(type, row);
@@ -111,6 +124,18 @@ export class TypeRows {
     setText(row.fresh, fresh === false ? "stale" : failing ? `failing ×${st.consecutiveFailures}` : fresh ? "fresh" : "–");
     setAttr(row.tr, "data-fresh", fresh === null ? null : String(fresh));
 
+    this.updateJobs(row, model);
+    this.updateAgents(row, st.agents);
+    const breaker = typeBreaker(model.status, type);
+    row.breaker.hidden = !breaker;
+    if (row.reset) row.reset.hidden = !breaker;
+    setAttr(row.tr, "data-breaker", breaker ? breaker.state : null);
+    if (breaker) {
+      setText(row.breaker, breaker.text);
+      setAttr(row.breaker, "class", `badge breaker ${breaker.state}`);
+      setAttr(row.breaker, "title", breaker.title);
+    }
+
     this.updateLast(row, st.lastRun);
     row.nextMs = entry?.enabled === false ? null : parseTime(st.nextRunAt ?? entry?.nextRunAt);
     row.paused = entry?.enabled === false;
@@ -123,6 +148,41 @@ export class TypeRows {
       setAttr(row.toggle, "aria-label", `${paused ? "Resume" : "Pause"} ${type}'s timer`);
     }
     this.tickRow(row, now);
+  }
+
+  /** The progress bar of the type's running job (the longest-running one, if several). */
+  updateJobs(row, model) {
+    const jobs = (model.status?.jobs || []).filter((j) => j.syncType === row.type);
+    const job = jobs.find((j) => j.progress) || null;
+    const who = job?.agentId ? `${job.agentId}: ` : "";
+    const more = jobs.length > 1 ? ` (+${jobs.length - 1} running)` : "";
+    row.progress.show(job?.progress || null, who);
+    if (job?.progress && more) row.progress.label.textContent += more;
+  }
+
+  /** A per-agent type's counts, and the button that opens its table of agents. */
+  updateAgents(row, counts) {
+    row.counts.hidden = !counts;
+    if (!counts) return;
+    if (!row.agentsButton) {
+      row.countsText = el("span", { class: "sub" });
+      row.agentsButton = el("button", {
+        type: "button", class: "quiet small", "data-agents-toggle": "", "aria-expanded": "false",
+        "aria-label": `Agents of ${row.type}`, text: "Agents ▸",
+      });
+      row.agentsButton.addEventListener("click", () => {
+        const open = this.agents.toggle(row.type, row);
+        setAttr(row.agentsButton, "aria-expanded", String(open));
+        setText(row.agentsButton, open ? "Agents ▾" : "Agents ▸");
+      });
+      row.counts.append(row.countsText, row.agentsButton);
+    }
+    const parts = [`${counts.ok} ok`];
+    if (counts.failed) parts.push(`${counts.failed} failed`);
+    if (counts.skipped) parts.push(`${counts.skipped} skipped`);
+    if (counts.running) parts.push(`${counts.running} running`);
+    setText(row.countsText, `${counts.total} agent${counts.total === 1 ? "" : "s"}: ${parts.join(" · ")}`);
+    for (const key of ["total", "ok", "failed", "skipped", "running"]) setAttr(row.counts, `data-${key}`, String(counts[key]));
   }
 
   updateLast(row, run) {

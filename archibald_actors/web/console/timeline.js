@@ -60,6 +60,18 @@ export class Timeline {
     this.spanLabel = spanLabel;
     this.zoom = DEFAULT_ZOOM;
     this.drawn = { now: -Infinity, pxPerMs: 0 };
+    this.key = "";
+  }
+
+  /** What the picture is drawn from besides the clock: an unchanged key and clock skip a redraw. */
+  inputs(model, width) {
+    const status = model.status || {};
+    const first = model.history[0];
+    const jobs = (status.jobs || (status.running ? [status.running] : [])).map((j) => `${j.syncType}/${j.agentId}/${j.startedAt}`);
+    const next = Object.values(status.types || {}).map((t) => t.nextRunAt);
+    const preview = model.preview ? `${model.preview.type}|${model.preview.key}|${model.preview.slots[0]}` : "";
+    return [this.zoom, width, model.types.join(), model.history.length, first?.startedAt, first?.agentId,
+      jobs.join(), next.join(), JSON.stringify(model.schedule), preview].join("§");
   }
 
   /** Whether the clock moved the picture by half a pixel or more since it was drawn. At
@@ -78,6 +90,11 @@ export class Timeline {
    */
   render(model, now) {
     const width = Math.max(300, this.container.clientWidth || 800);
+    // A status read after every event mostly changes nothing drawn here (progress, counts,
+    // breakers): rebuilding the SVG each time was the page's longest task.
+    const key = this.inputs(model, width);
+    if (key === this.key && !this.due(now)) return;
+    this.key = key;
     // Room for the longest type name (bold 11 px: about 7 px a character).
     const labelW = Math.min(150, 16 + 7 * Math.max(4, ...model.types.map((t) => t.length)));
     const { back, ahead } = ZOOMS[this.zoom];
@@ -134,8 +151,10 @@ export class Timeline {
         }));
         g.append(bar);
       }
-      const running = model.status?.running;
-      if (running && running.syncType === type) {
+      const status = model.status;
+      const jobs = status?.jobs || (status?.running ? [status.running] : []);
+      for (const running of jobs) {
+        if (running.syncType !== type) continue;
         const s = parseTime(running.startedAt);
         if (s !== null) {
           const bar = svg("rect", {
@@ -148,7 +167,8 @@ export class Timeline {
             height: BAR_H,
             rx: 2,
           });
-          bar.append(svg("title", { text: `${type}: running since ${clockTime(s, true)} (${running.trigger})` }));
+          const who = running.agentId ? ` for ${running.agentId}` : "";
+          bar.append(svg("title", { text: `${type}${who}: running since ${clockTime(s, true)} (${running.trigger})` }));
           g.append(bar);
         }
       }
@@ -161,6 +181,7 @@ export class Timeline {
           "data-at": isoTime(t),
         }, `${type}: slot at ${clockTime(t, true)}${previewing ? " (before the edit)" : ""}`));
       }
+      if (model.preview?.plan) this.plan(g, type, model.preview, x, clampX, mid, start, end);
       if (previewing) {
         for (const t of model.preview.slots) {
           if (t < start || t > end) continue;
@@ -182,6 +203,37 @@ export class Timeline {
     this.container.replaceChildren(root);
     if (this.spanLabel) {
       this.spanLabel.textContent = `${duration(back)} back, ${duration(ahead)} ahead`;
+    }
+  }
+
+  /** The service's preview: predicted runs as outlined bars, collisions as red rings. */
+  plan(g, type, preview, x, clampX, mid, start, end) {
+    const { plan } = preview;
+    for (const run of plan.runs || []) {
+      if (run.syncType !== type) continue;
+      const s = parseTime(run.startedAt);
+      const f = parseTime(run.finishedAt) ?? end;
+      if (s === null || f < start || s > end) continue;
+      const slot = parseTime(run.scheduledAt);
+      if (slot !== null && x(s) - x(slot) >= 2) {
+        g.append(svg("line", { class: "wait", x1: clampX(slot), x2: clampX(s), y1: mid, y2: mid }));
+      }
+      const who = run.agentId ? ` for ${run.agentId}` : "";
+      const waited = run.waitSeconds >= 1 ? `, after waiting ${duration(run.waitSeconds * 1000)} behind ${run.behind.join(", ")}` : "";
+      g.append(svg("rect", {
+        class: "predicted", "data-preview-run": "", "data-sync-type": type,
+        x: clampX(s), y: mid - BAR_H / 2 + 2, width: Math.max(2, clampX(f) - clampX(s)), height: BAR_H - 4, rx: 2,
+      }, svg("title", { text: `${type}${who}: predicted run at ${clockTime(s, true)}${waited}` })));
+    }
+    for (const collision of plan.collisions || []) {
+      const t = parseTime(collision.at);
+      if (t === null || t < start || t > end || !collision.types.includes(type)) continue;
+      const mine = collision.types.includes(preview.type);
+      const waits = collision.waited.map((w) => `${w.syncType}${w.agentId ? ` (${w.agentId})` : ""} waits ${duration(w.waitSeconds * 1000)}`);
+      g.append(svg("circle", {
+        class: mine ? "collision mine" : "collision", "data-collision": "", "data-sync-type": type, "data-at": isoTime(t),
+        cx: x(t), cy: mid, r: this.drawn.pxPerMs * HOUR < 120 ? 4 : 7, // smaller on a phone
+      }, svg("title", { text: `Predicted collision at ${clockTime(t, true)}: ${collision.types.join(", ")}${waits.length ? `\n${waits.join("\n")}` : ""}` })));
     }
   }
 
