@@ -66,7 +66,7 @@ class ScheduleEntry:
         enabled: False pauses the timer.
         timeout_seconds: a run longer than this is stopped and recorded as ``timeout``.
         stale_after_minutes: with no success for this long the type reads stale and
-            health turns degraded (DOMAIN.md thresholds by default).
+            health turns degraded (the thresholds the old admin page used, by default).
         scope: "shared" (one job per slot, on the service's own ERP session) or
             "per_agent" (one job per enabled agent, each on that agent's session).
         retries: more tries of a ``failed`` or ``timeout`` run, never past the next slot.
@@ -225,7 +225,7 @@ def _entry(sync_type: str, interval: float, delay: float, priority: int, stale_h
 
 
 #: The approved table: interval and start delay in minutes, priority,
-#: and the staleness thresholds the admin page used (DOMAIN.md).
+#: and the staleness thresholds the admin page used.
 DEFAULT_SCHEDULE: Mapping[str, ScheduleEntry] = MappingProxyType(
     {
         "orders": _entry("orders", 10, 0, 6, stale_hours=1),

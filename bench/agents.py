@@ -20,9 +20,10 @@ customers, ddt, invoices; prices and products paused), instant handlers, on a re
   every agent (20,000 runs), minus that of the same process with no agent, per agent
   (both after a full collection). Goal < 50 KiB.
 
-And a simulated week (``ManualClock``) of ``--week-agents`` (60) agents with the demo's
-durations (``handlers/demo_agents.py`` without its flaws: every agent logs in and
-succeeds), with ``max_concurrent`` 1, 2 and 4. Staleness of a (type, agent) pair is the
+And a simulated week of ``--week-agents`` (60) agents with the demo's durations and ERP
+logins (every agent logs in and succeeds), with ``max_concurrent`` 1, 2 and 4, run as
+``simulate`` runs it: the real service on a ``ManualClock`` in the planning sandbox,
+each run one wait of its drawn duration. Staleness of a (type, agent) pair is the
 time since its last success (since the start before the first), sampled every 10 clock
 minutes; the table gives its p99 per type against the type's threshold: the table an
 operator needs to choose the budget. Goal: each week simulated in < 10 s of wall time.
@@ -44,18 +45,21 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from archibald_actors import DEFAULT_SCHEDULE, ManualClock, ScheduleEntry, SyncService
+from archibald_actors import DEFAULT_SCHEDULE, ScheduleEntry, SyncService
+from archibald_actors.agent import Agent
 from archibald_actors.clock import Clock, ScaledClock
 from archibald_actors.events import RUN_END_EVENTS, Event
-from archibald_actors.handlers.demo import demo_handlers
-from archibald_actors.handlers.demo_agents import PER_AGENT_TYPES, DemoAgents, agent_split, demo_agent_ids
+from archibald_actors.handlers.demo_agents import PER_AGENT_TYPES, agent_split, demo_agent_ids
+from archibald_actors.planning.runs import SimulatedRun
+from archibald_actors.planning.sandbox import Scenario, run_scenario
+from archibald_actors.planning.workload import Workload
 from archibald_actors.store import MemoryStore
 from archibald_actors.web import create_app, freeze_heap, make_token
 
@@ -243,59 +247,53 @@ def percentile(values: list[float], q: float) -> float:
 
 # --- the simulated week --------------------------------------------------------------
 
-WEEK = 7 * 24 * 3600.0
+WEEK_HOURS = 7 * 24.0
 SAMPLE_EVERY = 600.0
 
 
-class Freshness:
-    """Last success per (type, agent), from the run-end events, on the publishing threads."""
-
-    def __init__(self, clock: ManualClock) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self.last: dict[tuple[str, str | None], float] = {}
-
-    def __call__(self, event: Event) -> None:
-        if event["type"] == "sync.completed" and event["outcome"] == "success":
-            with self._lock:
-                self.last[(event["syncType"], event.get("agentId"))] = self._clock.now()
-
-    def snapshot(self) -> dict[tuple[str, str | None], float]:
-        with self._lock:
-            return dict(self.last)
+def staleness_samples(
+    runs: Sequence[SimulatedRun], pairs: list[tuple[str, str | None]]
+) -> dict[str, list[float]]:
+    """Per type, the staleness of each of its (type, agent) pairs every ``SAMPLE_EVERY`` seconds."""
+    successes: dict[tuple[str, str | None], list[float]] = {pair: [] for pair in pairs}
+    for run in runs:
+        if run.outcome == "success" and run.finished is not None:
+            successes[(run.sync_type, run.agent_id)].append(run.finished)
+    samples: dict[str, list[float]] = {}
+    end = WEEK_HOURS * 3600.0
+    for (sync_type, _agent), finished in successes.items():
+        finished.sort()
+        taken, last, now = samples.setdefault(sync_type, []), 0.0, SAMPLE_EVERY
+        i = 0
+        while now <= end:
+            while i < len(finished) and finished[i] <= now:
+                last, i = finished[i], i + 1
+            taken.append(now - last)
+            now += SAMPLE_EVERY
+    return samples
 
 
 def simulate_week(agents: int, max_concurrent: int, seed: int) -> tuple[float, dict[str, list[float]], int]:
-    """Wall seconds, staleness samples (clock seconds) per type, runs; over a simulated week."""
-    clock = ManualClock()
+    """Wall seconds, staleness samples (clock seconds) per type, runs; over a simulated week.
+
+    The week runs in the planning sandbox (the real service on a ``ManualClock``, what
+    ``simulate`` and the console's previews run), with the demo's durations and logins.
+    """
     table = agent_split(DEFAULT_SCHEDULE)
-    demo = DemoAgents(agents, seed=seed, clock=clock, flawed=False)
-    handlers = {**demo_handlers(seed=seed, clock=clock, sync_types=table), **demo.handlers(PER_AGENT_TYPES)}
-    service = SyncService(
-        handlers, clock=clock, schedule=table, store=agent_store(agents), max_concurrent=max_concurrent
+    ids = demo_agent_ids(agents)
+    scenario = Scenario(
+        schedule=table,
+        hours=WEEK_HOURS,
+        workload=Workload(seed=seed),
+        agents=tuple(Agent(agent_id) for agent_id in ids),
+        max_concurrent=max_concurrent,
     )
-    fresh = Freshness(clock)
-    runs = [0]
-
-    def count(event: Event) -> None:
-        if event["type"] in RUN_END_EVENTS:
-            runs[0] += 1  # one publisher at a time per run end; a lost count only shows in the run total
-
-    service.events.subscribe(fresh)
-    service.events.subscribe(count)
-    samples: dict[str, list[float]] = {t: [] for t in table}
-    pairs = [(t, a) for t, e in table.items() for a in (demo.ids if e.per_agent else [None])]
     began = time.perf_counter()
-    service.start()
-    try:
-        while clock.now() < WEEK:
-            clock.advance(SAMPLE_EVERY)  # runs every wake-up on the way, in order
-            last, now = fresh.snapshot(), clock.now()
-            for sync_type, agent in pairs:
-                samples[sync_type].append(now - last.get((sync_type, agent), 0.0))
-    finally:
-        service.stop()
-    return time.perf_counter() - began, samples, runs[0]
+    result = run_scenario(scenario)
+    wall = time.perf_counter() - began
+    pairs = [(t, a) for t, e in table.items() for a in (ids if e.per_agent else [None])]
+    ended = [r for r in result.runs if r.outcome != "running"]
+    return wall, staleness_samples(ended, pairs), len(ended)
 
 
 def week_table(agents: int, budgets: list[int], seed: int) -> None:

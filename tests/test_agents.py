@@ -199,6 +199,8 @@ def test_history_of_one_agent_pages_back_by_start(
 class HangingStore(MemoryStore):
     """A memory store whose writes of requests hang, once ``hanging``, until released."""
 
+    answers_at_once = False  # its calls may hang: they must run on the store worker
+
     def __init__(self) -> None:
         super().__init__()
         self.hanging = threading.Event()

@@ -15,7 +15,7 @@ from archibald_actors.store import MemoryStore, SqliteStore
 
 MIN = 60.0
 HOUR = 60 * MIN
-#: Realistic run lengths in seconds (DOMAIN.md, after the move to report exports).
+#: Realistic run lengths in seconds (measured in production, after the move to report exports).
 DURATIONS = {"orders": 45, "customers": 20, "prices": 75, "invoices": 30, "ddt": 30, "products": 50}
 
 

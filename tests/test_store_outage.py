@@ -25,6 +25,8 @@ PAUSED = {t: e.retuned(enabled=False) for t, e in DEFAULT_SCHEDULE.items()}
 class HangingStore(MemoryStore):
     """A memory store whose writes of requests or runs hang, once ``hanging``, until released."""
 
+    answers_at_once = False  # its calls may hang: they must run on the store worker
+
     def __init__(self, hang_on: str) -> None:
         super().__init__()
         self.hang_on = hang_on

@@ -27,9 +27,15 @@ def activity() -> Activity:
 PATIENCE = 0.2
 
 
+class SlowStore(MemoryStore):
+    """A store whose calls may block (these tests' calls do): they go to the worker's thread."""
+
+    answers_at_once = False
+
+
 @pytest.fixture
 def worker(activity: Activity) -> Iterator[StoreWorker]:
-    worker = StoreWorker(MemoryStore(), activity, patience=PATIENCE)
+    worker = StoreWorker(SlowStore(), activity, patience=PATIENCE)
     yield worker
     worker.close(5.0)
 
@@ -148,3 +154,34 @@ def test_a_busy_worker_refuses_nobody_only_a_stuck_call_does(activity: Activity)
         worker.close(5.0)
     assert outcomes["caller"].value == "answered"
     assert worker.available
+
+
+def test_a_store_that_answers_at_once_is_called_in_place_in_order(activity: Activity) -> None:
+    worker = StoreWorker(MemoryStore(), activity, patience=PATIENCE)
+    try:
+        assert not [t for t in threading.enumerate() if t.name.startswith("archibald-store")]
+        seen: list[tuple[str, Any, str]] = []
+
+        def to(name: str) -> Callable[[StoreResult[Any]], None]:
+            return lambda result: seen.append((name, result.value, threading.current_thread().name))
+
+        worker.submit(lambda store: store.claim_slot("orders", 0.0), to("first"))
+        worker.submit(lambda store: store.claim_slot("orders", 0.0), to("again"))
+        here = threading.current_thread().name
+        # Answered before submit returned, on this thread, in order: the second claim lost.
+        assert seen == [("first", True, here), ("again", False, here)]
+        assert activity.count == 0 and worker.available
+
+        def fail(store: Any) -> None:
+            raise StoreError("disk full")
+
+        errors: list[StoreResult[None]] = []
+        worker.submit(fail, errors.append)
+        assert isinstance(errors[0].error, StoreError) and not worker.available
+        worker.submit(lambda store: None, errors.append)
+        assert errors[1].error is None and worker.available  # it answers again
+    finally:
+        worker.close(1.0)
+    closed: list[StoreResult[None]] = []
+    worker.submit(lambda store: None, closed.append)
+    assert isinstance(closed[0].error, StoreError) and "closed" in str(closed[0].error)

@@ -1,7 +1,8 @@
-"""Demo sync handlers that take as long as the real ERP syncs do (DOMAIN.md), on the service clock.
+"""Demo sync handlers that take as long as the real ERP syncs do in production, on the service clock.
 
 Every wait goes through ``ctx.sleep``, so ``--speed`` scales them, a ``ManualClock`` makes
-them a deterministic simulation, and a stop request ends them at once. Durations are
+them a deterministic simulation, and a stop request ends them at once. They are coroutine
+handlers: they only wait, so they run on the service's loop rather than a thread each. Durations are
 drawn from a seeded generator: runs on a ``ManualClock`` repeat exactly.
 """
 
@@ -26,8 +27,8 @@ __all__ = [
     "demo_handlers",
 ]
 
-#: Seconds an export-parse-upsert takes per type, as (shortest, longest). From DOMAIN.md
-#: where measured; invoices and DDT are report exports of similar size to orders.
+#: Seconds an export-parse-upsert takes per type, as (shortest, longest), as measured in
+#: production where measured; invoices and DDT are report exports of similar size to orders.
 DEMO_DURATIONS: Mapping[str, tuple[float, float]] = MappingProxyType(
     {
         "orders": (30.0, 60.0),
@@ -99,15 +100,15 @@ class DemoErp:
         """The demo handler of ``sync_type``: log in (or reuse), export, then parse and upsert."""
         duration = self.sync_seconds  # bound here so the closure stays small
 
-        def sync(ctx: SyncContext) -> None:
+        async def sync(ctx: SyncContext) -> None:
             login = self.login_seconds()
-            ctx.sleep(login)
+            await ctx.sleep(login)
             self._touch_session(full_login=login == LOGIN_SECONDS)
             total = duration(sync_type)
-            ctx.sleep(total * _EXPORT_SHARE)  # the ERP builds the report
+            await ctx.sleep(total * _EXPORT_SHARE)  # the ERP builds the report
             # A stop requested meanwhile makes the next sleep raise SyncCancelledError:
             # the run ends before writing anything, at its safe point.
-            ctx.sleep(total * (1 - _EXPORT_SHARE))  # parse and upsert the rows
+            await ctx.sleep(total * (1 - _EXPORT_SHARE))  # parse and upsert the rows
             self._touch_session(full_login=False)
 
         sync.__name__ = sync.__qualname__ = f"demo_{sync_type}_sync"

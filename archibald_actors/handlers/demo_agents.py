@@ -120,19 +120,19 @@ class DemoAgents:
     def handler(self, sync_type: str) -> SyncHandler:
         """The demo handler of ``sync_type`` for every agent: log in, export, import, reporting progress."""
 
-        def sync(ctx: SyncContext) -> None:
+        async def sync(ctx: SyncContext) -> None:
             agent_id = ctx.agent_id or "service"
             if agent_id in self.needs_login:
                 raise NeedsLogin(f"{agent_id} has no cached ERP password: log in once from the PWA")
             ctx.progress(0, 3, "logging in")
-            ctx.sleep(self._login_seconds(agent_id))
+            await ctx.sleep(self._login_seconds(agent_id))
             total = self._erp.sync_seconds(sync_type)
             ctx.progress(1, 3, "exporting")
-            ctx.sleep(total * 0.6)
+            await ctx.sleep(total * 0.6)
             if self._fails(agent_id):
                 raise RuntimeError(f"the ERP export of {sync_type} for {agent_id} timed out (demo)")
             ctx.progress(2, 3, "importing")
-            ctx.sleep(total * 0.4)
+            await ctx.sleep(total * 0.4)
             ctx.progress(3, 3)
 
         sync.__name__ = sync.__qualname__ = f"demo_agent_{sync_type}_sync"

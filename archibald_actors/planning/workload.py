@@ -66,14 +66,14 @@ class Workload:
         low, high = self.range_of(sync_type)
         seed = self.seed
 
-        def sync(ctx: Any) -> None:
+        async def sync(ctx: Any) -> None:
             agent = getattr(ctx, "agent_id", None)
             started = clock.now()
             draw = random.Random(f"{seed}/{sync_type}/{agent}/{round(started * 1000)}")
             seconds = round(draw.uniform(low, high), 1)
             if sessions is not None:
                 seconds += sessions.open(agent, started)
-            ctx.sleep(seconds)
+            await ctx.sleep(seconds)
             if sessions is not None:
                 sessions.used(agent, clock.now())
 

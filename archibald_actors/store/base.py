@@ -41,7 +41,16 @@ class PendingRequest:
 
 
 class Store(Protocol):
-    """Durable state of one service (or of a cluster sharing it)."""
+    """Durable state of one service (or of a cluster sharing it).
+
+    Attributes:
+        answers_at_once: True only for a store whose calls neither do I/O nor wait on
+            anything but a short lock (the memory store). The actors then make its calls
+            on their own thread; any other store's calls run on the store worker's thread,
+            so that a store that hangs never holds up an actor.
+    """
+
+    answers_at_once: bool
 
     def load(self) -> StoredState:
         """Open the store and read everything needed to start.

@@ -17,7 +17,13 @@ __all__ = ["MemoryStore"]
 
 
 class MemoryStore:
-    """Keeps everything in dicts; survives service restarts within one process."""
+    """Keeps everything in dicts; survives service restarts within one process.
+
+    Its calls only take a lock, so the actors make them on their own thread
+    (``answers_at_once``). A subclass whose calls may block must set it to False.
+    """
+
+    answers_at_once = True
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

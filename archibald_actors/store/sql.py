@@ -106,6 +106,9 @@ class SqlStore:
     a naive datetime (times must be timezone-aware; the message names the field).
     """
 
+    #: A database may be slow or hang: its calls run on the store worker's thread.
+    answers_at_once = False
+
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
 

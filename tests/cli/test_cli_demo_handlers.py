@@ -1,4 +1,4 @@
-"""The demo handlers: DOMAIN.md durations on the service clock, login cost, prompt stop."""
+"""The demo handlers: production durations on the service clock, login cost, prompt stop."""
 
 from __future__ import annotations
 
