@@ -2,12 +2,19 @@
 
 A job is one run of a type: of a shared type, or of one agent's share of a per-agent
 type; it is keyed by ``(sync_type, agent_id)`` (``agent_id`` None for a shared type).
-At most one pending job per key. A request for a pending key merges into it (a follow-up
-stays one only while its key still runs); a request for a running key becomes that key's
-single follow-up. Run order: every non-follow-up
-before any follow-up (so a long or hung job cannot starve the others), then manual
-before automatic, then higher priority, then oldest, then the order the jobs were
-queued in (a fan-out queues its agents in the round-robin order of its slot).
+At most one pending job per key. A request for a pending key merges into it.
+
+A **follow-up** is a job whose type has run since it was requested: the request arrived
+while a job of its own *type* was running (any agent's, for a per-agent type), or a job of
+that type started while it waited. Run order: every non-follow-up before any follow-up,
+so a type that runs long, hangs or has more jobs than the budget has lanes cannot keep
+the other types out: each type with work waiting gets its turn before any gets another.
+Among the others: manual before automatic, then higher priority, then oldest, then the
+order the jobs were queued in (a fan-out queues its agents in the round-robin order of its
+slot). Follow-ups: manual first, then oldest, whatever their priority, so under a budget
+too small for the load no type's waiting jobs are overtaken for good by another's. A
+follow-up merged with a request that arrives while its type no longer runs is an ordinary
+job again; merged while its type still runs, it stays one.
 """
 
 from __future__ import annotations
@@ -63,6 +70,8 @@ class RequestQueue:
     def __init__(self, entries: Mapping[str, ScheduleEntry]) -> None:
         self._entries = entries
         self._pending: dict[JobKey, PendingRequest] = {}
+        # The keys of the pending jobs that are no follow-ups, by type: a start of their type demotes them.
+        self._fresh: dict[str, set[JobKey]] = {}
         # Entries go stale when their job merges, starts or is dropped: a heap entry
         # counts only while its request is still the one pending under its key.
         self._heap: list[tuple[_SortKey, int, PendingRequest]] = []
@@ -82,6 +91,11 @@ class RequestQueue:
     def _put(self, request: PendingRequest) -> None:
         self._sorted = None
         self._pending[request.key] = request
+        fresh = self._fresh.setdefault(request.sync_type, set())
+        if request.follow_up:
+            fresh.discard(request.key)
+        else:
+            fresh.add(request.key)
         heapq.heappush(self._heap, (self._key(request), next(self._pushes), request))
         if len(self._heap) > 2 * len(self._pending) + 64:  # merges left many stale entries
             self._heap = [e for e in self._heap if self._pending.get(e[2].key) is e[2]]
@@ -94,14 +108,15 @@ class RequestQueue:
         scheduled_at: float | None,
         requested_at: float,
         *,
-        running: Collection[JobKey] = (),
+        running_types: Collection[str] = (),
         claimed: float | None = None,
         agent_id: str | None = None,
         attempt: int = 1,
     ) -> bool:
         """Queue a job; return True if it merged into one already pending (coalesced).
 
-        ``running`` holds the keys of the jobs running now: a job of one of them is a follow-up.
+        ``running_types`` holds the types with a job running now: a job of one of them is a
+        follow-up (for a per-agent type, whichever agent's job runs).
         """
         key = (sync_type, agent_id)
         existing = self._pending.get(key)
@@ -112,7 +127,7 @@ class RequestQueue:
                     trigger,
                     scheduled_at,
                     requested_at,
-                    follow_up=key in running,
+                    follow_up=sync_type in running_types,
                     seq=next(self._seq),
                     claimed=claimed,
                     agent_id=agent_id,
@@ -126,10 +141,10 @@ class RequestQueue:
         )
         # A merge is a fresh job: a retry merged into a new slot's job starts again at try 1.
         attempts = min(existing.attempt, attempt)
-        # And it keeps the better rank of the two: a follow-up whose key no longer runs
+        # And it keeps the better rank of the two: a follow-up whose type no longer runs
         # when the next request comes is an ordinary job again (else, under a budget too
-        # small for the load, the agents whose jobs overlapped once would wait for good).
-        follow_up = existing.follow_up and key in running
+        # small for the load, the jobs queued while their type ran once would wait for good).
+        follow_up = existing.follow_up and sync_type in running_types
         self._put(
             replace(
                 existing,
@@ -142,7 +157,8 @@ class RequestQueue:
         return True
 
     def _key(self, request: PendingRequest) -> _SortKey:
-        priority = self._entries[request.sync_type].priority
+        # Follow-ups run oldest first, whatever their type's priority.
+        priority = 0 if request.follow_up else self._entries[request.sync_type].priority
         return (
             request.follow_up,
             request.trigger != "manual",
@@ -168,10 +184,23 @@ class RequestQueue:
         """The job pending under ``key``, if any."""
         return self._pending.get(key)
 
+    def _forget_fresh(self, request: PendingRequest) -> None:
+        self._fresh.get(request.sync_type, set()).discard(request.key)
+
+    def started(self, sync_type: str) -> None:
+        """A job of ``sync_type`` started: every pending job of that type is a follow-up now.
+
+        Its requests have seen their type run since they arrived, as if they had arrived
+        while it ran: so each type with work waiting gets its turn before any gets another.
+        """
+        for key in self._fresh.pop(sync_type, set()):
+            self._put(replace(self._pending[key], follow_up=True))
+
     def clear(self) -> None:
         """Drop every pending job."""
         self._sorted = None
         self._pending.clear()
+        self._fresh.clear()
         self._heap.clear()
 
     def drop(self, keep: Callable[[PendingRequest], bool]) -> list[PendingRequest]:
@@ -181,6 +210,7 @@ class RequestQueue:
             self._sorted = None
         for request in dropped:
             del self._pending[request.key]
+            self._forget_fresh(request)
         return dropped
 
     def restore(self, request: PendingRequest) -> None:
@@ -222,6 +252,7 @@ class RequestQueue:
             if startable is None or startable(request):
                 found = request
                 del self._pending[request.key]
+                self._forget_fresh(request)
                 self._unsort(request)
                 break
             skipped.append(item)

@@ -19,7 +19,8 @@ def test_ordered_matches_a_fresh_sort_through_takes_merges_restores_and_drops() 
     steps = 0
 
     def run_order(r: PendingRequest) -> tuple[bool, bool, int, float, int]:
-        return (r.follow_up, r.trigger != "manual", -table[r.sync_type].priority, r.requested_at, r.seq)
+        priority = 0 if r.follow_up else table[r.sync_type].priority  # follow-ups: oldest first
+        return (r.follow_up, r.trigger != "manual", -priority, r.requested_at, r.seq)
 
     while len(queue):
         steps += 1
@@ -34,6 +35,8 @@ def test_ordered_matches_a_fresh_sort_through_takes_merges_restores_and_drops() 
             queue.restore(taken)
         elif roll < 0.32:
             queue.drop(lambda r: r.agent_id != f"a{draw.randrange(60)}")
+        elif roll < 0.34:  # a job of a type started: its waiting jobs are follow-ups now
+            queue.started(draw.choice(PER_AGENT_TYPES))
         else:
             first = queue.ordered()[0]
             assert queue.pop_next() is first  # the usual case: the first in order runs

@@ -249,6 +249,7 @@ class OrchestratorActor(Recovery, JobIntake, JobControl, TrackedActor):
         address = self._sv_address
         running.deadline = self._clock.call_at(now + timeout, lambda: address.tell(RunTimedOut(run_id)))
         state.jobs[run_id] = running
+        state.queue.started(request.sync_type)  # its type's waiting jobs are follow-ups now
         self._events.publish(
             "sync.started",
             syncType=running.sync_type,

@@ -227,9 +227,13 @@ class OrchestratorState:
         attempt: int = 1,
     ) -> bool:
         """Queue a job, counting it if it merged into one already waiting; True if it did."""
-        running = {job.key for job in self.jobs.values()}
         coalesced = self.queue.add(
-            sync_type, trigger, scheduled_at, requested_at, running=running, agent_id=agent_id,
+            sync_type,
+            trigger,
+            scheduled_at,
+            requested_at,
+            running_types=self.running_types(),
+            agent_id=agent_id,
             attempt=attempt,
         )
         if coalesced:
@@ -240,6 +244,10 @@ class OrchestratorState:
     def running(self) -> Running | None:
         """The longest-running job, or None."""
         return min(self.jobs.values(), key=lambda job: (job.started_at, job.run_id), default=None)
+
+    def running_types(self) -> set[str]:
+        """The types with a job running now (a request for one of them is a follow-up)."""
+        return {job.sync_type for job in self.jobs.values()}
 
     def busy_lanes(self) -> set[str | None]:
         """Lanes a job runs or is being claimed on."""

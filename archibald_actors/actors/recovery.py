@@ -150,13 +150,12 @@ class Recovery:
         if retry.agent_id is not None and retry.agent_id not in enabled:
             return
         slot = retry.scheduled_at
-        running = {job.key for job in state.jobs.values()}
         state.queue.add(
             retry.sync_type,
             "retry",
             slot,
             self._clock.now(),
-            running=running,
+            running_types=state.running_types(),
             claimed=slot,
             agent_id=retry.agent_id,
             attempt=retry.attempt,
