@@ -4,18 +4,22 @@ A hold of every lane (``exclusive()``) stops every running job and keeps new one
 starting; a hold of one agent's lane does that to that lane only, and the other lanes go
 on. A job stopped for a hold is queued again for its own slot. A drain (at shutdown)
 starts nothing new and waits for every job to end; a timeout stops one job and gives it a
-grace period before it is written off. Mixed into ``OrchestratorActor``; runs on its thread.
+grace period before it is written off. What a running job says of its progress is kept
+for the status and published. Mixed into ``OrchestratorActor``; runs on its thread.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from archibald_actors.actors.base import Address
 from archibald_actors.actors.orchestrator_state import OrchestratorState, Running
 from archibald_actors.clock import Clock
 from archibald_actors.events import EventBus
 from archibald_actors.messages import GraceExpired, Reply, answer
+from archibald_actors.status import iso_at
 
 __all__ = ["STOP_GRACE_SECONDS", "JobControl"]
 
@@ -26,7 +30,7 @@ STOP_GRACE_SECONDS = 30.0
 
 
 class JobControl:
-    """Holds, drains, timeouts and stepping down, over the set of running jobs."""
+    """Holds, drains, timeouts, stepping down and progress, over the set of running jobs."""
 
     _state: OrchestratorState
     _clock: Clock
@@ -35,6 +39,25 @@ class JobControl:
 
     def _schedule_pick(self) -> None:
         raise NotImplementedError  # the actor's
+
+    def _progress_of(self, running: Running) -> Callable[[dict[str, Any], bool], None]:
+        """What a job's ``ctx.progress`` calls (on the handler's thread): keep it, maybe publish it."""
+        events, clock = self._events, self._clock
+
+        def progress(report: dict[str, Any], publish: bool) -> None:
+            done, total = report["done"], report["total"]
+            percentage = None if not total else round(100.0 * done / total, 1)
+            running.progress = {**report, "percentage": percentage}  # one swap: the status reads it
+            if publish:
+                events.publish(
+                    "sync.progress",
+                    syncType=running.sync_type,
+                    agentId=running.agent_id,
+                    startedAt=iso_at(clock, running.started_at),
+                    **running.progress,
+                )
+
+        return progress
 
     def _held_jobs(self, agent_id: str | None) -> list[Running]:
         jobs = self._state.jobs.values()

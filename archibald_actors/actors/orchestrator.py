@@ -261,25 +261,6 @@ class OrchestratorActor(Recovery, JobIntake, JobControl, TrackedActor):
             queue=[r.sync_type for r in state.queue.ordered()],
         )
 
-    def _progress_of(self, running: Running) -> Callable[[dict[str, Any], bool], None]:
-        """What a job's ``ctx.progress`` calls (on the handler's thread): keep it, maybe publish it."""
-        events, clock = self._events, self._clock
-
-        def progress(report: dict[str, Any], publish: bool) -> None:
-            done, total = report["done"], report["total"]
-            percentage = None if not total else round(100.0 * done / total, 1)
-            running.progress = {**report, "percentage": percentage}  # one swap: the status reads it
-            if publish:
-                events.publish(
-                    "sync.progress",
-                    syncType=running.sync_type,
-                    agentId=running.agent_id,
-                    startedAt=iso_at(clock, running.started_at),
-                    **running.progress,
-                )
-
-        return progress
-
     def _claimed(self, message: SlotClaimed) -> None:
         state = self._state
         request, store_failed = self._requests.settle(message)

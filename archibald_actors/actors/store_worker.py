@@ -98,10 +98,10 @@ class StoreWorker:
         self._current_since = 0.0
         self._failing = False
         self._closed = False
-        self._in_place: threading.Lock | None = threading.Lock() if store.answers_at_once else None
+        self._in_place = store.answers_at_once
         self._threads = (
             []
-            if self._in_place is not None
+            if self._in_place
             else [
                 threading.Thread(target=self._work, name="archibald-store", daemon=True),
                 threading.Thread(target=self._watchdog, name="archibald-store-watch", daemon=True),
@@ -138,7 +138,7 @@ class StoreWorker:
                 (only for calls that change nothing: a status's read of the ledger).
             chain: the call builds on the earlier calls of ``chain``.
         """
-        if self._in_place is not None:
+        if self._in_place:
             self._call_in_place(_Job(call, deliver, None, bounded, chain))
             return
         now = time.monotonic()
@@ -168,15 +168,11 @@ class StoreWorker:
 
     def _call_in_place(self, job: _Job) -> None:
         """Run a call of a store that answers at once, on this thread; deliver its outcome."""
-        assert self._in_place is not None
-        with self._in_place:  # calls made from several threads still run one at a time
-            with self._cond:
-                closed = self._closed
+        with self._cond:  # calls made from several threads still run one at a time
             result: StoreResult[Any] = (
-                StoreResult(error=StoreError("the store is closed")) if closed else self._run(job)
+                StoreResult(error=StoreError("the store is closed")) if self._closed else self._run(job)
             )
-            with self._cond:
-                self._failing = result.error is not None
+            self._failing = result.error is not None
         self._activity.begin()  # _answer ends it, as for a call handed to the worker
         self._answer(job, result, finished=True)
 
