@@ -4,7 +4,7 @@
 // gives up (an answer that is not a stream, like a 401 or a 503), the page opens a new one
 // after a growing delay. Every drop is reported, so the page can say it is not live.
 
-/** Event types the service publishes, plus the stream's own last words. */
+/** Event types the service publishes (web/shapes.py EventType; a test keeps the two equal). */
 export const EVENT_TYPES = [
   "sync.started",
   "sync.completed",
