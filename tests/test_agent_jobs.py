@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -362,3 +364,32 @@ def test_a_restart_mid_fan_out_runs_the_agents_not_claimed_yet_and_no_one_twice(
         assert again.status()["types"]["orders"]["duplicates"] == 2
     finally:
         again.stop(timeout=5)
+
+
+def test_a_finished_runs_context_reports_no_more_progress_and_is_freed_without_the_cycle_collector(
+    clock: ManualClock, make_service: Callable[..., SyncService]
+) -> None:
+    contexts: list[weakref.ref[Any]] = []
+    kept: list[Any] = []
+
+    def orders(ctx: Any) -> None:
+        contexts.append(weakref.ref(ctx))
+        kept.append(ctx)
+        ctx.progress(1, 2)
+        ctx.sleep(30)
+
+    events: list[dict[str, Any]] = []
+    schedule = per_agent_schedule("orders", enabled=())
+    service = make_service({"orders": orders, "prices": orders}, schedule=schedule)
+    service.events.subscribe(events.append)
+    set_agents(service, clock, "ada")
+    gc.disable()
+    try:
+        service.request_sync("orders")
+        clock.advance(MIN)
+        assert [r["outcome"] for r in service.history(sync_type="orders")] == ["success"]
+        kept.pop().progress(2, 2)  # after its end: published nowhere, kept nowhere
+        assert [e["done"] for e in events if e["type"] == "sync.progress"] == [1]
+        assert contexts[0]() is None  # no reference cycle holds the finished run's objects
+    finally:
+        gc.enable()

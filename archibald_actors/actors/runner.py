@@ -93,6 +93,10 @@ class SyncContext:
         if self._on_progress is not None:
             self._on_progress(report, publish)
 
+    def detach_progress(self) -> None:
+        """The run ended: later ``progress`` calls are kept nowhere."""
+        self._on_progress = None
+
     @property
     def stop_requested(self) -> bool:
         """True once the run should end at its next safe point."""
@@ -211,6 +215,10 @@ class SyncRunner:
         result: dict[str, Any] | None = None,
         reason: str | None = None,
     ) -> None:
+        # Progress after the end means nothing; dropping the callback also breaks the cycle
+        # job -> stop -> ctx -> progress -> job, so a run's objects go when the job does
+        # rather than at the next cyclic collection.
+        ctx.detach_progress()
         finished = SyncFinished(run_id, outcome, error, self._clock.now(), result=result, reason=reason)
         self._orchestrator.tell(finished)
         self._clock.activity.end()
