@@ -117,6 +117,7 @@ def with_blockers(runs: list[SimulatedRun]) -> list[SimulatedRun]:
     unfinished = [r.started for r in runs if r.finished is None]
     # A run still going at the end may have started long before: look back that far too.
     reach = max([longest, *(last - s for s in unfinished)])
+    every_type = len({r.sync_type for r in runs})
     result = []
     for index, run in enumerate(runs):
         if run.slot is None or run.waited <= 0:
@@ -129,5 +130,7 @@ def with_blockers(runs: list[SimulatedRun]) -> list[SimulatedRun]:
             running_at_slot = other.finished is None or other.finished > slot
             if other.started < run.started and running_at_slot and other.sync_type not in behind:
                 behind.append(other.sync_type)
+                if len(behind) == every_type:
+                    break  # a busy week's long waits: no need to look at the rest
         result.append(replace(run, behind=tuple(behind)))
     return result
