@@ -13,6 +13,8 @@ The orchestrator picks among the requests of one instant only once that instant'
 wake-ups have run, so the timers' first fires (and stored requests) are all queued before
 the first pick, and the first run is chosen by priority, as at any later slot, rather
 than by which timer thread happened to be first.
+
+The whole sandbox runs on one CPU (see :mod:`.cpu`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from archibald_actors.agent import Agent
 from archibald_actors.breaker import DEFAULT_BREAKERS, BreakerPolicy
 from archibald_actors.clock import ManualClock
 from archibald_actors.domain import RunRecord
+from archibald_actors.planning.cpu import on_one_cpu
 from archibald_actors.planning.runs import RunCollector, SimulatedRun
 from archibald_actors.planning.workload import Workload
 from archibald_actors.schedule import ScheduleEntry
@@ -143,6 +146,10 @@ def run_scenario(
         SimulationCancelledError: ``cancel`` was set.
         ClockNotQuietError: a handler blocked on something other than the clock.
     """
+    return on_one_cpu(lambda: _run(scenario, cancel, budget_seconds))
+
+
+def _run(scenario: Scenario, cancel: threading.Event | None, budget_seconds: float | None) -> SandboxResult:
     table = dict(scenario.schedule)
     clock = ManualClock(scenario.busy_seconds, wall_origin=scenario.origin)
     store = _store(scenario)
