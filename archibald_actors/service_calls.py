@@ -249,7 +249,7 @@ class ServiceCalls:
         before: datetime | None = None,
         timeout: float = ASK_TIMEOUT,
     ) -> list[dict[str, Any]]:
-        """Runs newest first, of one type or all, of one agent or all.
+        """Runs newest first by start, of one type or all, of one agent or all.
 
         Args:
             sync_type: one type, or None for all.

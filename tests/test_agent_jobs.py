@@ -7,6 +7,7 @@ import threading
 import weakref
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -393,3 +394,32 @@ def test_a_finished_runs_context_reports_no_more_progress_and_is_freed_without_t
         assert contexts[0]() is None  # no reference cycle holds the finished run's objects
     finally:
         gc.enable()
+
+
+def test_paging_back_through_overlapping_runs_sees_every_run_once(
+    clock: ManualClock, make_service: Callable[..., SyncService]
+) -> None:
+    # Three lanes at once and runs of 1 to 9 minutes: a run that started earlier often ends
+    # later, and the jobs of one pick start at the same instant (one millisecond).
+    minutes = {"ada": 1, "bob": 9, "cy": 4, "dee": 7, "eve": 2}
+    recorder = LaneRecorder(clock, duration=lambda t, agent: 60.0 * minutes[agent or "ada"])
+    service = make_service(recorder.handlers(), schedule=per_agent_schedule("orders"), max_concurrent=3)
+    set_agents(service, clock, *AGENTS)
+    clock.advance(2 * 60 * MIN)
+    everything = service.history(limit=600)
+    ends = sorted(everything, key=lambda r: r["finishedAt"], reverse=True)
+    assert len(everything) > 30 and everything != ends  # the order by start is not the order by end
+    for limit in (1, 2, 5):
+        seen: list[dict[str, Any]] = []
+        before: datetime | None = None
+        for _ in range(len(everything) + 1):  # bounded
+            page = service.history(limit=limit, before=before)
+            if not page:
+                break
+            seen.extend(page)
+            before = datetime.fromisoformat(page[-1]["startedAt"])  # as a reader is shown it
+        assert sorted(seen, key=_job) == sorted(everything, key=_job), f"limit {limit}"
+
+
+def _job(row: dict[str, Any]) -> tuple[str, str, int]:
+    return (row["agentId"], row["scheduledAt"], row["attempt"])

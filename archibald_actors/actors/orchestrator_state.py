@@ -183,14 +183,15 @@ class OrchestratorState:
         return state
 
     def adopt_runs(self, runs: list[RunRecord]) -> None:
-        """Take ``runs`` (newest first, from the ledger) as the history; keep its counters in step.
+        """Take ``runs`` (from the ledger) as the history; keep its counters in step.
 
         The last success and the failures since come from the history, so they survive a
-        restart of the process and read the same on every replica of a cluster.
+        restart of the process and read the same on every replica of a cluster. The history
+        is in the order runs end, as they are added live (the ledger lists them by start).
         """
         if runs:
             history = History(self.counters)
-            for record in reversed(runs):
+            for record in sorted(reversed(runs), key=lambda r: (r.finished_at, r.started_at)):
                 history.add(record)
             self.history = history
         self.latest = {}

@@ -115,8 +115,11 @@ class Store(Protocol):
         agent_id: str | None = None,
         before: datetime | None = None,
     ) -> list[RunRecord]:
-        """Runs newest first, of one type or all, of one agent or all; with ``before``, only
-        runs that started strictly before it (paging back through the ledger).
+        """Runs newest first by start, of one type or all, of one agent or all; with ``before``,
+        only runs that started strictly before it (paging back through the ledger: pass the
+        start of the last run seen). A page never ends inside a millisecond, so a reader
+        shown starts to the millisecond misses none: it ends before the millisecond that
+        would be split, or, if more than ``limit`` runs started in that one, holds them all.
         """
         ...
 

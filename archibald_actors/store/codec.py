@@ -29,6 +29,7 @@ __all__ = [
     "check_limit",
     "entry_from_row",
     "entry_values",
+    "page_of_runs",
     "result_text",
     "run_from_row",
     "run_values",
@@ -71,6 +72,36 @@ def check_limit(limit: int) -> None:
     """
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise InvalidValueError("limit", f"must be a whole number >= 0, got {limit!r}")
+
+
+def page_of_runs(newest: Callable[[int], list[RunRecord]], limit: int) -> list[RunRecord]:
+    """A page of at most ``limit`` runs, newest first by start, that never ends inside a millisecond.
+
+    ``newest(n)`` gives the first ``n`` runs of the query. A reader pages back with the
+    ``startedAt`` of the last run it saw, printed to the millisecond: had the page ended
+    inside a millisecond, the runs of that millisecond left for the next page would not
+    be before it, and no page would hold them. So the page ends before that millisecond;
+    if that leaves nothing (more than ``limit`` runs started in it, only possible with a
+    ``limit`` under ``max_concurrent``), the page is that whole millisecond, past ``limit``.
+    """
+    if limit == 0:
+        return []
+    runs = newest(limit + 1)
+    if len(runs) <= limit:
+        return runs
+    cut = _millisecond(runs[limit].started_at)
+    page = [r for r in runs[:limit] if _millisecond(r.started_at) != cut]
+    size = limit + 1
+    while not page:
+        size *= 2
+        runs = newest(size)
+        if len(runs) < size or _millisecond(runs[-1].started_at) != cut:
+            page = [r for r in runs if _millisecond(r.started_at) == cut]
+    return page
+
+
+def _millisecond(moment: datetime) -> datetime:
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def slot_ms(slot_offset: float) -> int:

@@ -11,7 +11,7 @@ from archibald_actors.agent import Agent, check_agent_id
 from archibald_actors.domain import RunRecord
 from archibald_actors.schedule import ScheduleEntry
 from archibald_actors.store.base import ClusterStore, PendingRequest, StoredState
-from archibald_actors.store.codec import check_aware, check_limit, result_text
+from archibald_actors.store.codec import check_aware, check_limit, page_of_runs, result_text
 
 __all__ = ["MemoryStore"]
 
@@ -126,7 +126,7 @@ class MemoryStore:
         agent_id: str | None = None,
         before: datetime | None = None,
     ) -> list[RunRecord]:
-        """Runs newest first, of one type or all, of one agent or all, started before ``before``.
+        """Runs newest first (by start), of one type or all, of one agent or all, started before ``before``.
 
         Raises:
             InvalidValueError: ``limit`` is negative, ``agent_id`` is not an agent id, or
@@ -147,8 +147,8 @@ class MemoryStore:
             ]
         # Stable sort of insertion order, reversed: ties go newest-inserted first, as in SQL.
         runs.reverse()
-        runs.sort(key=lambda r: (r.finished_at, r.started_at), reverse=True)
-        return runs[:limit]
+        runs.sort(key=lambda r: r.started_at, reverse=True)
+        return page_of_runs(lambda n: runs[:n], limit)
 
     def prune(self, older_than: datetime) -> int:
         """Drop runs finished before ``older_than``."""

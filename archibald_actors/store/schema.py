@@ -84,6 +84,15 @@ SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (
             UNIQUE (sync_type, agent_id, slot_ms))""",
         "CREATE INDEX agent_claims_by_time ON agent_claims (claimed_at)",
     ),
+    (
+        # History is newest first by start, the order a reader pages back in (``before`` is
+        # a start): the indexes follow. Prune still goes by finish (``runs_by_finish``).
+        "DROP INDEX runs_by_type",
+        "DROP INDEX runs_by_agent",
+        "CREATE INDEX runs_by_type ON runs (sync_type, started_at DESC, id DESC)",
+        "CREATE INDEX runs_by_agent ON runs (agent_id, started_at DESC, id DESC)",
+        "CREATE INDEX runs_by_start ON runs (started_at DESC, id DESC)",
+    ),
 )
 
 #: ``POSTGRES_MIGRATIONS[n]`` takes a PostgreSQL schema from version n to n + 1. Names are
@@ -153,6 +162,14 @@ POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (
             claimed_at timestamptz NOT NULL DEFAULT now(),
             UNIQUE (sync_type, agent_id, slot_ms))""",
         "CREATE INDEX agent_claims_by_time ON agent_claims (claimed_at)",
+    ),
+    (
+        # As SQLite's version 4.
+        "DROP INDEX runs_by_type",
+        "DROP INDEX runs_by_agent",
+        "CREATE INDEX runs_by_type ON runs (sync_type, started_at DESC, id DESC)",
+        "CREATE INDEX runs_by_agent ON runs (agent_id, started_at DESC, id DESC)",
+        "CREATE INDEX runs_by_start ON runs (started_at DESC, id DESC)",
     ),
 )
 

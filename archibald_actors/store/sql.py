@@ -33,6 +33,7 @@ from archibald_actors.store.codec import (
     check_limit,
     entry_from_row,
     entry_values,
+    page_of_runs,
     run_from_row,
     run_values,
     slot_ms,
@@ -180,7 +181,7 @@ class SqlStore:
         agent_id: str | None = None,
         before: datetime | None = None,
     ) -> list[RunRecord]:
-        """Runs newest first (by finish, then start, then insertion), at most ``limit``.
+        """Runs newest first (by start, then insertion), at most ``limit``.
 
         Of one type or all, of one agent or all (None: no filter), and with ``before`` only
         runs that started strictly before it (to page back through the ledger).
@@ -202,11 +203,14 @@ class SqlStore:
             conditions.append("started_at < ?")
             params.append(self._time(before, "before"))
         where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
-        order = "ORDER BY finished_at DESC, started_at DESC, id DESC"
+        order = "ORDER BY started_at DESC, id DESC"
         query = f"SELECT {RUN_COLUMNS} FROM runs {where}{order} LIMIT ?"
-        values = (*params, limit)
-        rows = self._dialect.run("runs", lambda db: db.rows(query, values), write=False)
-        return [run_from_row(row) for row in rows]
+
+        def newest(count: int) -> list[RunRecord]:
+            rows = self._dialect.run("runs", lambda db: db.rows(query, (*params, count)), write=False)
+            return [run_from_row(row) for row in rows]
+
+        return page_of_runs(newest, limit)
 
     def prune(self, older_than: datetime) -> int:
         """Delete runs that finished before ``older_than``; return how many."""

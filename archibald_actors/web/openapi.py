@@ -263,7 +263,7 @@ def build_openapi(
         f"{p}/history": {
             "get": {
                 **_operation(
-                    "Finished runs, newest first",
+                    "Finished runs, newest first by start",
                     "runs",
                     {"200": _json("the runs", _ok({"type": "array", "items": ref("Run")}))},
                     errors=("400", *reads),

@@ -114,7 +114,7 @@ async def run_sync(request: web.Request) -> web.Response:
 @routes.get("/history")
 @requires("reader")
 async def get_history(request: web.Request) -> web.Response:
-    """Finished runs, newest first; ``?syncType=`` and ``?agentId=`` narrow them, ``?limit=`` caps
+    """Finished runs, newest first by start; ``?syncType=`` and ``?agentId=`` narrow them, ``?limit=`` caps
     the count, ``?before=`` (the ``startedAt`` of the last run seen) pages back."""
     api = request[API_KEY]
     service = api.service

@@ -214,10 +214,48 @@ def test_runs_before_pages_back_by_start_time(backend: Backend, make_run: MakeRu
     assert pages == [[95.0, 85.0, 75.0, 65.0], [55.0, 45.0, 35.0, 25.0], [15.0, 5.0]]
     cut = T0 + timedelta(seconds=45)
     starts = [(r.started_at - T0).total_seconds() for r in store.runs(before=cut, limit=3)]
-    assert starts == [35.0, 35.0, 25.0]
+    assert starts == [35.0, 35.0]  # a third would split the two runs that started at 25 s
+    starts = [(r.started_at - T0).total_seconds() for r in store.runs(before=cut, limit=4)]
+    assert starts == [35.0, 35.0, 25.0, 25.0]
     assert store.runs(before=T0 + timedelta(seconds=5)) == []  # strictly before: the first start is excluded
     aware_elsewhere = (T0 + timedelta(seconds=15, microseconds=1)).astimezone(timezone(timedelta(hours=-5)))
     assert len(store.runs(before=aware_elsewhere)) == 4  # compared as instants
+
+
+def key(run: RunRecord) -> tuple[datetime, str]:
+    return (run.started_at, run.agent_id or "")
+
+
+def test_paging_back_sees_every_run_once_when_runs_overlap(backend: Backend, make_run: MakeRun) -> None:
+    """Several lanes: a run that started earlier may finish later, and starts share a millisecond.
+
+    The reader pages as the HTTP API's readers do, with the ``startedAt`` it was shown,
+    which is printed to the millisecond.
+    """
+    store = backend.open()
+    store.load()
+    written: list[RunRecord] = []
+    for i in range(40):
+        # Long and short runs interleave (starts 7 s apart, lasting 3 to 33 s); every fourth
+        # pair starts 300 microseconds apart, inside one millisecond.
+        start = 7.0 * (i // 2) + (0.0003 if i % 2 and i % 4 == 1 else 0.1 * (i % 2))
+        duration = 3.0 + 30.0 * ((i * 7) % 3 == 0)
+        record = make_run("orders", start + duration, duration=duration, agent_id=f"agent-{i % 2}")
+        store.append_run(record)
+        written.append(record)
+    for limit in (1, 2, 3, 5):
+        seen: list[RunRecord] = []
+        before: datetime | None = None
+        for _ in range(len(written) + 1):  # bounded
+            page = store.runs(limit=limit, before=before)
+            if not page:
+                break
+            assert len(page) <= max(limit, 2)  # two runs started in one millisecond
+            seen.extend(page)
+            shown = page[-1].started_at  # what a reader is shown: to the millisecond
+            before = shown.replace(microsecond=shown.microsecond // 1000 * 1000)
+        assert sorted(seen, key=key) == sorted(written, key=key), f"limit {limit}"
+        assert [r.started_at for r in seen] == sorted((r.started_at for r in seen), reverse=True)
 
 
 # --- slot claims -------------------------------------------------------------------------

@@ -114,10 +114,10 @@ def test_runs_newest_first_with_filter_and_limit(backend: Backend, make_run: Mak
         ]
 
     orders = store.runs("orders")
-    assert finishes(orders) == [
-        ("orders", 50.0, 20.0),
+    assert finishes(orders) == [  # by start: the order paging back by ``before`` goes in
         ("orders", 45.0, 35.0),
         ("orders", 45.0, 25.0),
+        ("orders", 50.0, 20.0),
         ("orders", 40.0, 10.0),
         ("orders", 30.0, 0.0),
         ("orders", 20.0, -10.0),
@@ -126,8 +126,8 @@ def test_runs_newest_first_with_filter_and_limit(backend: Backend, make_run: Mak
     assert finishes(store.runs("orders", limit=2)) == finishes(orders[:2])
     everything = store.runs()
     assert len(everything) == 12
-    assert [r.finished_at for r in everything] == sorted((r.finished_at for r in everything), reverse=True)
-    assert [r.sync_type for r in store.runs(limit=3)] == ["prices", "orders", "orders"]
+    assert [r.started_at for r in everything] == sorted((r.started_at for r in everything), reverse=True)
+    assert [r.sync_type for r in store.runs(limit=3)] == ["orders", "orders", "prices"]
     assert store.runs(limit=0) == []
     assert store.runs("invoices") == []
 
