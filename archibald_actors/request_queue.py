@@ -173,6 +173,14 @@ class RequestQueue:
             self._sorted, self._sorted_from = sorted(self._pending.values(), key=self._key), 0
         return self._sorted[self._sorted_from :]
 
+    def waiting_types(self) -> list[str]:
+        """The types with jobs pending, each once, in the order their first job would run.
+
+        What events say of the queue: bounded by the types, where a list of every job
+        would grow with the agents (a thousand names in each of a slot's thousand events).
+        """
+        return list(dict.fromkeys(r.sync_type for r in self.ordered()))
+
     def __iter__(self) -> Iterator[PendingRequest]:
         return iter(self.ordered())
 

@@ -423,3 +423,18 @@ def test_paging_back_through_overlapping_runs_sees_every_run_once(
 
 def _job(row: dict[str, Any]) -> tuple[str, str, int]:
     return (row["agentId"], row["scheduledAt"], row["attempt"])
+
+
+def test_events_name_each_waiting_type_once_and_count_the_jobs(
+    clock: ManualClock, make_service: Callable[..., SyncService]
+) -> None:
+    events: list[dict[str, Any]] = []
+    recorder = LaneRecorder(clock, duration=lambda t, agent: 60.0)
+    service = make_service(recorder.handlers(), schedule=per_agent_schedule("orders"))
+    set_agents(service, clock, *AGENTS)
+    service.events.subscribe(events.append)
+    clock.advance(15 * MIN)  # the agents' slot at T+10: five jobs, one after another
+    fanned = next(e for e in events if e["type"] == "queue.changed")
+    assert (fanned["jobs"], fanned["queued"], fanned["queue"]) == (5, 5, ["orders"])  # one name, not five
+    starts = [(e["queued"], e["queue"]) for e in events if e["type"] == "sync.started"]
+    assert starts == [(4, ["orders"]), (3, ["orders"]), (2, ["orders"]), (1, ["orders"]), (0, [])]

@@ -94,7 +94,8 @@ class JobIntake:
                 coalesced=coalesced,
                 missed=request.missed,
                 fireLatenessSeconds=lateness,
-                queue=[r.sync_type for r in state.queue.ordered()],
+                queue=state.queue.waiting_types(),
+                queued=len(state.queue),
             )
         # Answered after the event: a caller that got its answer finds it counted in /metrics.
         answer(request.reply, {"syncType": request.sync_type, "coalesced": coalesced})

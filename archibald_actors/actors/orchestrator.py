@@ -258,7 +258,8 @@ class OrchestratorActor(Recovery, JobIntake, JobControl, TrackedActor):
             attempt=running.attempt,
             scheduledAt=iso_at(self._clock, running.scheduled_at),
             startedAt=iso_at(self._clock, now),
-            queue=[r.sync_type for r in state.queue.ordered()],
+            queue=state.queue.waiting_types(),
+            queued=len(state.queue),
         )
 
     def _claimed(self, message: SlotClaimed) -> None:

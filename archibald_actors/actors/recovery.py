@@ -170,6 +170,7 @@ class Recovery:
             coalesced=False,
             missed=0,
             fireLatenessSeconds=None,
-            queue=[r.sync_type for r in state.queue.ordered()],
+            queue=state.queue.waiting_types(),
+            queued=len(state.queue),
         )
         self._schedule_pick()

@@ -357,7 +357,9 @@ class Event(AnswerModel):
     """One event of GET /events (the SSE ``data``); the keys besides ``type`` depend on it.
 
     sync.completed, sync.failed, sync.cancelled and sync.skipped carry a ``Run``;
-    sync.progress carries syncType, agentId, startedAt and a ``JobProgress``'s keys.
+    sync.progress carries syncType, agentId, startedAt and a ``JobProgress``'s keys;
+    sync.started and queue.changed carry ``queue`` (the types with jobs waiting, each
+    once, in the order their first job would run) and ``queued`` (how many jobs wait).
     """
 
     type: EventType
