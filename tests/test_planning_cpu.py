@@ -81,3 +81,11 @@ def test_a_sandboxs_handlers_run_on_one_cpu_while_the_caller_keeps_its_own() -> 
     assert len(result.runs) == len(seen) > 10
     assert len({frozenset(s) for s in seen}) == 1 and len(seen[0]) == 1
     assert os.sched_getaffinity(0) == caller
+
+
+def test_work_still_runs_when_the_cpu_cannot_be_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(pid: int, cpus: Iterable[int]) -> None:
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "sched_setaffinity", refuse)
+    assert on_one_cpu(lambda: "ran") == "ran"

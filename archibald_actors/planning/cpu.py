@@ -13,6 +13,7 @@ places the VM's CPUs).
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -21,6 +22,8 @@ from typing import TypeVar
 __all__ = ["on_one_cpu"]
 
 T = TypeVar("T")
+
+log = logging.getLogger("archibald_actors.planning")
 
 #: Which of the allowed CPUs the next call runs on: computations at once take turns.
 _NEXT_CPU = itertools.count()
@@ -31,7 +34,7 @@ def on_one_cpu(work: Callable[[], T]) -> T:
 
     The threads ``work`` starts inherit the confinement; the caller's thread keeps its
     own. An exception ``work`` raises is raised here. Where threads cannot be confined
-    (not Linux), ``work`` runs on the caller's thread.
+    (not Linux), ``work`` runs on the caller's thread; where confining fails, unconfined.
     """
     if not hasattr(os, "sched_setaffinity"):
         return work()
@@ -42,7 +45,10 @@ def on_one_cpu(work: Callable[[], T]) -> T:
 
     def run() -> None:
         try:
-            os.sched_setaffinity(0, {cpu})  # 0: the calling thread (Linux)
+            try:
+                os.sched_setaffinity(0, {cpu})  # 0: the calling thread (Linux)
+            except OSError as exc:  # a CPU taken away meanwhile, say: slower, not wrong
+                log.debug("cannot confine to CPU %d (%s); running unconfined", cpu, exc)
             result.append(work())
         except BaseException as exc:  # handed to the caller as it is
             failure.append(exc)
