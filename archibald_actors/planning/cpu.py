@@ -56,7 +56,8 @@ def on_one_cpu(work: Callable[[], T]) -> T:
     # Named after the caller: log filters that go by the thread's name still apply.
     thread = threading.Thread(target=run, name=f"{threading.current_thread().name}-cpu{cpu}", daemon=True)
     thread.start()
-    thread.join()
+    thread.join()  # as long as the work: its own guards bound it (a sandbox: the clock's quiet
+    # timeout per step, the caller's budget and cancel flag), as when it ran on this thread
     if failure:
         raise failure[0]
     return result[0]
