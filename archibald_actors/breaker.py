@@ -27,7 +27,7 @@ from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from archibald_actors.domain import Outcome
+from archibald_actors.domain import FAILURES, Outcome
 from archibald_actors.errors import InvalidValueError
 from archibald_actors.validation import BreakerCooldownSeconds, BreakerFailures, ErpBreakerLanes, first_error
 
@@ -49,7 +49,6 @@ Verdict = Literal["run", "trial", "skip", "wait"]
 #: The ``reason`` of a job skipped by an open breaker.
 BREAKER_OPEN_REASON = "breaker open"
 
-_FAILURES: frozenset[Outcome] = frozenset({"failed", "timeout"})
 _EVENT_NAMES: dict[BreakerState, str] = {
     "open": "breaker.opened",
     "half_open": "breaker.half_open",
@@ -212,7 +211,7 @@ class Breakers:
                 return ()
             del self._pairs[key]  # success resets the count: a healthy pair is not stored
             return () if pair.state == "closed" else (BreakerChanged(sync_type, agent_id, "closed"),)
-        if outcome not in _FAILURES:
+        if outcome not in FAILURES:
             if deciding and pair is not None:
                 pair.trial = 0  # a skipped or cancelled trial decided nothing: the next job tries
             return ()

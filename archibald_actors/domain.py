@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-__all__ = ["OUTCOMES", "TRIGGERS", "Outcome", "RunRecord", "Trigger", "iso"]
+__all__ = ["FAILURES", "OUTCOMES", "TRIGGERS", "Outcome", "RunRecord", "Trigger", "iso"]
 
 #: Why a run happened: a timer's slot, a caller's request, or another try after a failure.
 Trigger = Literal["auto", "manual", "retry"]
@@ -19,6 +19,10 @@ Outcome = Literal["success", "failed", "timeout", "cancelled", "skipped"]
 
 TRIGGERS: tuple[Trigger, ...] = ("auto", "manual", "retry")
 OUTCOMES: tuple[Outcome, ...] = ("success", "failed", "timeout", "cancelled", "skipped")
+#: The outcomes that are failures (the ERP or the handler failed, or ran out of time): they
+#: are retried, count towards a breaker and towards health's failures in a row. A skip (no
+#: login, an open breaker) or a cancel (a hold, a shutdown) is neither.
+FAILURES: frozenset[Outcome] = frozenset({"failed", "timeout"})
 
 
 def iso(moment: datetime | None) -> str | None:

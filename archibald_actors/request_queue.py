@@ -27,15 +27,33 @@ from dataclasses import dataclass, replace
 from archibald_actors.domain import Trigger
 from archibald_actors.schedule import ScheduleEntry
 
-__all__ = ["JobKey", "PendingRequest", "RequestQueue"]
+__all__ = ["JobKey", "OnLane", "PendingRequest", "RequestQueue"]
 
 #: ``(sync_type, agent_id)``: one job's identity (``agent_id`` None for a shared type).
 JobKey = tuple[str, str | None]
 _SortKey = tuple[bool, bool, int, float, int]
 
 
+class OnLane:
+    """A job's key and lane, which follow from its type and agent (waiting or running)."""
+
+    __slots__ = ()
+    sync_type: str
+    agent_id: str | None
+
+    @property
+    def key(self) -> JobKey:
+        """``(sync_type, agent_id)``."""
+        return (self.sync_type, self.agent_id)
+
+    @property
+    def lane(self) -> str | None:
+        """The ERP session the job uses: its agent's, or None for the service's own."""
+        return self.agent_id
+
+
 @dataclass(frozen=True, slots=True)
-class PendingRequest:
+class PendingRequest(OnLane):
     """One queued job (possibly the merge of several requests)."""
 
     sync_type: str
@@ -52,16 +70,6 @@ class PendingRequest:
     attempt: int = 1
     #: The ticket of its (type, lane) breaker's half-open trial, if admitted as one: its end decides the pair.
     ticket: int | None = None
-
-    @property
-    def key(self) -> JobKey:
-        """``(sync_type, agent_id)``."""
-        return (self.sync_type, self.agent_id)
-
-    @property
-    def lane(self) -> str | None:
-        """The ERP session the job uses: its agent's, or None for the service's own."""
-        return self.agent_id
 
 
 class RequestQueue:

@@ -17,14 +17,14 @@ from typing import Annotated, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
-from archibald_actors.domain import Outcome
+from archibald_actors.domain import FAILURES, Outcome
 from archibald_actors.errors import InvalidValueError
 from archibald_actors.validation import BackoffSeconds, Retries, first_error, show
 
 __all__ = ["DEFAULT_RETRY", "RETRIED_OUTCOMES", "RetryPlan", "RetryPolicy", "plan_retry"]
 
-#: The outcomes worth another try: the ERP or the handler failed, or ran out of time.
-RETRIED_OUTCOMES: frozenset[Outcome] = frozenset({"failed", "timeout"})
+#: The outcomes worth another try: the failures.
+RETRIED_OUTCOMES: frozenset[Outcome] = FAILURES
 
 
 class _RetryRules(BaseModel):

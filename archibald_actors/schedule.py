@@ -7,6 +7,7 @@ epoch, never from "now + interval", so nothing drifts and retunes keep the stagg
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -49,6 +50,12 @@ SYNC_TYPES: tuple[str, ...] = ("orders", "customers", "prices", "invoices", "ddt
 
 #: Sync timeout when a type names none: 15 minutes.
 DEFAULT_TIMEOUT_SECONDS = 15 * 60.0
+
+
+@functools.lru_cache(maxsize=64)
+def _retry_policy(retries: int, retry_backoff: tuple[float, ...]) -> RetryPolicy:
+    """A policy checked once per distinct pair, not at every run's end that asks for it."""
+    return RetryPolicy(retries, retry_backoff)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +110,7 @@ class ScheduleEntry:
     @property
     def retry_policy(self) -> RetryPolicy:
         """The type's retries and backoff, as :func:`archibald_actors.retry.plan_retry` takes them."""
-        return RetryPolicy(self.retries, self.retry_backoff)
+        return _retry_policy(self.retries, self.retry_backoff)
 
     @property
     def per_agent(self) -> bool:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from archibald_actors.clock import Clock
-from archibald_actors.domain import iso
+from archibald_actors.domain import FAILURES, iso
 from archibald_actors.schedule import ScheduleEntry
 
 if TYPE_CHECKING:
@@ -141,7 +141,7 @@ def agent_counts(state: OrchestratorState, sync_type: str) -> dict[str, int]:
             continue
         if last.outcome == "success":
             counts["ok"] += 1
-        elif last.outcome in ("failed", "timeout"):
+        elif last.outcome in FAILURES:
             counts["failed"] += 1
         elif last.outcome == "skipped":
             counts["skipped"] += 1

@@ -126,8 +126,7 @@ class JobControl:
             answer(reply, True)
             return
         if stop_running:
-            for job in state.jobs.values():
-                job.stop()
+            self._stop_all()
         state.drain_waiters.append(reply)
 
     def _timed_out(self, run_id: int) -> None:

@@ -17,20 +17,17 @@ from archibald_actors.actors.store_worker import Chain
 from archibald_actors.agent import Agent
 from archibald_actors.breaker import Breakers
 from archibald_actors.clock import Clock, Wakeup
-from archibald_actors.domain import Outcome, RunRecord, Trigger
+from archibald_actors.domain import FAILURES, Outcome, RunRecord, Trigger
 from archibald_actors.ledger import History
 from archibald_actors.messages import Reply
-from archibald_actors.request_queue import JobKey, PendingRequest, RequestQueue
+from archibald_actors.request_queue import JobKey, OnLane, PendingRequest, RequestQueue
 from archibald_actors.schedule import ScheduleEntry
 
-__all__ = ["FAILING_OUTCOMES", "OrchestratorState", "Running", "TypeCounters"]
-
-#: Outcomes that count as failures; cancelled and skipped runs say nothing of the type's health.
-FAILING_OUTCOMES: tuple[Outcome, ...] = ("failed", "timeout")
+__all__ = ["OrchestratorState", "Running", "TypeCounters"]
 
 
 @dataclass
-class Running:
+class Running(OnLane):
     """One job in progress."""
 
     run_id: int
@@ -64,16 +61,6 @@ class Running:
             attempt=request.attempt,
             ticket=request.ticket,
         )
-
-    @property
-    def key(self) -> JobKey:
-        """``(sync_type, agent_id)``."""
-        return (self.sync_type, self.agent_id)
-
-    @property
-    def lane(self) -> str | None:
-        """The ERP session the job uses: its agent's, or None for the service's own."""
-        return self.agent_id
 
     def record(
         self,
@@ -203,7 +190,7 @@ class OrchestratorState:
                 if record.outcome == "success":
                     counter.last_success = record.finished_at
                     break
-                if record.outcome in FAILING_OUTCOMES:
+                if record.outcome in FAILURES:
                     counter.consecutive_failures += 1
 
     def boot(self, epoch: float, served: Mapping[str, float], runs: Iterable[RunRecord]) -> None:
@@ -275,7 +262,7 @@ class OrchestratorState:
         self._note_latest(record)
         counters = self.counters[record.sync_type]
         counters.runs += 1
-        if record.outcome in FAILING_OUTCOMES:
+        if record.outcome in FAILURES:
             counters.failures += 1
             counters.consecutive_failures += 1
         elif record.outcome == "success":

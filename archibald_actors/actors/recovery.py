@@ -49,6 +49,9 @@ class Recovery:
     def _schedule_pick(self) -> None:
         raise NotImplementedError  # the actor's
 
+    def _enabled(self) -> frozenset[str]:
+        raise NotImplementedError  # the actor's
+
     # --- breakers -----------------------------------------------------------------
 
     def _admit(self, request: PendingRequest) -> Admission:
@@ -114,16 +117,15 @@ class Recovery:
     def _release_trial(self, request: PendingRequest) -> None:
         """A job admitted as its breaker's trial did not run: the next job of the pair tries."""
         if request.ticket is not None:
-            pair, now = (request.sync_type, request.agent_id), self._clock.now()
-            self._state.breakers.record(*pair, "cancelled", now, ticket=request.ticket)
+            now = self._clock.now()
+            self._state.breakers.record(*request.key, "cancelled", now, ticket=request.ticket)
 
     # --- ends of jobs ---------------------------------------------------------------
 
     def _after_run(self, running: Running, outcome: Outcome) -> None:
         """Count the end in the breakers; arm a retry if the policy wants one."""
         state, now = self._state, self._clock.now()
-        pair = (running.sync_type, running.agent_id)
-        changes = state.breakers.record(*pair, outcome, now, ticket=running.ticket)
+        changes = state.breakers.record(*running.key, outcome, now, ticket=running.ticket)
         self._breakers_changed(changes)
         armed = state.retries.pop(running.key, None)
         if armed is not None:
@@ -146,8 +148,7 @@ class Recovery:
         state.retries.pop((retry.sync_type, retry.agent_id), None)
         if not state.leading:
             return
-        enabled = {a.agent_id for a in state.agents if a.enabled}
-        if retry.agent_id is not None and retry.agent_id not in enabled:
+        if retry.agent_id is not None and retry.agent_id not in self._enabled():
             return
         slot = retry.scheduled_at
         state.queue.add(
