@@ -2,8 +2,10 @@
 
 A plain function runs on a daemon thread of its own (a thread start costs well under a
 millisecond, nothing next to 10-90 minute intervals); a coroutine function runs on the
-service's asyncio loop. Either way the outcome comes back to the orchestrator as ``SyncFinished``,
-so the orchestrator stays free to answer status queries and retunes while a sync runs.
+service's asyncio loop; a ``TimedHandler`` (a simulated run, which only takes time) runs
+nowhere: its end is armed on the clock. Either way the outcome comes back to the
+orchestrator as ``SyncFinished``, so the orchestrator stays free to answer status queries
+and retunes while a sync runs.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from archibald_actors.actors.base import Address
 from archibald_actors.clock import Clock, Deadline
@@ -23,9 +25,19 @@ from archibald_actors.domain import Outcome, Trigger
 from archibald_actors.errors import NeedsLogin, SyncCancelledError
 from archibald_actors.messages import SyncFinished
 
-__all__ = ["PROGRESS_EVERY", "LoopProvider", "Progress", "SyncContext", "SyncHandler", "SyncRunner"]
+__all__ = [
+    "PROGRESS_EVERY",
+    "LoopProvider",
+    "Progress",
+    "SyncContext",
+    "SyncHandler",
+    "SyncRunner",
+    "TimedHandler",
+]
 
 log = logging.getLogger("archibald_actors.runner")
+
+T = TypeVar("T")
 
 SyncHandler = Callable[["SyncContext"], Any]
 #: ``{"done", "total", "message"}``: how far a running job says it is.
@@ -176,6 +188,36 @@ class SyncContext:
         self._disarm()
 
 
+class TimedHandler:
+    """A handler that only takes time: its run ends ``seconds(ctx)`` clock seconds after it starts.
+
+    No code of it runs in between, so the runner needs no thread and no loop for it: it
+    arms the run's end on the clock. The planning sandbox's simulated runs are these.
+    Stopped early, the run ends ``cancelled`` at once (as a sleeping coroutine would).
+
+    Args:
+        seconds: how long the run takes, asked once as it starts.
+        ended: called when the run ends on time (not when it is stopped).
+        name: the handler's name in logs and errors.
+    """
+
+    def __init__(
+        self,
+        seconds: Callable[[SyncContext], float],
+        ended: Callable[[SyncContext], None] | None = None,
+        name: str = "timed_handler",
+    ) -> None:
+        self.seconds = seconds
+        self.ended = ended
+        self.__name__ = self.__qualname__ = name
+
+    async def __call__(self, ctx: SyncContext) -> None:
+        """Run as an ordinary coroutine handler (outside a ``SyncRunner``): sleep that long."""
+        await ctx.sleep(self.seconds(ctx))
+        if self.ended is not None:
+            self.ended(ctx)
+
+
 class SyncRunner:
     """Starts a handler for one run and reports its end to the orchestrator."""
 
@@ -191,6 +233,8 @@ class SyncRunner:
         """Start ``handler``; return a function that asks the run to stop (cancels a coroutine)."""
         is_async = inspect.iscoroutinefunction(handler)
         ctx = SyncContext(clock=self._clock, is_async=is_async, **ctx_args)
+        if isinstance(handler, TimedHandler):
+            return self._start_timed(run_id, handler, ctx)
         self._clock.activity.begin()  # the run is runnable until it finishes or sleeps
         if is_async:
             return self._start_coroutine(run_id, handler, ctx)
@@ -214,6 +258,7 @@ class SyncRunner:
         *,
         result: dict[str, Any] | None = None,
         reason: str | None = None,
+        begun: bool = True,
     ) -> None:
         # Progress after the end means nothing; dropping the callback also breaks the cycle
         # job -> stop -> ctx -> progress -> job, so a run's objects go when the job does
@@ -221,7 +266,8 @@ class SyncRunner:
         ctx.detach_progress()
         finished = SyncFinished(run_id, outcome, error, self._clock.now(), result=result, reason=reason)
         self._orchestrator.tell(finished)
-        self._clock.activity.end()
+        if begun:  # the run held a unit of activity (a timed run never does)
+            self._clock.activity.end()
 
     def _succeeded(self, run_id: int, ctx: SyncContext, returned: object) -> None:
         self._finish(run_id, ctx, "success", None, result=_result(ctx, returned))
@@ -293,6 +339,27 @@ class SyncRunner:
 
         return stop
 
+    def _start_timed(self, run_id: int, handler: TimedHandler, ctx: SyncContext) -> Callable[[], None]:
+        seconds, error = _call(handler.seconds, ctx)
+        if error is not None:  # it cannot say how long it takes: it failed at once
+            self._finish(run_id, ctx, "failed", error, begun=False)
+            return lambda: None
+        ended = threading.Lock()  # the clock and a stop may race: the first one ends the run
+
+        def end(stopped: bool) -> None:
+            if not ended.acquire(blocking=False):
+                return
+            wakeup.cancel()
+            outcome: Outcome = "cancelled"
+            error: str | None = f"{ctx.sync_type} sync was asked to stop"
+            if not stopped:
+                _, error = _call(handler.ended, ctx)
+                outcome = "success" if error is None else "failed"
+            self._finish(run_id, ctx, outcome, error, begun=False)
+
+        wakeup = self._clock.call_at(self._clock.now() + max(0.0, seconds or 0.0), lambda: end(stopped=False))
+        return lambda: end(stopped=True)
+
     def join(self, deadline: Deadline) -> None:
         """Wait until ``deadline`` at the latest for handler threads to end; abandon the rest."""
         with self._lock:
@@ -304,6 +371,15 @@ class SyncRunner:
             left = len(self._abandoned)
         if left:
             log.warning("%d sync handler thread(s) did not end; abandoned (daemon threads)", left)
+
+
+def _call(hook: Callable[[SyncContext], T] | None, ctx: SyncContext) -> tuple[T | None, str | None]:
+    """Call a ``TimedHandler``'s hook: what it returned, or what it raised as a run's error."""
+    try:
+        return (None if hook is None else hook(ctx)), None
+    except Exception as exc:  # a failing handler is recorded, never fatal
+        log.warning("%s sync failed: %s", ctx.sync_type, exc, exc_info=True)
+        return None, f"{type(exc).__name__}: {exc}"
 
 
 def _result(ctx: SyncContext, returned: object) -> dict[str, Any] | None:

@@ -1,9 +1,10 @@
-"""How long a simulated run takes: per-type duration ranges, and the handlers that sleep that long.
+"""How long a simulated run takes: per-type duration ranges, and the handlers that take that long.
 
-A simulation's handlers only wait on the service clock; the scheduling is the real
+A simulation's handlers are ``TimedHandler``s: a run only takes time on the service clock
+(the runner arms its end; no thread or loop is involved); the scheduling is the real
 service's. Each run's duration is drawn from a generator seeded by the seed, the type,
 the agent and the clock time the run starts, so a simulation repeats exactly whatever
-order concurrent handler threads happen to draw in. With ``sessions`` the ERP login is
+order the runs of one instant start in. With ``sessions`` the ERP login is
 modelled as the demo handlers do it: a full login on a session's first use or after it
 sat idle, a quick reuse otherwise (one session per agent, one shared by the shared types).
 """
@@ -15,9 +16,8 @@ import statistics
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from archibald_actors.actors.runner import SyncHandler
+from archibald_actors.actors.runner import SyncContext, SyncHandler, TimedHandler
 from archibald_actors.clock import Clock
 from archibald_actors.domain import RunRecord
 from archibald_actors.handlers.demo import (
@@ -58,7 +58,7 @@ class Workload:
         return DEMO_DURATIONS.get(sync_type, DEFAULT_DEMO_DURATION)
 
     def handlers(self, sync_types: Iterable[str], clock: Clock) -> dict[str, SyncHandler]:
-        """A handler per type that sleeps a drawn duration on ``clock``."""
+        """A handler per type whose runs take a drawn duration on ``clock``."""
         sessions = _Sessions(clock) if self.sessions else None
         return {t: self._handler(t, clock, sessions) for t in sync_types}
 
@@ -66,19 +66,20 @@ class Workload:
         low, high = self.range_of(sync_type)
         seed = self.seed
 
-        async def sync(ctx: Any) -> None:
-            agent = getattr(ctx, "agent_id", None)
+        def seconds(ctx: SyncContext) -> float:
+            agent = ctx.agent_id
             started = clock.now()
             draw = random.Random(f"{seed}/{sync_type}/{agent}/{round(started * 1000)}")
-            seconds = round(draw.uniform(low, high), 1)
+            taken = round(draw.uniform(low, high), 1)
             if sessions is not None:
-                seconds += sessions.open(agent, started)
-            await ctx.sleep(seconds)
-            if sessions is not None:
-                sessions.used(agent, clock.now())
+                taken += sessions.open(agent, started)
+            return taken
 
-        sync.__name__ = sync.__qualname__ = f"simulated_{sync_type}_sync"
-        return sync
+        def ended(ctx: SyncContext) -> None:
+            if sessions is not None:
+                sessions.used(ctx.agent_id, clock.now())
+
+        return TimedHandler(seconds, ended, name=f"simulated_{sync_type}_sync")
 
 
 class _Sessions:
