@@ -72,6 +72,10 @@ class PendingRequest(OnLane):
     ticket: int | None = None
 
 
+#: A heap entry: the job's run-order key, its push count (ties), the job.
+_Entry = tuple[_SortKey, int, PendingRequest]
+
+
 class RequestQueue:
     """Pending jobs keyed by ``(type, agent)``; the next to run is taken from a heap."""
 
@@ -82,7 +86,9 @@ class RequestQueue:
         self._fresh: dict[str, set[JobKey]] = {}
         # Entries go stale when their job merges, starts or is dropped: a heap entry
         # counts only while its request is still the one pending under its key.
-        self._heap: list[tuple[_SortKey, int, PendingRequest]] = []
+        self._heap: list[_Entry] = []
+        # The same entries by type: each type's first job without a look at the others'.
+        self._by_type: dict[str, list[_Entry]] = {}
         self._seq = itertools.count()
         self._pushes = itertools.count()  # ties of merged versions of one job never compare requests
         # ``ordered()`` sorted once and kept while only the first job is taken (the usual case:
@@ -104,10 +110,16 @@ class RequestQueue:
             fresh.discard(request.key)
         else:
             fresh.add(request.key)
-        heapq.heappush(self._heap, (self._key(request), next(self._pushes), request))
-        if len(self._heap) > 2 * len(self._pending) + 64:  # merges left many stale entries
-            self._heap = [e for e in self._heap if self._pending.get(e[2].key) is e[2]]
-            heapq.heapify(self._heap)
+        entry = (self._key(request), next(self._pushes), request)
+        of_type = self._by_type.setdefault(request.sync_type, [])
+        for heap in (self._heap, of_type):
+            heapq.heappush(heap, entry)
+            if len(heap) > 2 * len(self._pending) + 64:  # merges and starts left many stale entries
+                heap[:] = [e for e in heap if self._live(e)]
+                heapq.heapify(heap)
+
+    def _live(self, entry: _Entry) -> bool:
+        return self._pending.get(entry[2].key) is entry[2]
 
     def add(
         self,
@@ -186,8 +198,17 @@ class RequestQueue:
 
         What events say of the queue: bounded by the types, where a list of every job
         would grow with the agents (a thousand names in each of a slot's thousand events).
+        Each type's first job is the top of its own heap, so this costs the types, not the jobs.
         """
-        return list(dict.fromkeys(r.sync_type for r in self.ordered()))
+        firsts: list[tuple[_SortKey, int, str]] = []
+        for sync_type, heap in list(self._by_type.items()):
+            while heap and not self._live(heap[0]):
+                heapq.heappop(heap)
+            if heap:
+                firsts.append((*heap[0][:2], sync_type))
+            else:
+                del self._by_type[sync_type]
+        return [sync_type for *_, sync_type in sorted(firsts)]
 
     def __iter__(self) -> Iterator[PendingRequest]:
         return iter(self.ordered())
@@ -218,6 +239,7 @@ class RequestQueue:
         self._pending.clear()
         self._fresh.clear()
         self._heap.clear()
+        self._by_type.clear()
 
     def drop(self, keep: Callable[[PendingRequest], bool]) -> list[PendingRequest]:
         """Drop the pending jobs ``keep`` refuses; return them."""
@@ -257,13 +279,13 @@ class RequestQueue:
 
     def pop_next(self, startable: Callable[[PendingRequest], bool] | None = None) -> PendingRequest | None:
         """Remove and return the first job in run order that ``startable`` accepts (any, if None)."""
-        skipped: list[tuple[_SortKey, int, PendingRequest]] = []
+        skipped: list[_Entry] = []
         found: PendingRequest | None = None
         heap = self._heap
         while heap:
             item = heapq.heappop(heap)
             request = item[2]
-            if self._pending.get(request.key) is not request:
+            if not self._live(item):
                 continue  # stale: merged, started or dropped since
             if startable is None or startable(request):
                 found = request

@@ -1,4 +1,5 @@
-"""``RequestQueue.ordered()`` keeps its sorted order across takes, and is always the fresh sort."""
+"""``RequestQueue.ordered()`` keeps its sorted order across takes, and is always the fresh sort;
+``waiting_types()`` always names the types in the order of their first job in it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from archibald_actors.handlers.demo_agents import PER_AGENT_TYPES, agent_split
 from archibald_actors.request_queue import PendingRequest, RequestQueue
 
 
-def test_ordered_matches_a_fresh_sort_through_takes_merges_restores_and_drops() -> None:
+def test_ordered_and_waiting_types_match_a_fresh_sort_through_takes_merges_restores_and_drops() -> None:
     table = agent_split()
     queue = RequestQueue(table)
     draw = random.Random(5)
@@ -26,11 +27,14 @@ def test_ordered_matches_a_fresh_sort_through_takes_merges_restores_and_drops() 
         steps += 1
         expected = sorted(queue.pending(), key=run_order)
         assert queue.ordered() == expected
+        assert queue.waiting_types() == list(dict.fromkeys(r.sync_type for r in expected))
         roll = draw.random()
         if roll < 0.15:  # a lane is busy: a later job is taken
             queue.pop_next(lambda r: draw.random() < 0.3)
         elif roll < 0.25:  # a new job, or a merge into a pending one
             queue.add("orders", "manual", None, 0.5, agent_id=f"a{draw.randrange(80)}")
+        elif roll < 0.26:  # a shared type's job, or a merge into it
+            queue.add("prices", draw.choice(["auto", "manual"]), None, draw.random())
         elif roll < 0.3 and (taken := queue.pop_next()) is not None:
             queue.restore(taken)
         elif roll < 0.32:
