@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,6 +24,34 @@ def test_manual_clock_runs_wakeups_in_deadline_then_arming_order() -> None:
     assert fired == [("a", 2.0), ("c", 5.0), ("b", 5.0)]
     assert clock.now() == 10.0
     assert cancelled.cancel() is False
+
+
+def test_a_fired_or_cancelled_wakeup_lets_go_of_its_callback() -> None:
+    """A callback that holds its own wake-up (to cancel it) must not leave a cycle behind."""
+
+    class Callback:
+        wakeup: object = None
+
+        def __call__(self) -> None:
+            pass
+
+    clock = ManualClock()
+    freed: list[str] = []
+    gc_was_on = gc.isenabled()
+    gc.disable()  # only reference counting may free them
+    try:
+        for name, cancel in [("fired", False), ("cancelled", True)]:
+            callback = Callback()
+            callback.wakeup = wakeup = clock.call_at(clock.now() + 1.0, callback)
+            weakref.finalize(callback, freed.append, name)
+            if cancel:
+                wakeup.cancel()
+            del callback, wakeup
+            clock.advance(1.0)
+        assert freed == ["fired", "cancelled"]
+    finally:
+        if gc_was_on:
+            gc.enable()
 
 
 def test_manual_clock_wall_time_and_negative_advance() -> None:

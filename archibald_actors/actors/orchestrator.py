@@ -220,7 +220,8 @@ class OrchestratorActor(Recovery, JobIntake, JobControl, TrackedActor):
             if admission.verdict == "wait":  # the ERP-wide breaker opened just now
                 state.queue.restore(request)
                 break
-            request = replace(request, ticket=admission.ticket)
+            if admission.ticket is not None:  # its breaker's trial (a queued job holds no ticket)
+                request = replace(request, ticket=admission.ticket)
             if request.scheduled_at is None or request.scheduled_at == request.claimed:
                 self._start(request)
             else:
