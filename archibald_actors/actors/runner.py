@@ -231,7 +231,8 @@ class SyncRunner:
 
     def start(self, run_id: int, handler: SyncHandler, ctx_args: dict[str, Any]) -> Callable[[], None]:
         """Start ``handler``; return a function that asks the run to stop (cancels a coroutine)."""
-        is_async = inspect.iscoroutinefunction(handler)
+        timed = isinstance(handler, TimedHandler)
+        is_async = not timed and inspect.iscoroutinefunction(handler)
         ctx = SyncContext(clock=self._clock, is_async=is_async, **ctx_args)
         if isinstance(handler, TimedHandler):
             return self._start_timed(run_id, handler, ctx)
