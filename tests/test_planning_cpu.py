@@ -1,4 +1,4 @@
-"""A simulation runs on one CPU: its threads hand off to each other, never across CPUs.
+"""A simulation runs on one CPU, as batch work: its threads hand off to each other, never across CPUs.
 
 Linux (where the service is deployed and CI runs) confines threads; elsewhere ``on_one_cpu``
 runs the work unconfined, which these tests do not cover.
@@ -22,20 +22,24 @@ from archibald_actors.planning.cpu import on_one_cpu
 from archibald_actors.planning.sandbox import run_scenario
 
 
-def test_work_runs_confined_to_one_cpu_and_so_do_the_threads_it_starts() -> None:
-    caller = os.sched_getaffinity(0)
+def test_work_runs_confined_to_one_cpu_as_batch_work_and_so_do_the_threads_it_starts() -> None:
+    caller = (os.sched_getaffinity(0), os.sched_getscheduler(0))
 
-    def work() -> tuple[set[int], set[int]]:
-        seen: list[set[int]] = []
-        child = threading.Thread(target=lambda: seen.append(os.sched_getaffinity(0)))
+    def where() -> tuple[set[int], int]:
+        return os.sched_getaffinity(0), os.sched_getscheduler(0)
+
+    def work() -> tuple[tuple[set[int], int], tuple[set[int], int]]:
+        seen: list[tuple[set[int], int]] = []
+        child = threading.Thread(target=lambda: seen.append(where()))
         child.start()
         child.join(5)
-        return os.sched_getaffinity(0), seen[0]
+        return where(), seen[0]
 
     own, child = on_one_cpu(work)
-    assert len(own) == 1 and own <= caller
+    assert len(own[0]) == 1 and own[0] <= caller[0]
+    assert own[1] == os.SCHED_BATCH
     assert child == own
-    assert os.sched_getaffinity(0) == caller  # the caller's thread is left as it was
+    assert where() == caller  # the caller's thread is left as it was
 
 
 def test_calls_take_turns_over_the_allowed_cpus() -> None:
@@ -85,9 +89,10 @@ def test_a_sandboxs_handlers_run_on_one_cpu_while_the_caller_keeps_its_own() -> 
     assert os.sched_getaffinity(0) == caller
 
 
-def test_work_still_runs_when_the_cpu_cannot_be_set(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_work_still_runs_when_neither_cpu_nor_policy_can_be_set(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(pid: int, cpus: Iterable[int]) -> None:
         raise OSError(22, "Invalid argument")
 
     monkeypatch.setattr(os, "sched_setaffinity", refuse)
+    monkeypatch.setattr(os, "sched_setscheduler", lambda *args: refuse(0, ()))
     assert on_one_cpu(lambda: "ran") == "ran"
