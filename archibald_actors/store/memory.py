@@ -31,6 +31,10 @@ class MemoryStore:
         self._runs: list[RunRecord] = []
         #: Keyed by (type, agent or None for a shared type, slot in ms).
         self._claims: dict[tuple[str, str | None, int], datetime] = {}
+        # The oldest run's end and claim's time (None: none kept): a prune with nothing
+        # older to drop returns without a walk through every run and claim.
+        self._oldest_run: datetime | None = None
+        self._oldest_claim: datetime | None = None
         self._requests: dict[int, PendingRequest] = {}
         self._next_request = 1
         self._agents: dict[str, Agent] = {}
@@ -70,6 +74,7 @@ class MemoryStore:
             record = replace(record, result=json.loads(text))
         with self._lock:
             self._runs.append(record)
+            self._oldest_run = _earlier(self._oldest_run, record.finished_at)
 
     def claim_slot(self, sync_type: str, slot_offset: float, agent_id: str | None = None) -> bool:
         """Claim a slot of a type or of one agent's job (keyed to the millisecond); False if
@@ -80,7 +85,8 @@ class MemoryStore:
         with self._lock:
             if key in self._claims:
                 return False
-            self._claims[key] = datetime.now(UTC)
+            self._claims[key] = now = datetime.now(UTC)
+            self._oldest_claim = _earlier(self._oldest_claim, now)
             return True
 
     def add_request(
@@ -113,9 +119,12 @@ class MemoryStore:
     def prune_claims(self, older_than: datetime) -> int:
         """Forget claims made before ``older_than``."""
         with self._lock:
+            if self._oldest_claim is None or self._oldest_claim >= older_than:
+                return 0
             old = [key for key, at in self._claims.items() if at < older_than]
             for key in old:
                 del self._claims[key]
+            self._oldest_claim = min(self._claims.values(), default=None)
             return len(old)
 
     def runs(
@@ -153,9 +162,12 @@ class MemoryStore:
     def prune(self, older_than: datetime) -> int:
         """Drop runs finished before ``older_than``."""
         with self._lock:
+            if self._oldest_run is None or self._oldest_run >= older_than:
+                return 0
             kept = [r for r in self._runs if r.finished_at >= older_than]
             dropped = len(self._runs) - len(kept)
             self._runs = kept
+            self._oldest_run = min((r.finished_at for r in kept), default=None)
             return dropped
 
     def put_agent(self, agent_id: str, name: str | None = None, enabled: bool = True) -> Agent:
@@ -184,3 +196,7 @@ class MemoryStore:
     def cluster(self) -> ClusterStore | None:
         """None: a memory store belongs to one process."""
         return None
+
+
+def _earlier(oldest: datetime | None, moment: datetime) -> datetime:
+    return moment if oldest is None or moment < oldest else oldest

@@ -142,6 +142,8 @@ def test_prune_deletes_runs_finished_before_the_cutoff(backend: Backend, make_ru
     assert store.prune(cutoff) == 4
     assert sorted((r.finished_at - T0).total_seconds() for r in backend.open().runs()) == [30, 30, 40, 40]
     assert store.prune(cutoff) == 0
+    store.append_run(make_run("prices", 5.0))  # an old run recorded late (a retried write)
+    assert store.prune(cutoff) == 1
     assert store.prune(T0 + timedelta(days=1)) == 4
     assert store.runs() == []
 
