@@ -6,6 +6,7 @@ turning a record into its JSON shape.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -29,6 +30,13 @@ def iso(moment: datetime | None) -> str | None:
     """ISO 8601 in UTC with millisecond precision and a ``Z``, or None."""
     if moment is None:
         return None
+    return _iso(moment)
+
+
+# Events name the same instants over and over (a slot's time in each of its jobs' events,
+# a run's start as the end of the run before): most of them are formatted already.
+@functools.lru_cache(maxsize=256)
+def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
