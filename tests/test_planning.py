@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -9,8 +10,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from archibald_actors import DEFAULT_SCHEDULE, ScheduleEntry
+from archibald_actors.agent import Agent
 from archibald_actors.domain import RunRecord
+from archibald_actors.handlers.demo_agents import agent_split
 from archibald_actors.planning import Scenario, SimulationCancelledError, Workload, simulate
+from archibald_actors.planning.runs import SimulatedRun, with_blockers
+from archibald_actors.planning.sandbox import run_scenario
 from archibald_actors.planning.simulation import run
 from archibald_actors.planning.workload import history_durations
 from archibald_actors.store.base import PendingRequest
@@ -102,3 +107,41 @@ def test_a_timeout_shorter_than_the_runs_is_the_services_own() -> None:
     ran = [r for r in sim.runs if r.outcome not in ("skipped", "running")]
     assert len(ran) >= 3 and {r.outcome for r in ran} == {"timeout"}
     assert all(r.duration == pytest.approx(30.0) for r in ran)
+
+
+def blockers_by_definition(runs: list[SimulatedRun]) -> list[tuple[str, ...]]:
+    """For each run that waited for its slot, the types of the runs that started before it
+    and were still running at its slot, in the order of each type's first such run."""
+    found = []
+    for waiting in runs:
+        behind: list[str] = []
+        if waiting.slot is not None and waiting.waited > 0:
+            for other in runs:
+                running_at_slot = other.finished is None or other.finished > waiting.slot
+                if other.started < waiting.started and running_at_slot and other.sync_type not in behind:
+                    behind.append(other.sync_type)
+        found.append(tuple(behind))
+    return found
+
+
+def test_what_each_run_waited_behind_is_the_definitions_answer() -> None:
+    draw = random.Random(11)
+    runs = []
+    for _ in range(400):  # overlapping runs of five types on a grid (ends meet slots), a few still going
+        started = draw.randrange(200) * 100.0
+        finished = None if draw.random() < 0.02 else started + draw.choice([100.0, 600.0, 900.0, 4000.0])
+        slot = None if draw.random() < 0.2 else started - draw.choice([0.0, 100.0, 600.0, 5000.0])
+        sync_type = draw.choice(["orders", "customers", "prices", "ddt", "products"])
+        runs.append(SimulatedRun(sync_type, "auto", slot, started, finished, "success", agent_id=None))
+    runs.sort(key=lambda r: (r.started, r.sync_type))
+    expected = blockers_by_definition(runs)
+    assert [r.behind for r in with_blockers(runs)] == expected
+    assert sum(len(b) > 1 for b in expected) > 50  # the orders among several types were checked
+
+
+def test_a_simulated_day_of_agents_names_what_each_run_waited_behind() -> None:
+    table = agent_split(DEFAULT_SCHEDULE)
+    agents = tuple(Agent(f"agent-{i:02d}") for i in range(12))
+    runs = list(run_scenario(Scenario(table, 12.0, Workload(seed=1), agents=agents, max_concurrent=2)).runs)
+    assert [r.behind for r in runs] == blockers_by_definition(runs)
+    assert sum(1 for r in runs if r.behind) > 100
