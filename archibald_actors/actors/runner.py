@@ -231,11 +231,11 @@ class SyncRunner:
 
     def start(self, run_id: int, handler: SyncHandler, ctx_args: dict[str, Any]) -> Callable[[], None]:
         """Start ``handler``; return a function that asks the run to stop (cancels a coroutine)."""
-        timed = isinstance(handler, TimedHandler)
-        is_async = not timed and inspect.iscoroutinefunction(handler)
-        ctx = SyncContext(clock=self._clock, is_async=is_async, **ctx_args)
-        if isinstance(handler, TimedHandler):
+        if isinstance(handler, TimedHandler):  # a simulated run: no thread, no loop
+            ctx = SyncContext(clock=self._clock, is_async=False, **ctx_args)
             return self._start_timed(run_id, handler, ctx)
+        is_async = inspect.iscoroutinefunction(handler)
+        ctx = SyncContext(clock=self._clock, is_async=is_async, **ctx_args)
         self._clock.activity.begin()  # the run is runnable until it finishes or sleeps
         if is_async:
             return self._start_coroutine(run_id, handler, ctx)
@@ -341,9 +341,9 @@ class SyncRunner:
         return stop
 
     def _start_timed(self, run_id: int, handler: TimedHandler, ctx: SyncContext) -> Callable[[], None]:
-        seconds, error = _call(handler.seconds, ctx)
-        if error is not None:  # it cannot say how long it takes: it failed at once
-            self._finish(run_id, ctx, "failed", error, begun=False)
+        seconds, failure = _call(handler.seconds, ctx)
+        if failure is not None:  # it cannot say how long it takes: it failed at once
+            self._finish(run_id, ctx, "failed", failure, begun=False)
             return lambda: None
         ended = threading.Lock()  # the clock and a stop may race: the first one ends the run
 
