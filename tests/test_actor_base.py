@@ -67,15 +67,20 @@ def start(address: Address, activity: Activity) -> Iterator[Start]:
         ref.stop()
 
 
+def queue_all(address: Address, gate: threading.Event, *texts: str) -> None:
+    """Tell ``texts`` while the actor is held on ``wait``, then let it go: all wait in its mailbox."""
+    for text in ["wait", *texts]:
+        address.tell(Note(text))
+    gate.set()
+
+
 def test_what_an_actor_tells_itself_comes_before_its_mailbox(
     address: Address, activity: Activity, start: Start
 ) -> None:
     log: list[str] = []
     gate = threading.Event()
     start(log, gate)
-    for text in ["wait", "a>a1>a2", "b"]:
-        address.tell(Note(text))
-    gate.set()
+    queue_all(address, gate, "a>a1>a2", "b")
     assert activity.wait_quiet(5.0)  # the messages told to itself counted too
     assert log == ["wait", "a>a1>a2", "a1", "a2", "b"]
     assert activity.count == 0
@@ -87,9 +92,7 @@ def test_what_a_dying_actor_told_itself_goes_to_its_next_incarnation_first(
     log: list[str] = []
     gate = threading.Event()
     start(log, gate)
-    for text in ["wait", "a>boom>after", "b"]:
-        address.tell(Note(text))
-    gate.set()
+    queue_all(address, gate, "a>boom>after", "b")
     assert activity.wait_quiet(5.0)  # dead: 'after' and 'b' wait for the next one, uncounted
     assert log == ["wait", "a>boom>after", "boom"]
     start(log, gate)

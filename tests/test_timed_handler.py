@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from archibald_actors import DEFAULT_SCHEDULE, ManualClock, SyncService
-from archibald_actors.actors.runner import SyncContext, TimedHandler
+from archibald_actors.actors.runner import SyncContext
+from archibald_actors.actors.timed_handler import TimedHandler
 from archibald_actors.events import RUN_END_EVENTS
 
 PAUSED = {t: e.retuned(enabled=False) for t, e in DEFAULT_SCHEDULE.items()}
@@ -39,14 +40,22 @@ def ends(service: SyncService) -> list[dict[str, Any]]:
     return events
 
 
+def ddt_started(
+    handler: TimedHandler, clock: ManualClock, make_service: Callable[..., SyncService]
+) -> tuple[SyncService, list[dict[str, Any]]]:
+    """A service whose ddt runs ``handler``, a manual ddt run started; its ends as published."""
+    service = make_service({"ddt": handler}, schedule=SCHEDULE)
+    events = ends(service)
+    service.request_sync("ddt")
+    clock.run_due()
+    return service, events
+
+
 def test_a_timed_run_ends_on_the_clock_without_a_handler_thread(
     clock: ManualClock, make_service: Callable[..., SyncService]
 ) -> None:
     timed = Timed(30.0)
-    service = make_service({"ddt": timed.handler}, schedule=SCHEDULE)
-    events = ends(service)
-    service.request_sync("ddt")
-    clock.run_due()
+    service, events = ddt_started(timed.handler, clock, make_service)
     assert service.status()["running"]["syncType"] == "ddt"
     assert handler_threads() == []
     clock.advance(29.9)
@@ -67,10 +76,7 @@ def test_a_timed_run_past_its_timeout_ends_timeout_and_is_not_counted_as_ended(
     clock: ManualClock, make_service: Callable[..., SyncService]
 ) -> None:
     timed = Timed(90.0)
-    service = make_service({"ddt": timed.handler}, schedule=SCHEDULE)
-    events = ends(service)
-    service.request_sync("ddt")
-    clock.run_due()
+    service, events = ddt_started(timed.handler, clock, make_service)
     clock.advance(60.0)
     assert service.wait_idle(5.0)
     assert [(e["type"], e["outcome"]) for e in events] == [("sync.failed", "timeout")]
@@ -83,10 +89,7 @@ def test_a_timed_run_stopped_by_a_hold_is_cancelled_and_resumes_after_it(
     clock: ManualClock, make_service: Callable[..., SyncService]
 ) -> None:
     timed = Timed(30.0)
-    service = make_service({"ddt": timed.handler}, schedule=SCHEDULE)
-    events = ends(service)
-    service.request_sync("ddt")
-    clock.run_due()
+    service, events = ddt_started(timed.handler, clock, make_service)
     clock.advance(10.0)
     with service.exclusive(timeout=5.0):
         assert [(e["type"], e["outcome"]) for e in events] == [("sync.cancelled", "cancelled")]
@@ -132,10 +135,7 @@ def session_book_full(ctx: SyncContext) -> None:
 def test_a_timed_handler_whose_hook_raises_is_recorded_as_failed(
     clock: ManualClock, make_service: Callable[..., SyncService], handler: TimedHandler, error: str
 ) -> None:
-    service = make_service({"ddt": handler}, schedule=SCHEDULE)
-    events = ends(service)
-    service.request_sync("ddt")
-    clock.run_due()
+    service, events = ddt_started(handler, clock, make_service)
     clock.advance(5.0)
     assert service.wait_idle(5.0)
     assert [(e["outcome"], e["error"]) for e in events] == [("failed", error)]

@@ -17,27 +17,18 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from archibald_actors.actors.base import Address
+from archibald_actors.actors.timed_handler import TimedHandler
 from archibald_actors.clock import Clock, Deadline
 from archibald_actors.domain import Outcome, Trigger
 from archibald_actors.errors import NeedsLogin, SyncCancelledError
 from archibald_actors.messages import SyncFinished
 
-__all__ = [
-    "PROGRESS_EVERY",
-    "LoopProvider",
-    "Progress",
-    "SyncContext",
-    "SyncHandler",
-    "SyncRunner",
-    "TimedHandler",
-]
+__all__ = ["PROGRESS_EVERY", "LoopProvider", "Progress", "SyncContext", "SyncHandler", "SyncRunner"]
 
 log = logging.getLogger("archibald_actors.runner")
-
-T = TypeVar("T")
 
 SyncHandler = Callable[["SyncContext"], Any]
 #: ``{"done", "total", "message"}``: how far a running job says it is.
@@ -188,36 +179,6 @@ class SyncContext:
         self._disarm()
 
 
-class TimedHandler:
-    """A handler that only takes time: its run ends ``seconds(ctx)`` clock seconds after it starts.
-
-    No code of it runs in between, so the runner needs no thread and no loop for it: it
-    arms the run's end on the clock. The planning sandbox's simulated runs are these.
-    Stopped early, the run ends ``cancelled`` at once (as a sleeping coroutine would).
-
-    Args:
-        seconds: how long the run takes, asked once as it starts.
-        ended: called when the run ends on time (not when it is stopped).
-        name: the handler's name in logs and errors.
-    """
-
-    def __init__(
-        self,
-        seconds: Callable[[SyncContext], float],
-        ended: Callable[[SyncContext], None] | None = None,
-        name: str = "timed_handler",
-    ) -> None:
-        self.seconds = seconds
-        self.ended = ended
-        self.__name__ = self.__qualname__ = name
-
-    async def __call__(self, ctx: SyncContext) -> None:
-        """Run as an ordinary coroutine handler (outside a ``SyncRunner``): sleep that long."""
-        await ctx.sleep(self.seconds(ctx))
-        if self.ended is not None:
-            self.ended(ctx)
-
-
 class SyncRunner:
     """Starts a handler for one run and reports its end to the orchestrator."""
 
@@ -233,7 +194,11 @@ class SyncRunner:
         """Start ``handler``; return a function that asks the run to stop (cancels a coroutine)."""
         if isinstance(handler, TimedHandler):  # a simulated run: no thread, no loop
             ctx = SyncContext(clock=self._clock, is_async=False, **ctx_args)
-            return self._start_timed(run_id, handler, ctx)
+
+            def finish(outcome: Outcome, error: str | None) -> None:
+                self._finish(run_id, ctx, outcome, error, begun=False)
+
+            return handler.start(ctx, self._clock, finish)
         is_async = inspect.iscoroutinefunction(handler)
         ctx = SyncContext(clock=self._clock, is_async=is_async, **ctx_args)
         self._clock.activity.begin()  # the run is runnable until it finishes or sleeps
@@ -340,27 +305,6 @@ class SyncRunner:
 
         return stop
 
-    def _start_timed(self, run_id: int, handler: TimedHandler, ctx: SyncContext) -> Callable[[], None]:
-        seconds, failure = _call(handler.seconds, ctx)
-        if failure is not None:  # it cannot say how long it takes: it failed at once
-            self._finish(run_id, ctx, "failed", failure, begun=False)
-            return lambda: None
-        ended = threading.Lock()  # the clock and a stop may race: the first one ends the run
-
-        def end(stopped: bool) -> None:
-            if not ended.acquire(blocking=False):
-                return
-            wakeup.cancel()
-            outcome: Outcome = "cancelled"
-            error: str | None = f"{ctx.sync_type} sync was asked to stop"
-            if not stopped:
-                _, error = _call(handler.ended, ctx)
-                outcome = "success" if error is None else "failed"
-            self._finish(run_id, ctx, outcome, error, begun=False)
-
-        wakeup = self._clock.call_at(self._clock.now() + max(0.0, seconds or 0.0), lambda: end(stopped=False))
-        return lambda: end(stopped=True)
-
     def join(self, deadline: Deadline) -> None:
         """Wait until ``deadline`` at the latest for handler threads to end; abandon the rest."""
         with self._lock:
@@ -372,15 +316,6 @@ class SyncRunner:
             left = len(self._abandoned)
         if left:
             log.warning("%d sync handler thread(s) did not end; abandoned (daemon threads)", left)
-
-
-def _call(hook: Callable[[SyncContext], T] | None, ctx: SyncContext) -> tuple[T | None, str | None]:
-    """Call a ``TimedHandler``'s hook: what it returned, or what it raised as a run's error."""
-    try:
-        return (None if hook is None else hook(ctx)), None
-    except Exception as exc:  # a failing handler is recorded, never fatal
-        log.warning("%s sync failed: %s", ctx.sync_type, exc, exc_info=True)
-        return None, f"{type(exc).__name__}: {exc}"
 
 
 def _result(ctx: SyncContext, returned: object) -> dict[str, Any] | None:

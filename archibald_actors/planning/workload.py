@@ -18,7 +18,8 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from archibald_actors.actors.runner import SyncContext, SyncHandler, TimedHandler
+from archibald_actors.actors.runner import SyncContext, SyncHandler
+from archibald_actors.actors.timed_handler import TimedHandler
 from archibald_actors.clock import Clock
 from archibald_actors.domain import RunRecord
 from archibald_actors.handlers.demo import (
