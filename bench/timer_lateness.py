@@ -18,9 +18,12 @@ milliseconds:
 APScheduler runs an ``AsyncIOScheduler`` configured the same way: six ``IntervalTrigger``
 jobs with the same (scaled) intervals and staggered start dates, coroutine job bodies
 serialized by one ``asyncio.Lock``; ``coalesce=False`` and ``misfire_grace_time=None`` so
-no run is dropped silently. Run counts of both sides are checked against the slots of
-the window. Both start ``--lead`` schedule minutes after setup, so every measured run,
-the first included, goes through the steady-state timer path.
+no run is dropped silently. With ``--peer threads`` it runs as a ``BackgroundScheduler``
+instead: plain job bodies on its thread pool, serialized by one ``threading.Lock``, the
+setup APScheduler's users pick for blocking work like an ERP sync. Run counts of both
+sides are checked against the slots of the window. Both start ``--lead`` schedule minutes
+after setup, so every measured run, the first included, goes through the steady-state
+timer path.
 
 The two systems alternate, ``--rounds`` times each (who goes first alternates too), so a
 noisy stretch of the machine hits both; the summary is the median over rounds of each
@@ -30,6 +33,7 @@ Run (from the repo root)::
 
     .venv/bin/python bench/timer_lateness.py                         # 3 rounds of 20 s per system
     .venv/bin/python bench/timer_lateness.py --rounds 1 --seconds 5  # quick look
+    .venv/bin/python bench/timer_lateness.py --peer threads          # APScheduler on threads
 """
 
 from __future__ import annotations
@@ -40,8 +44,9 @@ import logging
 import math
 import statistics
 import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -49,6 +54,8 @@ from typing import Any
 import apscheduler
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from archibald_actors import DEFAULT_SCHEDULE, ScaledClock, ScheduleEntry, SyncContext, SyncService
@@ -181,55 +188,96 @@ def run_archibald(plan: Plan, coroutine_handlers: bool) -> Result:
 # --- APScheduler ------------------------------------------------------------------
 
 
-async def _run_apscheduler(plan: Plan) -> Result:
-    lock = asyncio.Lock()
-    result = Result(f"apscheduler {apscheduler.__version__}", Series(plan), Series(plan))
-    scheduler = AsyncIOScheduler(
-        timezone=UTC,
-        job_defaults={"coalesce": False, "misfire_grace_time": None, "max_instances": len(plan.entries)},
-    )
-    epoch = time.time()  # start delays already include the lead
-    firsts: dict[str, float] = {}
-    intervals: dict[str, float] = {}
+class _Peer:
+    """APScheduler's side of a round: its jobs, the lateness they record, and the window."""
 
-    def index(sync_type: str, at: float) -> int:
-        return round((at - firsts[sync_type]) / intervals[sync_type])
+    def __init__(self, plan: Plan, name: str) -> None:
+        self.plan = plan
+        self.result = Result(name, Series(plan), Series(plan))
+        self.epoch = time.time()  # start delays already include the lead
+        self._firsts: dict[str, float] = {}
+        self._intervals: dict[str, float] = {}
 
-    async def job(sync_type: str) -> None:
-        async with lock:
-            now = time.time()
-            k = index(sync_type, now)
-            result.start.add(sync_type, k, now - (firsts[sync_type] + k * intervals[sync_type]))
+    def _index(self, sync_type: str, at: float) -> int:
+        return round((at - self._firsts[sync_type]) / self._intervals[sync_type])
 
-    def on_submitted(event: JobSubmissionEvent) -> None:
+    def started(self, sync_type: str) -> None:
+        """Record the start of a job body (called holding the serialization lock)."""
+        now = time.time()
+        k = self._index(sync_type, now)
+        self.result.start.add(sync_type, k, now - (self._firsts[sync_type] + k * self._intervals[sync_type]))
+
+    def _submitted(self, event: JobSubmissionEvent) -> None:
         now = time.time()
         for run_time in event.scheduled_run_times:
             ideal = run_time.timestamp()
-            result.fire.add(event.job_id, index(event.job_id, ideal), now - ideal)
+            self.result.fire.add(event.job_id, self._index(event.job_id, ideal), now - ideal)
 
-    for sync_type, entry in plan.entries.items():
-        interval_us = round(entry.interval_minutes * plan.minute * 1e6)
-        start = datetime.fromtimestamp(epoch, UTC) + timedelta(
-            microseconds=round(entry.start_delay_minutes * plan.minute * 1e6)
-        )
-        firsts[sync_type] = start.timestamp()
-        intervals[sync_type] = interval_us / 1e6
-        trigger = IntervalTrigger(seconds=interval_us / 1e6, start_date=start, timezone=UTC)
-        scheduler.add_job(job, trigger, args=(sync_type,), id=sync_type, name=sync_type)
-    scheduler.add_listener(on_submitted, EVENT_JOB_SUBMITTED)
-    # shutdown(wait=False) cancels a job due after the window: not an error worth a traceback.
-    logging.getLogger("apscheduler.executors").setLevel(logging.CRITICAL)
+    def add_jobs(self, scheduler: BaseScheduler, job: Callable[[str], Any]) -> None:
+        """Six interval jobs on the plan's scaled intervals and staggered start dates."""
+        for sync_type, entry in self.plan.entries.items():
+            interval_us = round(entry.interval_minutes * self.plan.minute * 1e6)
+            start = datetime.fromtimestamp(self.epoch, UTC) + timedelta(
+                microseconds=round(entry.start_delay_minutes * self.plan.minute * 1e6)
+            )
+            self._firsts[sync_type] = start.timestamp()
+            self._intervals[sync_type] = interval_us / 1e6
+            trigger = IntervalTrigger(seconds=interval_us / 1e6, start_date=start, timezone=UTC)
+            scheduler.add_job(job, trigger, args=(sync_type,), id=sync_type, name=sync_type)
+        scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
+        # shutdown(wait=False) cancels a job due after the window: not an error worth a traceback.
+        logging.getLogger("apscheduler.executors").setLevel(logging.CRITICAL)
+
+    def seconds_left(self) -> float:
+        """Real seconds until the end of the window and its grace."""
+        plan = self.plan
+        return self.epoch - time.time() + plan.lead_minutes * plan.minute + plan.seconds + GRACE_REAL
+
+
+def _job_defaults(plan: Plan) -> dict[str, Any]:
+    return {"coalesce": False, "misfire_grace_time": None, "max_instances": len(plan.entries)}
+
+
+async def _run_apscheduler(plan: Plan) -> Result:
+    peer = _Peer(plan, f"apscheduler {apscheduler.__version__}")
+    lock = asyncio.Lock()
+
+    async def job(sync_type: str) -> None:
+        async with lock:
+            peer.started(sync_type)
+
+    scheduler = AsyncIOScheduler(timezone=UTC, job_defaults=_job_defaults(plan))
+    peer.add_jobs(scheduler, job)
     scheduler.start()
     try:
-        await asyncio.sleep(epoch - time.time() + plan.lead_minutes * plan.minute + plan.seconds + GRACE_REAL)
+        await asyncio.sleep(peer.seconds_left())
     finally:
         scheduler.shutdown(wait=False)
-    return result
+    return peer.result
 
 
 def run_apscheduler(plan: Plan) -> Result:
     """The peer, on a fresh asyncio loop in this thread."""
     return asyncio.run(_run_apscheduler(plan))
+
+
+def run_apscheduler_threads(plan: Plan) -> Result:
+    """The peer for blocking jobs: a ``BackgroundScheduler`` and its thread pool."""
+    peer = _Peer(plan, f"apscheduler {apscheduler.__version__} threads")
+    lock = threading.Lock()
+
+    def job(sync_type: str) -> None:
+        with lock:
+            peer.started(sync_type)
+
+    scheduler = BackgroundScheduler(timezone=UTC, job_defaults=_job_defaults(plan))
+    peer.add_jobs(scheduler, job)
+    scheduler.start()
+    try:
+        time.sleep(peer.seconds_left())
+    finally:
+        scheduler.shutdown(wait=False)
+    return peer.result
 
 
 # --- report -----------------------------------------------------------------------
@@ -250,9 +298,9 @@ def print_round(n: int, ours: Result, theirs: Result) -> dict[tuple[str, str], f
     ratios = {key: mine[key] / peer[key] for key in mine}
     for result, values in ((ours, mine), (theirs, peer)):
         cells = "   ".join(f"{m} {values[(m, 'p50')]:6.3f} / {values[(m, 'p99')]:6.3f}" for m in MEASURES)
-        print(f"{n:<6} {result.name:<20} {cells}")
+        print(f"{n:<6} {result.name:<28} {cells}")
     cells = "   ".join(f"{m} {ratios[(m, 'p50')]:6.2f} / {ratios[(m, 'p99')]:6.2f}" for m in MEASURES)
-    print(f"{'':<6} {'ratio ours/theirs':<20} {cells}")
+    print(f"{'':<6} {'ratio ours/theirs':<28} {cells}")
     for result in (ours, theirs):
         for measure in MEASURES:
             problem = result.series(measure).problem(f"{result.name} {measure}")
@@ -271,7 +319,7 @@ def print_summary(rounds: list[tuple[Result, Result]], ratios: list[dict[tuple[s
             values = [f[key] for f in per_round]
             spread = f"[{min(values):.3f}-{max(values):.3f}]"
             cells.append(f"{key[0]} {key[1]} {statistics.median(values):6.3f} {spread}")
-        print(f"  {name:<20} " + "   ".join(cells))
+        print(f"  {name:<28} " + "   ".join(cells))
     cells = []
     met = True
     for key in [(m, q) for m in MEASURES for q in ("p50", "p99")]:
@@ -279,7 +327,7 @@ def print_summary(rounds: list[tuple[Result, Result]], ratios: list[dict[tuple[s
         median = statistics.median(values)
         met = met and median <= 1.0
         cells.append(f"{key[0]} {key[1]} {median:6.2f} [{min(values):.2f}-{max(values):.2f}]")
-    print(f"  {'ratio ours/theirs':<20} " + "   ".join(cells))
+    print(f"  {'ratio ours/theirs':<28} " + "   ".join(cells))
     counts_ok = all(r.series(m).problem("") is None for pair in rounds for r in pair for m in MEASURES)
     print("run counts: " + ("every slot ran once, no duplicates" if counts_ok else "MISMATCH (see rounds)"))
     print(f"at least as good as APScheduler at p50 and p99 (median ratios <= 1): {'yes' if met else 'NO'}")
@@ -297,7 +345,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="give the service coroutine handlers (run on its asyncio loop) instead of plain ones",
     )
+    parser.add_argument(
+        "--peer",
+        choices=("asyncio", "threads"),
+        default="asyncio",
+        help="APScheduler as an AsyncIOScheduler with coroutine jobs (default) or a "
+        "BackgroundScheduler with plain jobs on its thread pool",
+    )
     args = parser.parse_args(argv)
+    run_peer = run_apscheduler if args.peer == "asyncio" else run_apscheduler_threads
     entries = {
         t: replace(e, start_delay_minutes=e.start_delay_minutes + args.lead)
         for t, e in DEFAULT_SCHEDULE.items()
@@ -307,15 +363,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.rounds} rounds of {args.seconds:g} s per system, 1 schedule minute = {args.minute_ms:g} ms "
         f"(speed {plan.speed:g}), {plan.total} slots per round; lateness vs the ideal slot, real ms\n"
     )
-    print(f"{'round':<6} {'system':<20} {'fire p50 / p99':<22}   {'start p50 / p99'}")
+    print(f"{'round':<6} {'system':<28} {'fire p50 / p99':<22}   {'start p50 / p99'}")
     rounds: list[tuple[Result, Result]] = []
     ratios = []
     for n in range(1, args.rounds + 1):
         if n % 2:
             ours = run_archibald(plan, args.coroutine_handlers)
-            theirs = run_apscheduler(plan)
+            theirs = run_peer(plan)
         else:
-            theirs = run_apscheduler(plan)
+            theirs = run_peer(plan)
             ours = run_archibald(plan, args.coroutine_handlers)
         rounds.append((ours, theirs))
         ratios.append(print_round(n, ours, theirs))
