@@ -64,6 +64,8 @@ from archibald_actors.schedule import latest_slot_at_or_before
 #: Real seconds after the measured window before stopping, so its last slots complete.
 GRACE_REAL = 1.0
 MEASURES = ("fire", "start")
+#: Width of the system column in the printed tables.
+NAME = 28
 
 
 @dataclass(frozen=True)
@@ -213,8 +215,11 @@ class _Peer:
             ideal = run_time.timestamp()
             self.result.fire.add(event.job_id, self._index(event.job_id, ideal), now - ideal)
 
-    def add_jobs(self, scheduler: BaseScheduler, job: Callable[[str], Any]) -> None:
-        """Six interval jobs on the plan's scaled intervals and staggered start dates."""
+    def scheduler(self, kind: type[BaseScheduler], job: Callable[[str], Any]) -> BaseScheduler:
+        """A ``kind`` scheduler running ``job`` for each type on the plan's scaled slots."""
+        # No run dropped or merged silently; every job may be waiting for the lock at once.
+        defaults = {"coalesce": False, "misfire_grace_time": None, "max_instances": len(self.plan.entries)}
+        scheduler = kind(timezone=UTC, job_defaults=defaults)
         for sync_type, entry in self.plan.entries.items():
             interval_us = round(entry.interval_minutes * self.plan.minute * 1e6)
             start = datetime.fromtimestamp(self.epoch, UTC) + timedelta(
@@ -227,15 +232,12 @@ class _Peer:
         scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
         # shutdown(wait=False) cancels a job due after the window: not an error worth a traceback.
         logging.getLogger("apscheduler.executors").setLevel(logging.CRITICAL)
+        return scheduler
 
     def seconds_left(self) -> float:
         """Real seconds until the end of the window and its grace."""
         plan = self.plan
         return self.epoch - time.time() + plan.lead_minutes * plan.minute + plan.seconds + GRACE_REAL
-
-
-def _job_defaults(plan: Plan) -> dict[str, Any]:
-    return {"coalesce": False, "misfire_grace_time": None, "max_instances": len(plan.entries)}
 
 
 async def _run_apscheduler(plan: Plan) -> Result:
@@ -246,8 +248,7 @@ async def _run_apscheduler(plan: Plan) -> Result:
         async with lock:
             peer.started(sync_type)
 
-    scheduler = AsyncIOScheduler(timezone=UTC, job_defaults=_job_defaults(plan))
-    peer.add_jobs(scheduler, job)
+    scheduler = peer.scheduler(AsyncIOScheduler, job)
     scheduler.start()
     try:
         await asyncio.sleep(peer.seconds_left())
@@ -270,8 +271,7 @@ def run_apscheduler_threads(plan: Plan) -> Result:
         with lock:
             peer.started(sync_type)
 
-    scheduler = BackgroundScheduler(timezone=UTC, job_defaults=_job_defaults(plan))
-    peer.add_jobs(scheduler, job)
+    scheduler = peer.scheduler(BackgroundScheduler, job)
     scheduler.start()
     try:
         time.sleep(peer.seconds_left())
@@ -298,9 +298,9 @@ def print_round(n: int, ours: Result, theirs: Result) -> dict[tuple[str, str], f
     ratios = {key: mine[key] / peer[key] for key in mine}
     for result, values in ((ours, mine), (theirs, peer)):
         cells = "   ".join(f"{m} {values[(m, 'p50')]:6.3f} / {values[(m, 'p99')]:6.3f}" for m in MEASURES)
-        print(f"{n:<6} {result.name:<28} {cells}")
+        print(f"{n:<6} {result.name:<{NAME}} {cells}")
     cells = "   ".join(f"{m} {ratios[(m, 'p50')]:6.2f} / {ratios[(m, 'p99')]:6.2f}" for m in MEASURES)
-    print(f"{'':<6} {'ratio ours/theirs':<28} {cells}")
+    print(f"{'':<6} {'ratio ours/theirs':<{NAME}} {cells}")
     for result in (ours, theirs):
         for measure in MEASURES:
             problem = result.series(measure).problem(f"{result.name} {measure}")
@@ -319,7 +319,7 @@ def print_summary(rounds: list[tuple[Result, Result]], ratios: list[dict[tuple[s
             values = [f[key] for f in per_round]
             spread = f"[{min(values):.3f}-{max(values):.3f}]"
             cells.append(f"{key[0]} {key[1]} {statistics.median(values):6.3f} {spread}")
-        print(f"  {name:<28} " + "   ".join(cells))
+        print(f"  {name:<{NAME}} " + "   ".join(cells))
     cells = []
     met = True
     for key in [(m, q) for m in MEASURES for q in ("p50", "p99")]:
@@ -327,7 +327,7 @@ def print_summary(rounds: list[tuple[Result, Result]], ratios: list[dict[tuple[s
         median = statistics.median(values)
         met = met and median <= 1.0
         cells.append(f"{key[0]} {key[1]} {median:6.2f} [{min(values):.2f}-{max(values):.2f}]")
-    print(f"  {'ratio ours/theirs':<28} " + "   ".join(cells))
+    print(f"  {'ratio ours/theirs':<{NAME}} " + "   ".join(cells))
     counts_ok = all(r.series(m).problem("") is None for pair in rounds for r in pair for m in MEASURES)
     print("run counts: " + ("every slot ran once, no duplicates" if counts_ok else "MISMATCH (see rounds)"))
     print(f"at least as good as APScheduler at p50 and p99 (median ratios <= 1): {'yes' if met else 'NO'}")
@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.rounds} rounds of {args.seconds:g} s per system, 1 schedule minute = {args.minute_ms:g} ms "
         f"(speed {plan.speed:g}), {plan.total} slots per round; lateness vs the ideal slot, real ms\n"
     )
-    print(f"{'round':<6} {'system':<28} {'fire p50 / p99':<22}   {'start p50 / p99'}")
+    print(f"{'round':<6} {'system':<{NAME}} {'fire p50 / p99':<22}   {'start p50 / p99'}")
     rounds: list[tuple[Result, Result]] = []
     ratios = []
     for n in range(1, args.rounds + 1):
