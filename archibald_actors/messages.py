@@ -53,13 +53,6 @@ class Crash:
 
 
 @dataclass(frozen=True, slots=True)
-class Wake:
-    """The timer's wake-up armed with ``token`` fired its slot: arm the next one if the token is current."""
-
-    token: object
-
-
-@dataclass(frozen=True, slots=True)
 class Rearm:
     """Adopt ``entry`` (retune ``seq`` of its type) and arm again by the slot rule."""
 

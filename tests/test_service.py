@@ -90,7 +90,8 @@ def test_the_published_schedule_view_follows_every_change_without_a_round_trip(
     view = service.schedule_view()
     assert view.rows(clock) == answered == service.schedule()
     assert (answered["prices"]["interval"], answered["prices"]["nextRunAt"]) == (60, None)
-    assert view.timeless
+    # Its rows hold until the earliest next run: invoices at T+15.
+    assert view.fixed_until(clock.now()) == view.next_slot("invoices", clock.now()) == 15 * 60
     service.stop()
     with pytest.raises(ServiceStateError):
         service.schedule_view()

@@ -232,3 +232,44 @@ def test_on_a_real_clock_one_instants_requests_still_run_by_priority() -> None:
     finally:
         service.stop(timeout=5.0)
     assert order == ["orders", "customers", "ddt", "invoices", "products", "prices"]
+
+
+def test_a_slot_wakes_no_actor_but_the_orchestrator_and_the_view_reads_on(
+    clock: ManualClock, make_service: Callable[..., SyncService]
+) -> None:
+    # A wake-up fires and re-arms on the clock's thread: the timer and the supervisor stay
+    # asleep, so the supervisor publishes no new view; the one it has reads the grid once
+    # the slot it knew of has passed.
+    recorder = Recorder(clock)
+    service = make_service(recorder.handlers())
+    view = service.schedule_view()
+    assert view.rows(clock)["orders"]["nextRunAt"] == "2026-01-01T00:10:00.000Z"
+    clock.advance(10 * MIN)
+    assert [r.scheduled_at for r in recorder.of("orders")] == [0, 10 * MIN]
+    assert service.schedule_view() is view
+    assert service.schedule()["orders"]["nextRunAt"] == "2026-01-01T00:20:00.000Z"
+    assert view.fixed_until(clock.now()) == 15 * MIN  # invoices is next
+
+
+class LateWake(ManualClock):
+    """A ManualClock on which the wake-up armed for ``slot`` runs at ``late`` instead (a host suspend)."""
+
+    def __init__(self, slot: float, late: float) -> None:
+        super().__init__()
+        self.slot, self.late = slot, late
+
+    def call_at(self, deadline: float, callback: Callable[[], None]) -> Wakeup:
+        return super().call_at(self.late if deadline == self.slot else deadline, callback)
+
+
+def test_a_late_wake_up_fires_the_latest_slot_once_and_reports_the_missed_ones(
+    make_service: Callable[..., SyncService],
+) -> None:
+    clock = LateWake(10 * MIN, 35 * MIN)
+    recorder = Recorder(clock)
+    orders = {"orders": DEFAULT_SCHEDULE["orders"]}
+    service = make_service({"orders": recorder.handler("orders")}, clock=clock, schedule=orders)
+    clock.advance(36 * MIN)
+    assert [r.scheduled_at for r in recorder.of("orders")] == [0, 30 * MIN]
+    assert service.status()["types"]["orders"]["missed"] == 2  # 10 and 20
+    assert service.schedule()["orders"]["nextRunAt"] == "2026-01-01T00:40:00.000Z"

@@ -14,7 +14,7 @@ from typing import Any
 
 from archibald_actors.actors.base import Address, TrackedActor
 from archibald_actors.clock import Activity, Clock, Wakeup
-from archibald_actors.messages import ChildFailed, Rearm, RequestSync, TimerArmed, Wake
+from archibald_actors.messages import ChildFailed, Rearm, RequestSync, TimerArmed
 from archibald_actors.schedule import (
     ScheduleEntry,
     first_slot_after,
@@ -32,14 +32,17 @@ class TimerActor(TrackedActor):
 
     Every arming (start, retune, resume, restart) and every wake-up applies the same
     rule through :meth:`_fire_due`, the one place that fires a slot and records it as
-    served. A wake-up fires on the clock's thread, without waiting for this actor's
-    thread (one thread hand-off less between a slot and its sync), then tells this actor
-    ``Wake`` to arm the next one. A wake-up carries the token of the arming that made it:
-    one from before a retune or a restart fires nothing.
+    served. A wake-up runs on the clock's thread and does all of its work there: it fires
+    its slot and arms the wake-up for the next one, without this actor's thread or the
+    supervisor's (at a slot, the only thread woken is the orchestrator's). The supervisor
+    hears from a timer when it is armed (its next slot) and when it ends (what it served);
+    between the two, the schedule view reads the next slots from the grid. A wake-up
+    carries the token of the arming that made it: one from before a retune or a restart
+    fires and arms nothing.
 
-    ``_token``, ``_served`` and ``_missed`` are shared with the clock's thread, under
-    ``_lock``; the rest is this actor's alone. The lock is never held while calling the
-    clock, whose own lock is held while a wake-up runs.
+    ``_token``, ``_wakeup``, ``_served`` and ``_missed`` are shared with the clock's
+    thread, under ``_lock``; the rest is this actor's alone. This actor never holds the
+    lock while calling the clock, whose own lock is held while a wake-up runs.
     """
 
     def __init__(
@@ -63,8 +66,8 @@ class TimerActor(TrackedActor):
         self._orchestrator = orchestrator
         self._supervisor = supervisor
         self._fires = fires_in_flight
-        self._wakeup: Wakeup | None = None
         self._lock = threading.Lock()
+        self._wakeup: Wakeup | None = None
         self._token: object | None = None  # None: no wake-up of this incarnation may fire
         self._served = served
         self._missed = 0  # slots skipped by catch-ups, not reported to the supervisor yet
@@ -74,11 +77,8 @@ class TimerActor(TrackedActor):
         self._arm()
 
     def handle(self, message: Any) -> None:
-        """A wake-up that fired, or a retune: either way, arm again."""
-        if isinstance(message, Wake):
-            if message.token is self._token:  # else a retune re-armed since
-                self._arm()
-        elif isinstance(message, Rearm):
+        """A retune: arm again with the new entry."""
+        if isinstance(message, Rearm):
             self._entry = message.entry
             self._retune_seq = max(self._retune_seq, message.seq)
             self._arm()
@@ -95,21 +95,37 @@ class TimerActor(TrackedActor):
             self._report(None)
             return
         self._fire_due(token, entry)
+        self._report(self._arm_next(token, entry))
+
+    def _arm_next(self, token: object, entry: ScheduleEntry) -> float:
+        """Arm the wake-up for the first slot after now, unless ``token`` is outdated; return the slot."""
         next_slot = first_slot_after(self._epoch, entry, self._clock.now())
-        self._wakeup = self._clock.call_at(next_slot, self._wake_callback(token, entry))
-        self._report(next_slot)
+        wakeup: Wakeup | None = self._clock.call_at(next_slot, self._wake_callback(token, entry))
+        with self._lock:
+            if token is self._token:
+                self._wakeup, wakeup = wakeup, None
+        if wakeup is not None:  # a retune or the end came meanwhile (only on the clock's thread)
+            wakeup.cancel()
+        return next_slot
 
     def _wake_callback(self, token: object, entry: ScheduleEntry) -> Callable[[], None]:
         """What the clock runs at the slot, on its own thread.
 
         A wake-up that comes late (after a host suspend) fires the latest slot due,
-        once, like every arming does.
+        once, like every arming does; only then, having slots to report as missed, does
+        it tell the supervisor.
         """
-        address = self._sv_address
 
         def wake() -> None:
-            if self._fire_due(token, entry, from_wake=True):
-                address.tell(Wake(token))
+            with self._lock:
+                if token is not self._token:
+                    return
+            self._fire_due(token, entry, from_wake=True)
+            next_slot = self._arm_next(token, entry)
+            with self._lock:
+                missed = self._missed
+            if missed:
+                self._report(next_slot, answers_retunes=False)
 
         return wake
 
@@ -149,22 +165,29 @@ class TimerActor(TrackedActor):
             log.info("%s: catch-up for slot %.3f, %d slots missed", entry.sync_type, slot, missed)
         return True
 
-    def _report(self, next_slot: float | None) -> None:
+    def _report(self, next_slot: float | None, *, answers_retunes: bool = True) -> None:
+        """Tell the supervisor the slot served, the next one and the slots missed since the last report.
+
+        Args:
+            answers_retunes: False on the clock's thread, which cannot know whether a retune
+                is being applied: only this actor's own reports answer retunes.
+        """
         with self._lock:
             served, missed, self._missed = self._served, self._missed, 0
-        report = TimerArmed(self._entry.sync_type, served, next_slot, missed, self._retune_seq)
-        self._supervisor.tell(report)
+        seq = self._retune_seq if answers_retunes else 0
+        self._supervisor.tell(TimerArmed(self._entry.sync_type, served, next_slot, missed, seq))
 
     def _disarm(self) -> None:
-        if self._wakeup is not None:
-            self._wakeup.cancel()
-        self._wakeup = None
+        """No wake-up armed so far fires any more (one running now arms nothing after it)."""
+        with self._lock:
+            self._token = None
+            wakeup, self._wakeup = self._wakeup, None
+        if wakeup is not None:
+            wakeup.cancel()
 
     def _end(self) -> None:
         """No wake-up of this incarnation fires any more; the supervisor learns what it served."""
         self._disarm()
-        with self._lock:
-            self._token = None
         # A wake-up may have fired just before: the next incarnation must not fire it again.
         self._report(None)
 

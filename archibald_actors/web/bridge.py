@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable, Coroutine, Hashable
 from concurrent.futures import Future
 from typing import Any, TypeVar, cast
@@ -57,7 +58,7 @@ class Bridge:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.timeout = timeout
         self._inflight: dict[Hashable, asyncio.Task[Any]] = {}
-        self._encoded: dict[Hashable, tuple[object, bytes]] = {}
+        self._encoded: dict[Hashable, tuple[object, bytes, float]] = {}
 
     def snapshot(self, read: Callable[[], T], what: str) -> T:
         """Take state the actors published (``read`` must not block), mapping errors like :meth:`call`.
@@ -72,16 +73,25 @@ class Bridge:
         except ServiceUnavailableError as exc:
             raise ApiError(503, f"{what}: the sync service is unavailable: {exc}") from None
 
-    def encode_once(self, key: Hashable, value: T, encode: Callable[[T], bytes]) -> bytes:
-        """``encode(value)``, kept for as long as ``value`` is the very object last seen under ``key``.
+    def encode_once(
+        self,
+        key: Hashable,
+        value: T,
+        encode: Callable[[T], bytes],
+        *,
+        now: float = 0.0,
+        until: float = math.inf,
+    ) -> bytes:
+        """``encode(value)``, kept while ``value`` is the very object last seen under ``key``
+        and ``now`` is before ``until`` (the time, on any one scale, at which its encoding changes).
 
         For immutable published values: a new value under ``key`` replaces the old one.
         """
         cached = self._encoded.get(key)
-        if cached is not None and cached[0] is value:
+        if cached is not None and cached[0] is value and now < cached[2]:
             return cached[1]
         body = encode(value)
-        self._encoded[key] = (value, body)
+        self._encoded[key] = (value, body, until)
         return body
 
     async def call(self, start: Callable[[], Future[T]], what: str, *, timeout: float | None = None) -> T:

@@ -49,14 +49,16 @@ def json_body(body: bytes, status: int = 200) -> web.Response:
 async def get_schedule(request: web.Request) -> web.Response:
     """The schedule as the timers hold it, ``nextRunAt`` included: the view the supervisor published.
 
-    A view whose rows do not depend on the time of reading is encoded once.
+    A view's rows are encoded once for as long as they hold: until its earliest next run.
     """
     api = request[API_KEY]
     service, bridge = api.service, api.bridge
     view = bridge.snapshot(service.schedule_view, "schedule")
-    if view.timeless:
-        return json_body(bridge.encode_once("schedule", view, lambda v: encode_ok(v.rows(service.clock))))
-    return ok(view.rows(service.clock))
+    now = service.clock.now()
+    body = bridge.encode_once(
+        "schedule", view, lambda v: encode_ok(v.rows(service.clock)), now=now, until=view.fixed_until(now)
+    )
+    return json_body(body)
 
 
 @routes.post("/schedule")

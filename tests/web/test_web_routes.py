@@ -43,6 +43,20 @@ async def test_get_schedule_answers_the_table_with_next_runs(make_api: MakeApi) 
     assert body["data"]["products"]["nextRunAt"] == "2026-01-01T00:30:00.000Z"
 
 
+async def test_get_schedule_moves_on_after_each_slot_with_no_new_view(make_api: MakeApi) -> None:
+    # The encoded schedule is kept until its earliest next run, then read afresh.
+    api = await make_api(schedule=DEFAULT_SCHEDULE)
+    first = (await api.get("/schedule"))[1]["data"]
+    assert (first["customers"]["nextRunAt"], first["orders"]["nextRunAt"]) == (
+        "2026-01-01T00:05:00.000Z",
+        "2026-01-01T00:10:00.000Z",
+    )
+    await api.advance(5 * MIN)
+    later = (await api.get("/schedule"))[1]["data"]
+    assert later["customers"]["nextRunAt"] == "2026-01-01T00:35:00.000Z"
+    assert later["orders"] == first["orders"]
+
+
 async def test_post_schedule_retunes_the_live_timer(make_api: MakeApi) -> None:
     api = await make_api(schedule=DEFAULT_SCHEDULE)
     status, body = await api.post("/schedule", json={"syncType": "customers", "startDelayMinutes": 7})
