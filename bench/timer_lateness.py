@@ -27,7 +27,11 @@ timer path.
 
 The two systems alternate, ``--rounds`` times each (who goes first alternates too), so a
 noisy stretch of the machine hits both; the summary is the median over rounds of each
-figure and of the ratio ours/theirs (below 1: ours is less late).
+figure and of the ratio ours/theirs (below 1: ours is less late). It then splits ``start`` by
+a run's place in its instant: the first run of an instant, and the runs behind another run of
+the same instant (types whose slots meet share an instant, and only one runs at a time). The
+first is how soon the scheduler reaches a handler; the second adds the turnaround from one
+run's end to the next one's start.
 
 Run (from the repo root)::
 
@@ -46,7 +50,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -112,13 +116,24 @@ class Series:
 
     def percentile_ms(self, q: float) -> float:
         """Linear-interpolated percentile ``q`` (0..100) in milliseconds; NaN if empty."""
-        values = sorted(v * 1000.0 for v in self.samples.values())
-        if not values:
-            return math.nan
-        pos = (len(values) - 1) * q / 100.0
-        low = math.floor(pos)
-        high = min(low + 1, len(values) - 1)
-        return values[low] + (values[high] - values[low]) * (pos - low)
+        return percentile_ms(self.samples.values(), q)
+
+    def by_place(self) -> dict[str, list[float]]:
+        """The samples split by place in their instant: "first", or "behind" another run of it.
+
+        Two types whose slots meet share an instant; only one of their runs can go first.
+        """
+        instants: dict[float, list[float]] = {}
+        for (sync_type, k), lateness in self.samples.items():
+            entry = self.plan.entries[sync_type]
+            minute = round(entry.start_delay_minutes + k * entry.interval_minutes, 6)
+            instants.setdefault(minute, []).append(lateness)
+        places: dict[str, list[float]] = {"first": [], "behind": []}
+        for values in instants.values():
+            first, *behind = sorted(values)
+            places["first"].append(first)
+            places["behind"].extend(behind)
+        return places
 
     def problem(self, name: str) -> str | None:
         if len(self.samples) == self.plan.total and not self.duplicates:
@@ -283,6 +298,17 @@ def run_apscheduler_threads(plan: Plan) -> Result:
 # --- report -----------------------------------------------------------------------
 
 
+def percentile_ms(samples: Iterable[float], q: float) -> float:
+    """Linear-interpolated percentile ``q`` (0..100) of ``samples`` (seconds), in ms; NaN if empty."""
+    values = sorted(v * 1000.0 for v in samples)
+    if not values:
+        return math.nan
+    pos = (len(values) - 1) * q / 100.0
+    low = math.floor(pos)
+    high = min(low + 1, len(values) - 1)
+    return values[low] + (values[high] - values[low]) * (pos - low)
+
+
 def figures(result: Result) -> dict[tuple[str, str], float]:
     """(measure, "p50" | "p99") -> milliseconds."""
     return {
@@ -328,10 +354,28 @@ def print_summary(rounds: list[tuple[Result, Result]], ratios: list[dict[tuple[s
         met = met and median <= 1.0
         cells.append(f"{key[0]} {key[1]} {median:6.2f} [{min(values):.2f}-{max(values):.2f}]")
     print(f"  {'ratio ours/theirs':<{NAME}} " + "   ".join(cells))
+    print_start_by_place(rounds)
     counts_ok = all(r.series(m).problem("") is None for pair in rounds for r in pair for m in MEASURES)
     print("run counts: " + ("every slot ran once, no duplicates" if counts_ok else "MISMATCH (see rounds)"))
     print(f"at least as good as APScheduler at p50 and p99 (median ratios <= 1): {'yes' if met else 'NO'}")
     return met and counts_ok
+
+
+def print_start_by_place(rounds: list[tuple[Result, Result]]) -> None:
+    """Start p50 / p99 of each instant's first run and of the runs behind another; medians over rounds."""
+    print("start by place in its instant (medians over rounds, ms):")
+    for place in ("first", "behind"):
+        medians = []
+        for side in (0, 1):
+            split = [pair[side].start.by_place()[place] for pair in rounds]
+            medians.append([statistics.median(percentile_ms(v, q) for v in split) for q in (50, 99)])
+        (ours50, ours99), (theirs50, theirs99) = medians
+        count = len(rounds[0][0].start.by_place()[place])
+        print(
+            f"  {place:<7} ({count:>4} runs a round)   ours {ours50:6.3f} / {ours99:6.3f}   "
+            f"theirs {theirs50:6.3f} / {theirs99:6.3f}   "
+            f"ratio {ours50 / theirs50:5.2f} / {ours99 / theirs99:5.2f}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
