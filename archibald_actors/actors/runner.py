@@ -1,19 +1,23 @@
 """Running one sync handler outside the orchestrator's message handler.
 
-A plain function runs on a daemon thread of its own (a thread start costs well under a
-millisecond, nothing next to 10-90 minute intervals); a coroutine function runs on the
-service's asyncio loop; a ``TimedHandler`` (a simulated run, which only takes time) runs
-nowhere: its end is armed on the clock. Either way the outcome comes back to the
-orchestrator as ``SyncFinished``, so the orchestrator stays free to answer status queries
-and retunes while a sync runs.
+A plain function runs on a daemon handler thread. A thread that finished its run waits
+for the next one, so the runs of a slot cost no thread start each (the orchestrator would
+wait for every new thread to be scheduled); a handler that never returns keeps its thread,
+which is never handed another run. A coroutine function runs on the service's asyncio
+loop; a ``TimedHandler`` (a simulated run, which only takes time) runs nowhere: its end
+is armed on the clock. Either way the outcome comes back to the orchestrator as
+``SyncFinished``, so the orchestrator stays free to answer status queries and retunes
+while a sync runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import logging
+import queue
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
@@ -31,6 +35,8 @@ __all__ = ["PROGRESS_EVERY", "LoopProvider", "Progress", "SyncContext", "SyncHan
 log = logging.getLogger("archibald_actors.runner")
 
 SyncHandler = Callable[["SyncContext"], Any]
+#: What a handler thread waits on: its next run, or None to end.
+_Inbox = queue.SimpleQueue[Callable[[], None] | None]
 #: ``{"done", "total", "message"}``: how far a running job says it is.
 Progress = dict[str, Any]
 #: Clock seconds between two progress reports of one job that are passed on: a handler
@@ -187,7 +193,9 @@ class SyncRunner:
         self._orchestrator = orchestrator
         self._loop_provider = loop_provider
         self._lock = threading.Lock()
-        self._threads: dict[int, threading.Thread] = {}  # live handler threads by run id
+        self._threads: dict[int, threading.Thread] = {}  # the threads of live plain runs, by run id
+        self._idle: list[tuple[_Inbox, threading.Thread]] = []  # threads waiting for a run
+        self._closed = False  # set by join: a thread ends after its run
         self._abandoned: set[int] = set()  # run ids written off while their thread lives on
 
     def start(self, run_id: int, handler: SyncHandler, ctx_args: dict[str, Any]) -> Callable[[], None]:
@@ -204,16 +212,30 @@ class SyncRunner:
         self._clock.activity.begin()  # the run is runnable until it finishes or sleeps
         if is_async:
             return self._start_coroutine(run_id, handler, ctx)
-        thread = threading.Thread(
-            target=self._run_blocking,
-            args=(run_id, handler, ctx),
-            name=f"archibald-sync-{ctx.sync_type}",
-            daemon=True,  # a handler that never returns must not keep the process alive
-        )
+        with self._lock:
+            waiting = self._idle.pop() if self._idle else None
+        if waiting is None:
+            inbox: _Inbox = queue.SimpleQueue()
+            # Daemon: a handler that never returns must not keep the process alive.
+            thread = threading.Thread(target=self._serve, args=(inbox,), daemon=True)
+            thread.start()
+        else:
+            inbox, thread = waiting
+        thread.name = f"archibald-sync-{ctx.sync_type}"
         with self._lock:
             self._threads[run_id] = thread
-        thread.start()
+        inbox.put(functools.partial(self._run_blocking, run_id, handler, ctx))
         return ctx.request_stop
+
+    def _serve(self, inbox: _Inbox) -> None:
+        """A handler thread: runs what it is handed, and between runs waits for the next."""
+        while (run := inbox.get()) is not None:
+            run()
+            del run  # the finished run's objects go now, not when the next run comes
+            with self._lock:
+                if self._closed:
+                    return
+                self._idle.append((inbox, threading.current_thread()))
 
     def _finish(
         self,
@@ -308,8 +330,12 @@ class SyncRunner:
     def join(self, deadline: Deadline) -> None:
         """Wait until ``deadline`` at the latest for handler threads to end; abandon the rest."""
         with self._lock:
+            self._closed = True
             threads = dict(self._threads)
-        for thread in threads.values():
+            idle, self._idle = self._idle, []
+        for inbox, _ in idle:
+            inbox.put(None)
+        for thread in [*threads.values(), *(thread for _, thread in idle)]:
             thread.join(deadline.left())
         with self._lock:
             self._abandoned.update(run_id for run_id in threads if run_id in self._threads)
