@@ -364,13 +364,13 @@ def print_summary(rounds: list[tuple[Result, Result]], ratios: list[dict[tuple[s
 def print_start_by_place(rounds: list[tuple[Result, Result]]) -> None:
     """Start p50 / p99 of each instant's first run and of the runs behind another; medians over rounds."""
     print("start by place in its instant (medians over rounds, ms):")
+    split = [[pair[side].start.by_place() for pair in rounds] for side in (0, 1)]  # [side][round]
     for place in ("first", "behind"):
-        medians = []
-        for side in (0, 1):
-            split = [pair[side].start.by_place()[place] for pair in rounds]
-            medians.append([statistics.median(percentile_ms(v, q) for v in split) for q in (50, 99)])
-        (ours50, ours99), (theirs50, theirs99) = medians
-        count = len(rounds[0][0].start.by_place()[place])
+        (ours50, ours99), (theirs50, theirs99) = (
+            [statistics.median(percentile_ms(places[place], q) for places in side) for q in (50, 99)]
+            for side in split
+        )
+        count = len(split[0][0][place])
         print(
             f"  {place:<7} ({count:>4} runs a round)   ours {ours50:6.3f} / {ours99:6.3f}   "
             f"theirs {theirs50:6.3f} / {theirs99:6.3f}   "

@@ -80,10 +80,11 @@ class Bridge:
         encode: Callable[[T], bytes],
         *,
         now: float = 0.0,
-        until: float = math.inf,
+        until: Callable[[T], float] | None = None,
     ) -> bytes:
         """``encode(value)``, kept while ``value`` is the very object last seen under ``key``
-        and ``now`` is before ``until`` (the time, on any one scale, at which its encoding changes).
+        and ``now`` is before ``until(value)`` (the time, on any one scale, at which its
+        encoding changes; asked only when encoding, never on a hit).
 
         For immutable published values: a new value under ``key`` replaces the old one.
         """
@@ -91,7 +92,7 @@ class Bridge:
         if cached is not None and cached[0] is value and now < cached[2]:
             return cached[1]
         body = encode(value)
-        self._encoded[key] = (value, body, until)
+        self._encoded[key] = (value, body, math.inf if until is None else until(value))
         return body
 
     async def call(self, start: Callable[[], Future[T]], what: str, *, timeout: float | None = None) -> T:

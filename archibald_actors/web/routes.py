@@ -56,7 +56,11 @@ async def get_schedule(request: web.Request) -> web.Response:
     view = bridge.snapshot(service.schedule_view, "schedule")
     now = service.clock.now()
     body = bridge.encode_once(
-        "schedule", view, lambda v: encode_ok(v.rows(service.clock)), now=now, until=view.fixed_until(now)
+        "schedule",
+        view,
+        lambda v: encode_ok(v.rows(service.clock)),
+        now=now,
+        until=lambda v: v.fixed_until(now),
     )
     return json_body(body)
 
